@@ -1,0 +1,332 @@
+//! The Youmi scheduler: one durable task queue per operator account, one task in
+//! flight per device, pause and auto-resume, cancellation, `not_before`, retries,
+//! offline detection and the delivery rules of agent protocol v1.
+//!
+//! It knows nothing of HTTP, WebSockets or SQL. It talks to the world through
+//! three narrow traits: a [`Store`] that commits its state changes, a [`Clock`],
+//! and one [`DeviceSink`] per connected device. That keeps every rule testable
+//! with an in-memory store and a paused tokio clock.
+//!
+//! # Layout
+//! - [`Controller`]: the cloneable handle the server calls; each call is one
+//!   command to the scheduler task.
+//! - `scheduler`: the task that owns all queue state and applies the rules.
+//! - `writer`: the group-commit writer between the scheduler and the store.
+//! - [`store`]: the records it loads at start-up and the [`Change`]s it writes.
+//! - [`sink`]: [`DeviceSink`], the way out to a connected device.
+//! - [`clock`]: [`Clock`], wall time that tests can pause.
+//!
+//! # Durability
+//! The scheduler changes its memory first, then hands the change to the writer,
+//! which commits batches of changes in one transaction each (group commit). Every
+//! effect on the outside world (a frame to an agent, an answer to the API) waits
+//! for the commit of the changes it depends on, so the database always knows at
+//! least what any agent or client was told. If the store keeps failing, the
+//! controller stops and [`Controller::failed`] reports it: the process should
+//! exit and rebuild from the database, rather than run on with memory that the
+//! database does not back.
+
+pub mod clock;
+mod scheduler;
+pub mod sink;
+pub mod store;
+mod writer;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use youmi_protocol::api::CancelResult;
+use youmi_protocol::{
+    AgentMessage, AgentSettings, OperatorAccountId, SettingsPatch, TaskId, TaskKind,
+};
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use sink::{DeviceSink, SinkClosed};
+pub use store::{
+    AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
+    TaskRecord,
+};
+
+/// Timing and retry rules of the scheduler.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Re-send an `assign` that was not accepted within this time (protocol: 10 s).
+    pub assign_resend_ms: i64,
+    /// A connected device silent for this long is offline (90 s: three heartbeats).
+    pub offline_after_ms: i64,
+    /// How often to look for silent devices.
+    pub offline_check_ms: i64,
+    /// The length of one "minute" of `auto_resume_after_min`. It is 60,000 in
+    /// production; tests and demos shorten it.
+    pub auto_resume_unit_ms: i64,
+    /// A task whose failure is retryable runs at most this many times.
+    pub max_attempts: u32,
+    /// Delay before a retry, multiplied by the attempt number.
+    pub retry_delay_ms: i64,
+    /// Commands waiting for the scheduler before callers wait for room.
+    pub command_buffer: usize,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            assign_resend_ms: 10_000,
+            offline_after_ms: 90_000,
+            offline_check_ms: 5_000,
+            auto_resume_unit_ms: 60_000,
+            max_attempts: 3,
+            retry_delay_ms: 30_000,
+            command_buffer: 4_096,
+        }
+    }
+}
+
+/// Identifies one WebSocket connection, so that a late `disconnect` of a
+/// replaced connection does not take down its successor.
+pub type ConnectionId = u64;
+
+/// Which devices an admin action applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceTarget {
+    /// Every bound device.
+    All,
+    /// These devices; an unknown id fails the whole action.
+    Ids(Vec<String>),
+}
+
+/// Which tasks to cancel: those that match every filter given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelFilter {
+    /// These tasks.
+    pub task_ids: Option<HashSet<TaskId>>,
+    /// Tasks of these accounts.
+    pub operator_account_ids: Option<HashSet<OperatorAccountId>>,
+    /// Tasks queued for or running on these devices.
+    pub device_ids: Option<HashSet<String>>,
+    /// Tasks of these kinds.
+    pub kinds: Option<HashSet<TaskKind>>,
+}
+
+/// What the scheduler knows about a device right now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device_id: String,
+    /// The account it serves.
+    pub operator_account_id: OperatorAccountId,
+    /// Connected, said hello, and heard from within the offline limit.
+    pub online: bool,
+    /// Whether its queue is paused.
+    pub paused: bool,
+    /// Why.
+    pub pause_reason: Option<String>,
+    /// When it resumes by itself.
+    pub resume_at_ms: Option<i64>,
+    /// The task on the phone (dispatched or running).
+    pub current_task_id: Option<TaskId>,
+    /// When the agent was last heard from.
+    pub last_seen_ms: Option<i64>,
+    /// Battery level from the last heartbeat.
+    pub battery: Option<u8>,
+    /// Tasks waiting in the account's queue (ready or delayed).
+    pub queued_tasks: u64,
+    /// Its agent settings.
+    pub settings: AgentSettings,
+}
+
+/// Why a controller call did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    /// Some device ids are not bound devices.
+    #[error("unknown device ids: {}", .0.join(", "))]
+    UnknownDevices(Vec<String>),
+    /// The controller stopped (its store failed, or the server is shutting down).
+    #[error("the scheduler is not running")]
+    Stopped,
+}
+
+/// The scheduler's handle: cheap to clone, one per request or connection.
+#[derive(Clone)]
+pub struct Controller {
+    /// Commands to the scheduler task.
+    commands: mpsc::Sender<scheduler::Command>,
+    /// Set to the reason when the scheduler or its writer stopped on an error.
+    failure: watch::Receiver<Option<String>>,
+}
+
+impl Controller {
+    /// Starts the scheduler from `snapshot` and returns its handle. It runs until
+    /// every handle is dropped or the store fails.
+    pub fn start<S: Store, C: Clock>(
+        snapshot: Snapshot,
+        store: S,
+        clock: C,
+        config: ControllerConfig,
+    ) -> Controller {
+        let (commands, receiver) = mpsc::channel(config.command_buffer.max(16));
+        let (failure_tx, failure) = watch::channel(None);
+        let failure_tx = Arc::new(failure_tx);
+        let writer = writer::Writer::start(store, failure_tx.clone());
+        scheduler::Scheduler::start(
+            snapshot,
+            writer,
+            clock,
+            config,
+            commands.clone(),
+            receiver,
+            failure_tx,
+        );
+        Controller { commands, failure }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> scheduler::Command,
+    ) -> Result<T, ControllerError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| ControllerError::Stopped)?;
+        answer.await.map_err(|_| ControllerError::Stopped)
+    }
+
+    async fn tell(&self, command: scheduler::Command) -> Result<(), ControllerError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ControllerError::Stopped)
+    }
+
+    /// Queues new tasks and returns their ids once they are committed.
+    pub async fn submit(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, ControllerError> {
+        self.call(|reply| scheduler::Command::Submit { tasks, reply })
+            .await
+    }
+
+    /// A device's WebSocket was opened; nothing is dispatched to it before `hello`.
+    /// An older connection of the same device is closed with `replaced`.
+    pub async fn connect(
+        &self,
+        device_id: String,
+        connection: ConnectionId,
+        sink: Arc<dyn DeviceSink>,
+    ) -> Result<(), ControllerError> {
+        self.tell(scheduler::Command::Connect {
+            device_id,
+            connection,
+            sink,
+        })
+        .await
+    }
+
+    /// A frame from a device's connection.
+    pub async fn agent_message(
+        &self,
+        device_id: String,
+        connection: ConnectionId,
+        message: AgentMessage,
+    ) -> Result<(), ControllerError> {
+        self.tell(scheduler::Command::Message {
+            device_id,
+            connection,
+            message,
+        })
+        .await
+    }
+
+    /// A device's connection closed.
+    pub async fn disconnect(
+        &self,
+        device_id: String,
+        connection: ConnectionId,
+    ) -> Result<(), ControllerError> {
+        self.tell(scheduler::Command::Disconnect {
+            device_id,
+            connection,
+        })
+        .await
+    }
+
+    /// A phone was bound to an account; `replaced` is the account's previous device,
+    /// whose token is now revoked. The account's queue moves to the new device.
+    pub async fn device_bound(
+        &self,
+        device: DeviceRecord,
+        replaced: Option<String>,
+    ) -> Result<(), ControllerError> {
+        self.call(|reply| scheduler::Command::DeviceBound {
+            device,
+            replaced,
+            reply,
+        })
+        .await
+    }
+
+    /// An account was created, disabled or enabled.
+    pub async fn account_changed(&self, account: AccountRecord) -> Result<(), ControllerError> {
+        self.call(|reply| scheduler::Command::AccountChanged { account, reply })
+            .await
+    }
+
+    /// Pauses the queues of `target` (reason shown in the device list) and answers
+    /// how many devices it reached, once committed.
+    pub async fn pause(
+        &self,
+        target: DeviceTarget,
+        reason: String,
+    ) -> Result<u64, ControllerError> {
+        self.call(|reply| scheduler::Command::Pause {
+            target,
+            reason,
+            reply,
+        })
+        .await?
+    }
+
+    /// Resumes the queues of `target`.
+    pub async fn resume(&self, target: DeviceTarget) -> Result<u64, ControllerError> {
+        self.call(|reply| scheduler::Command::Resume { target, reply })
+            .await?
+    }
+
+    /// Merges `patch` into the settings of `target` and pushes them to the agents.
+    pub async fn update_settings(
+        &self,
+        target: DeviceTarget,
+        patch: SettingsPatch,
+    ) -> Result<u64, ControllerError> {
+        self.call(|reply| scheduler::Command::UpdateSettings {
+            target,
+            patch,
+            reply,
+        })
+        .await?
+    }
+
+    /// Cancels waiting tasks at once and asks phones to stop running ones.
+    pub async fn cancel(&self, filter: CancelFilter) -> Result<CancelResult, ControllerError> {
+        self.call(|reply| scheduler::Command::Cancel { filter, reply })
+            .await
+    }
+
+    /// What the scheduler knows about every device.
+    pub async fn devices(&self) -> Result<Vec<DeviceStatus>, ControllerError> {
+        self.call(|reply| scheduler::Command::Devices { reply })
+            .await
+    }
+
+    /// Resolves when the scheduler stopped on a store failure, with the reason.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.failure.clone();
+        loop {
+            if let Some(reason) = failure.borrow_and_update().clone() {
+                return reason;
+            }
+            if failure.changed().await.is_err() {
+                return "the scheduler stopped".to_owned();
+            }
+        }
+    }
+}

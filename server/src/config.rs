@@ -1,0 +1,120 @@
+//! Server configuration: every field is a flag and a `YOUMI_*` environment
+//! variable; `youmi-server --help` is the reference.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The command line of `youmi-server`.
+#[derive(Debug, Parser)]
+#[command(name = "youmi-server", version, about = "Youmi: RPA device controller, task scheduler and SCRM server")]
+pub struct Cli {
+    /// What to do; without a subcommand the server runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings (also used by `serve`).
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands of `youmi-server`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Start a server on a temporary database with simulated phones and run tasks through it.
+    Demo(DemoArgs),
+}
+
+/// Options of `youmi-server demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// How many simulated phones to bind and connect.
+    #[arg(long, default_value_t = 10)]
+    pub phones: usize,
+    /// How many tasks to submit, of mixed kinds.
+    #[arg(long, default_value_t = 1000)]
+    pub tasks: usize,
+    /// Latency of each simulated step on the phone, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub step_ms: u64,
+    /// Share of simulated steps that fail, 0.0-1.0.
+    #[arg(long, default_value_t = 0.01)]
+    pub failure_rate: f64,
+}
+
+/// How the server runs.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database URL: `sqlite://PATH` or `postgres://...`. Default: an SQLite file
+    /// `youmi.db` under the data directory, created on first run.
+    #[arg(long, env = "YOUMI_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "YOUMI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the default SQLite database.
+    #[arg(long, env = "YOUMI_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Password of the first admin (job number `admin`) when the database has no
+    /// employees; without it a random password is printed once.
+    #[arg(long, env = "YOUMI_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// The URL agents and phones use to reach this server; it goes into bind QR
+    /// codes. Default: `http://` and the listen address.
+    #[arg(long, env = "YOUMI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// How long a bind code works, in seconds.
+    #[arg(long, env = "YOUMI_BIND_CODE_TTL_SECS", default_value_t = 600)]
+    pub bind_code_ttl_secs: u64,
+
+    /// How long a login session lasts, in hours.
+    #[arg(long, env = "YOUMI_SESSION_TTL_HOURS", default_value_t = 12)]
+    pub session_ttl_hours: u64,
+
+    /// Failed binds (or logins) from one address within a minute before it gets 429.
+    #[arg(long, env = "YOUMI_FAILED_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub failed_attempts_per_minute: u32,
+
+    /// Most agent WebSocket connections held at once.
+    #[arg(long, env = "YOUMI_MAX_AGENT_CONNECTIONS", default_value_t = 20_000)]
+    pub max_agent_connections: usize,
+
+    /// Re-send an `assign` not accepted within this many milliseconds.
+    #[arg(long, env = "YOUMI_ASSIGN_RESEND_MS", default_value_t = 10_000)]
+    pub assign_resend_ms: i64,
+
+    /// A device silent this many milliseconds is offline.
+    #[arg(long, env = "YOUMI_OFFLINE_AFTER_MS", default_value_t = 90_000)]
+    pub offline_after_ms: i64,
+
+    /// Length of one minute of `auto_resume_after_min`, in milliseconds. Only
+    /// tests and demos change it.
+    #[arg(long, env = "YOUMI_AUTO_RESUME_UNIT_MS", default_value_t = 60_000, hide = true)]
+    pub auto_resume_unit_ms: i64,
+
+    /// A task whose failure is retryable runs at most this many times.
+    #[arg(long, env = "YOUMI_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+
+    /// Delay before retrying a task, in milliseconds, times the attempt number.
+    #[arg(long, env = "YOUMI_RETRY_DELAY_MS", default_value_t = 30_000)]
+    pub retry_delay_ms: i64,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "YOUMI_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// The defaults, as if no flag or variable were set (tests start from here).
+    pub fn defaults() -> Config {
+        Cli::parse_from(["youmi-server"]).config
+    }
+}
