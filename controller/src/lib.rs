@@ -166,16 +166,14 @@ impl Controller {
     ) -> Controller {
         let (commands, receiver) = mpsc::channel(config.command_buffer.max(16));
         let (failure_tx, failure) = watch::channel(None);
-        let failure_tx = Arc::new(failure_tx);
-        let writer = writer::Writer::start(store, failure_tx.clone());
         scheduler::Scheduler::start(
             snapshot,
-            writer,
+            store,
             clock,
             config,
-            commands.clone(),
+            &commands,
             receiver,
-            failure_tx,
+            Arc::new(failure_tx),
         );
         Controller { commands, failure }
     }

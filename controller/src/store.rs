@@ -213,3 +213,16 @@ pub trait Store: Send + Sync + 'static {
         id: TaskId,
     ) -> impl Future<Output = Result<Option<TaskOwner>, StoreError>> + Send;
 }
+
+impl<S: Store> Store for Arc<S> {
+    fn commit(&self, changes: &[Change]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit(changes)
+    }
+
+    fn task_owner(
+        &self,
+        id: TaskId,
+    ) -> impl Future<Output = Result<Option<TaskOwner>, StoreError>> + Send {
+        (**self).task_owner(id)
+    }
+}
