@@ -55,7 +55,9 @@ pub struct ControllerConfig {
     pub assign_resend_ms: i64,
     /// A connected device silent for this long is offline (90 s: three heartbeats).
     pub offline_after_ms: i64,
-    /// How often to look for silent devices.
+    /// How often to close the connections of silent devices. Dispatch and the
+    /// device list treat a silent device as offline at once; this only bounds
+    /// how long its socket stays open.
     pub offline_check_ms: i64,
     /// The length of one "minute" of `auto_resume_after_min`. It is 60,000 in
     /// production; tests and demos shorten it.

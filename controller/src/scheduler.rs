@@ -541,7 +541,7 @@ impl<C: Clock> Scheduler<C> {
         let Some(device) = self.devices.get(&device_id) else {
             return;
         };
-        if device.paused {
+        if device.paused || !self.is_fresh(device, now) {
             return;
         }
         let Some(sink) = device.greeted_sink() else {
@@ -819,6 +819,10 @@ impl<C: Clock> Scheduler<C> {
             AgentMessage::Heartbeat { battery, .. } => {
                 if let Some(device) = self.devices.get_mut(device_id) {
                     device.battery = battery.or(device.battery);
+                    let account = device.account;
+                    // A device that was silent long enough to be held back is
+                    // back; its queue may move again.
+                    self.try_dispatch(account);
                 }
             }
             AgentMessage::Event { kind, .. } => tracing::info!(device_id, kind, "agent event"),
@@ -833,6 +837,15 @@ impl<C: Clock> Scheduler<C> {
                 tracing::info!(device_id, request_id, error, "agent log upload")
             }
         }
+    }
+
+    /// Whether the device was heard from within the offline limit. A silent
+    /// device is offline at once, for dispatch and for the device list alike,
+    /// even before the next offline check closes its connection.
+    fn is_fresh(&self, device: &Device, now: i64) -> bool {
+        device
+            .last_seen
+            .is_some_and(|seen| now - seen <= self.config.offline_after_ms)
     }
 
     /// Whether `task_id` is on this device's phone now.
@@ -1426,9 +1439,8 @@ impl<C: Clock> Scheduler<C> {
             .iter()
             .map(|(id, d)| {
                 let queue = self.queues.get(&d.account);
-                let online = d.connection.as_ref().is_some_and(|c| c.greeted)
-                    && d.last_seen
-                        .is_some_and(|seen| now - seen <= self.config.offline_after_ms);
+                let online =
+                    d.connection.as_ref().is_some_and(|c| c.greeted) && self.is_fresh(d, now);
                 DeviceStatus {
                     device_id: id.clone(),
                     operator_account_id: d.account,

@@ -885,3 +885,25 @@ async fn a_failing_store_stops_the_controller() {
     assert_eq!(submitted, Err(youmi_controller::ControllerError::Stopped));
     assert!(controller.failed().await.contains("disk full"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_device_gets_no_task_even_before_its_connection_is_closed() {
+    let mut config = config();
+    config.offline_check_ms = 3_600_000;
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config);
+    let mut phone = online(&controller, "d1", 1).await;
+    tokio::time::advance(Duration::from_secs(91)).await;
+    controller.submit(vec![task(1, 5)]).await.unwrap();
+    assert!(
+        phone.nothing_more().await,
+        "silent for 91 s: offline, so no assign"
+    );
+    assert!(!controller.devices().await.unwrap()[0].online);
+    assert_eq!(store.state(1), Some(TaskState::Queued));
+    phone.send(&controller, heartbeat()).await;
+    assert_eq!(
+        phone.expect_assign().await,
+        1,
+        "heard from again: the queue moves"
+    );
+}
