@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The command line of `youmi-server`.
 #[derive(Debug, Parser)]
-#[command(name = "youmi-server", version, about = "Youmi: RPA device controller, task scheduler and SCRM server")]
+#[command(
+    name = "youmi-server",
+    version,
+    about = "Youmi: RPA device controller, task scheduler and SCRM server"
+)]
 pub struct Cli {
     /// What to do; without a subcommand the server runs.
     #[command(subcommand)]
@@ -86,6 +90,11 @@ pub struct Config {
     #[arg(long, env = "YOUMI_MAX_AGENT_CONNECTIONS", default_value_t = 20_000)]
     pub max_agent_connections: usize,
 
+    /// Close an agent connection that sends nothing for this many seconds
+    /// (agents send a heartbeat every 30 s, so only dead peers are closed).
+    #[arg(long, env = "YOUMI_AGENT_IDLE_TIMEOUT_SECS", default_value_t = 180)]
+    pub agent_idle_timeout_secs: u64,
+
     /// Re-send an `assign` not accepted within this many milliseconds.
     #[arg(long, env = "YOUMI_ASSIGN_RESEND_MS", default_value_t = 10_000)]
     pub assign_resend_ms: i64,
@@ -96,7 +105,12 @@ pub struct Config {
 
     /// Length of one minute of `auto_resume_after_min`, in milliseconds. Only
     /// tests and demos change it.
-    #[arg(long, env = "YOUMI_AUTO_RESUME_UNIT_MS", default_value_t = 60_000, hide = true)]
+    #[arg(
+        long,
+        env = "YOUMI_AUTO_RESUME_UNIT_MS",
+        default_value_t = 60_000,
+        hide = true
+    )]
     pub auto_resume_unit_ms: i64,
 
     /// A task whose failure is retryable runs at most this many times.

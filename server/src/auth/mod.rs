@@ -1,0 +1,146 @@
+//! Employee login: argon2 password hashes, bearer session tokens with an
+//! expiry, and the first admin of an empty database.
+
+pub mod store;
+
+use std::net::SocketAddr;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use rand::rngs::OsRng;
+use youmi_protocol::api::{Employee, LoginRequest, LoginResponse};
+
+use crate::db::{now_ms, Db};
+use crate::http::error::ApiError;
+use crate::http::extract::{token_hash, AuthUser, Json};
+use crate::{secrets, AppState};
+
+/// Job number of the admin created on an empty database.
+pub const FIRST_ADMIN_JOB_NO: &str = "admin";
+/// Display name of that admin.
+pub const FIRST_ADMIN_NAME: &str = "Administrator";
+
+/// Routes of this feature.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/me", get(me))
+}
+
+/// Hashes a password with argon2id and a random salt, off the async threads
+/// (one hash takes tens of milliseconds of CPU).
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|error| ApiError::Internal(format!("hashing a password: {error}")))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("hashing a password: {error}")))?
+}
+
+/// Whether `password` matches the PHC string `hash`, off the async threads.
+pub async fn verify_password(hash: String, password: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|error| ApiError::Internal(format!("stored password hash: {error}")))?;
+        Ok(Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|error| ApiError::Internal(format!("verifying a password: {error}")))?
+}
+
+/// Creates the first admin on an empty database: with `password` when given,
+/// else with a random one printed once to stderr (never to the log).
+pub async fn bootstrap_admin(db: &Db, password: Option<&str>) -> Result<(), ApiError> {
+    if store::has_employees(db).await? {
+        return Ok(());
+    }
+    let (password, generated) = match password {
+        Some(password) if !password.is_empty() => (password.to_owned(), false),
+        _ => (secrets::password(), true),
+    };
+    let hash = hash_password(password.clone()).await?;
+    if store::insert_first_admin(db, &hash, now_ms()).await? {
+        tracing::info!(job_no = FIRST_ADMIN_JOB_NO, "created the first admin");
+        if generated {
+            eprintln!(
+                "\n==================================================================\n\
+                 Youmi: created the first admin on an empty database.\n\
+                 \n    job number: {FIRST_ADMIN_JOB_NO}\n    password:   {password}\n\n\
+                 This password is shown only now. Set YOUMI_ADMIN_PASSWORD to choose\n\
+                 it yourself on a new database.\n\
+                 ==================================================================\n"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(job_no = %request.job_no))]
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    state.login_limiter.check(client.ip())?;
+    let found = store::credentials(&state.db, request.job_no.trim()).await?;
+    // An unknown job number is checked against a dummy hash, so that the
+    // answer takes as long as for a known one and reveals nothing.
+    let hash = match &found {
+        Some(credentials) => credentials.password_hash.clone(),
+        None => state.dummy_hash.to_string(),
+    };
+    let matches = verify_password(hash, request.password).await?;
+    let credentials = match found {
+        Some(credentials) if matches => credentials,
+        _ => {
+            state.login_limiter.record_failure(client.ip());
+            tracing::info!("login refused");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    if credentials.disabled {
+        return Err(ApiError::Forbidden {
+            code: "employee_disabled",
+            message: "this employee is disabled".to_owned(),
+        });
+    }
+    let token = secrets::token();
+    let now = now_ms();
+    let expires_at_ms = now + state.settings.session_ttl_ms;
+    store::insert_session(
+        &state.db,
+        &token_hash(&token),
+        credentials.employee.id,
+        now,
+        expires_at_ms,
+    )
+    .await?;
+    tracing::info!(employee_id = credentials.employee.id, "logged in");
+    Ok(Json(LoginResponse {
+        token,
+        expires_at_ms,
+        employee: credentials.employee,
+    }))
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn logout(State(state): State<AppState>, user: AuthUser) -> Result<StatusCode, ApiError> {
+    store::delete_session(&state.db, &user.session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn me(user: AuthUser) -> Json<Employee> {
+    Json(user.employee)
+}

@@ -1,0 +1,298 @@
+//! The database: one SQLite file or one PostgreSQL server, reached through
+//! `sqlx::Any` so that every feature has a single query path.
+//!
+//! Two pools share the database. `write` takes every statement that changes
+//! something; on SQLite it holds exactly one connection, because SQLite has one
+//! writer anyway and a single connection turns lock contention into an orderly
+//! queue instead of `SQLITE_BUSY` retries. `read` serves the queries of the API
+//! and of the WebSocket handshake, which WAL lets run beside the writer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Transaction};
+
+/// Which database the URL named; the few statements that differ look here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A local SQLite file, in WAL mode.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Why the database could not be opened or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL's scheme is neither SQLite nor PostgreSQL.
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// The directory for the default SQLite file could not be made.
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("cannot migrate the database")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The server's database handle: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Db {
+    /// Queries that only read.
+    pub read: AnyPool,
+    /// Every statement that writes. On SQLite it has one connection.
+    pub write: AnyPool,
+    /// Which backend the pools talk to.
+    pub backend: Backend,
+}
+
+/// The pragmas every SQLite connection runs first. WAL lets readers run beside
+/// the writer; `synchronous=NORMAL` is durable against process crashes in WAL
+/// mode and much faster than `FULL`; the busy timeout covers the moments a
+/// reader checkpoints; foreign keys are off by default in SQLite.
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// Reader connections on SQLite: enough for the API's queries on a small machine.
+const SQLITE_READERS: u32 = 4;
+/// Connections of each pool on PostgreSQL.
+const POSTGRES_CONNECTIONS: u32 = 8;
+/// How long a statement waits for a free connection before it fails; also how
+/// long start-up keeps trying to reach the database.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default database: `youmi.db` under `data_dir`, created on first run.
+pub fn default_url(data_dir: &Path) -> Result<String, DbError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    let dir = std::fs::canonicalize(data_dir).map_err(|source| DbError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+    Ok(format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("youmi.db").display()
+    ))
+}
+
+/// Which backend a database URL names.
+pub fn backend_of(url: &str) -> Result<Backend, DbError> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(Backend::Sqlite),
+        "postgres" | "postgresql" => Ok(Backend::Postgres),
+        _ => Err(DbError::UnsupportedUrl(redact(url))),
+    }
+}
+
+/// The URL without its password, for error messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(start), Some(at)) if at > start => {
+            let credentials = &url[start + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Db {
+    /// Connects both pools to the database that `url` names. A SQLite URL
+    /// without options gets `mode=rwc`, so the file is created on first run.
+    #[tracing::instrument(skip_all, fields(url = %redact(url)))]
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                // The writer connects first: it creates the file and switches
+                // it to WAL, which the readers then find in place.
+                let write = sqlite_pool(1, true)
+                    .connect(&url)
+                    .await
+                    .map_err(DbError::Connect)?;
+                let read = sqlite_pool(SQLITE_READERS, false)
+                    .connect(&url)
+                    .await
+                    .map_err(DbError::Connect)?;
+                Ok(Db {
+                    read,
+                    write,
+                    backend,
+                })
+            }
+            Backend::Postgres => {
+                let options = || {
+                    AnyPoolOptions::new()
+                        .max_connections(POSTGRES_CONNECTIONS)
+                        .acquire_timeout(ACQUIRE_TIMEOUT)
+                };
+                let write = options().connect(url).await.map_err(DbError::Connect)?;
+                let read = options().connect(url).await.map_err(DbError::Connect)?;
+                Ok(Db {
+                    read,
+                    write,
+                    backend,
+                })
+            }
+        }
+    }
+
+    /// Runs the migrations of this backend that have not run yet.
+    #[tracing::instrument(skip_all, fields(backend = ?self.backend))]
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        migrator.run(&self.write).await?;
+        Ok(())
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes cannot
+    /// fail half-way on a lock upgrade.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        }
+    }
+
+    /// Waits for the connections in use to come back, then closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn sqlite_pool(connections: u32, writer: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(if writer { 1 } else { 0 })
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                for pragma in SQLITE_PRAGMAS {
+                    // Only the writer switches the journal mode: it is a property
+                    // of the file, and changing it needs an exclusive lock.
+                    if !writer && pragma.contains("journal_mode") {
+                        continue;
+                    }
+                    sqlx::query(pragma).execute(&mut *connection).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// `$first, $first+1, ...`: placeholders for an `IN (...)` list of `count`
+/// values, as `sqlx::Any` has no array parameters.
+pub fn placeholders(first: usize, count: usize) -> String {
+    let mut out = String::with_capacity(count * 6);
+    for i in 0..count {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(&(first + i).to_string());
+    }
+    out
+}
+
+/// Reads an integer column that holds a 0/1 boolean.
+pub fn flag(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}
+
+/// Converts a boolean to the 0/1 integer the schema stores.
+pub fn int_flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// Whether `error` is a unique-constraint violation of `constraint` on the
+/// column `table.column`. PostgreSQL names the constraint; SQLite names only
+/// the columns in its message, so both are checked.
+pub fn is_unique_violation(error: &sqlx::Error, constraint: &str, table_column: &str) -> bool {
+    let Some(db_error) = error.as_database_error() else {
+        return false;
+    };
+    if !db_error.is_unique_violation() {
+        return false;
+    }
+    match db_error.constraint() {
+        Some(name) => name == constraint,
+        None => db_error.message().contains(table_column),
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    youmi_controller::clock::unix_ms(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(backend_of("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(backend_of("postgres://u@h/d").unwrap(), Backend::Postgres);
+        assert_eq!(backend_of("postgresql://u@h/d").unwrap(), Backend::Postgres);
+        assert!(matches!(
+            backend_of("mysql://u:secret@h/d"),
+            Err(DbError::UnsupportedUrl(url)) if !url.contains("secret")
+        ));
+    }
+
+    #[test]
+    fn redact_hides_the_password_only() {
+        assert_eq!(
+            redact("postgres://u:pw@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn placeholders_count_from_first() {
+        assert_eq!(placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(placeholders(1, 1), "$1");
+    }
+
+    #[test]
+    fn default_url_creates_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        let url = default_url(&data).unwrap();
+        assert!(data.is_dir());
+        assert!(url.starts_with("sqlite:///"), "{url}");
+        assert!(url.ends_with("youmi.db?mode=rwc"), "{url}");
+    }
+}

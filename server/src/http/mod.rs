@@ -1,0 +1,45 @@
+//! The HTTP side of the server: one router made of each feature's router,
+//! plus what they share (the error type, extractors, the rate limiter).
+
+pub mod error;
+pub mod extract;
+pub mod rate_limit;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Uri;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::http::error::ApiError;
+use crate::AppState;
+
+/// The largest request body of any route but the batch submit.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// The largest batch submit body: 100,000 tasks of a few hundred bytes each.
+pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::auth::router())
+        .merge(crate::operator_accounts::router())
+        .merge(crate::bind_codes::router())
+        .merge(crate::agent_bind::router())
+        .merge(crate::gateway::router())
+        .merge(crate::tasks::router())
+        .merge(crate::devices::router())
+        .fallback(unknown_route)
+        // The batch route sets its own, larger limit; a route's own layer wins
+        // over this one because it runs later.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn unknown_route(uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        None,
+        format!("no route for {}", uri.path()),
+    )
+}

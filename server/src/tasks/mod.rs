@@ -1,0 +1,377 @@
+//! The task API: submit one or a batch (all or nothing), get one, list with
+//! filters and paging, cancel by ids, accounts, devices and kinds. Tasks are
+//! created only through the scheduler, which numbers and stores them.
+
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use youmi_controller::{CancelFilter, NewTask};
+use youmi_protocol::api::{
+    CancelResult, CancelTasks, SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask, TaskPage,
+    TaskQuery, TaskView,
+};
+use youmi_protocol::{OperatorAccountId, TaskId, TaskPayload, TaskState};
+
+use crate::http::error::ApiError;
+use crate::http::extract::{AuthUser, Json, Path, Query};
+use crate::http::BATCH_BODY_LIMIT;
+use crate::{operator_accounts, AppState};
+
+/// Most tasks in one batch.
+pub const MAX_BATCH: usize = 100_000;
+/// Page size of the task list when the query gives none.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Largest page of the task list.
+pub const MAX_PAGE: u32 = 500;
+/// Priority of a task that gives none.
+pub const DEFAULT_PRIORITY: u8 = 5;
+/// Highest priority.
+pub const MAX_PRIORITY: u8 = 9;
+
+/// Routes of this feature.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tasks", post(submit).get(list))
+        .route(
+            "/api/v1/tasks/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
+        .route("/api/v1/tasks/cancel", post(cancel))
+        .route("/api/v1/tasks/{id}", get(show))
+}
+
+/// Checks one task against every rule that needs no database and turns it
+/// into what the scheduler takes. Error fields are relative to the task.
+pub fn check_task(task: &SubmitTask) -> Result<NewTask, ApiError> {
+    // The payload is stored as the client sent it (compact), so that fields a
+    // newer agent understands pass through; `parse` vouches for the rest.
+    TaskPayload::parse(task.kind, &task.payload).map_err(|error| {
+        ApiError::unprocessable("invalid_payload", Some(&error.field), error.to_string())
+    })?;
+    let priority = task.priority.unwrap_or(DEFAULT_PRIORITY);
+    if priority > MAX_PRIORITY {
+        return Err(ApiError::unprocessable(
+            "invalid_priority",
+            Some("priority"),
+            format!("priority must be 0-{MAX_PRIORITY}, not {priority}"),
+        ));
+    }
+    for (field, value) in [
+        ("not_before", task.not_before),
+        ("not_after", task.not_after),
+    ] {
+        if value.is_some_and(|ms| ms < 0) {
+            return Err(ApiError::unprocessable(
+                "invalid_time",
+                Some(field),
+                format!("{field} must be Unix milliseconds, not negative"),
+            ));
+        }
+    }
+    if let (Some(not_before), Some(not_after)) = (task.not_before, task.not_after) {
+        if not_after <= not_before {
+            return Err(ApiError::unprocessable(
+                "invalid_time",
+                Some("not_after"),
+                "not_after must be later than not_before",
+            ));
+        }
+    }
+    let payload = serde_json::to_string(&task.payload)
+        .map_err(|error| ApiError::Internal(format!("payload serialization: {error}")))?;
+    Ok(NewTask {
+        operator_account_id: task.operator_account_id,
+        kind: task.kind,
+        payload: Arc::from(payload),
+        priority,
+        not_before_ms: task.not_before,
+        not_after_ms: task.not_after,
+        intercepted: None,
+    })
+}
+
+/// Checks that every account the tasks name exists and is enabled, with one
+/// look-up for all of them. `field_of(i)` names task `i` in errors.
+async fn check_accounts(
+    state: &AppState,
+    tasks: &[NewTask],
+    field_of: impl Fn(usize) -> String,
+) -> Result<(), ApiError> {
+    let mut distinct: Vec<OperatorAccountId> = tasks
+        .iter()
+        .map(|task| task.operator_account_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    distinct.sort_unstable();
+    let disabled: HashMap<OperatorAccountId, bool> =
+        store::accounts_disabled(&state.db, &distinct).await?;
+    for (index, task) in tasks.iter().enumerate() {
+        let id = task.operator_account_id;
+        match disabled.get(&id) {
+            None => {
+                return Err(operator_accounts::not_found(id)
+                    .with_field(format!("{}operator_account_id", field_of(index))))
+            }
+            Some(true) => {
+                return Err(ApiError::unprocessable(
+                    "operator_account_disabled",
+                    Some(&format!("{}operator_account_id", field_of(index))),
+                    format!("operator account {id} is disabled"),
+                ))
+            }
+            Some(false) => {}
+        }
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn submit(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(task): Json<SubmitTask>,
+) -> Result<(StatusCode, Json<SubmittedTask>), ApiError> {
+    let task = check_task(&task)?;
+    check_accounts(&state, std::slice::from_ref(&task), |_| String::new()).await?;
+    let ids = state.controller.submit(vec![task]).await?;
+    let id = ids
+        .first()
+        .copied()
+        .ok_or_else(|| ApiError::Internal("the scheduler returned no task id".to_owned()))?;
+    tracing::info!(task_id = id, "task submitted");
+    Ok((
+        StatusCode::CREATED,
+        Json(SubmittedTask {
+            id,
+            state: TaskState::Queued,
+        }),
+    ))
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id, tasks))]
+async fn submit_batch(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(batch): Json<SubmitBatch>,
+) -> Result<(StatusCode, Json<SubmittedBatch>), ApiError> {
+    tracing::Span::current().record("tasks", batch.tasks.len());
+    if batch.tasks.is_empty() || batch.tasks.len() > MAX_BATCH {
+        return Err(ApiError::unprocessable(
+            "invalid_batch",
+            Some("tasks"),
+            format!(
+                "a batch holds 1 to {MAX_BATCH} tasks, not {}",
+                batch.tasks.len()
+            ),
+        ));
+    }
+    let field_of = |index: usize| format!("tasks[{index}].");
+    let tasks = batch
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(index, task)| {
+            check_task(task).map_err(|error| {
+                let field = format!("{}{}", field_of(index), error.field().unwrap_or(""));
+                error.with_field(field.trim_end_matches('.').to_owned())
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(batch);
+    check_accounts(&state, &tasks, field_of).await?;
+    let ids = state.controller.submit(tasks).await?;
+    tracing::info!(tasks = ids.len(), "batch submitted");
+    Ok((StatusCode::CREATED, Json(SubmittedBatch { ids })))
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id, task_id = id))]
+async fn show(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<TaskId>,
+) -> Result<Json<TaskView>, ApiError> {
+    store::get(&state.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("task_not_found", None, format!("no task with id {id}")))
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(query): Query<TaskQuery>,
+) -> Result<Json<TaskPage>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            Some("limit"),
+            format!("limit must be 1-{MAX_PAGE}, not {limit}"),
+        ));
+    }
+    Ok(Json(store::list(&state.db, &query, limit).await?))
+}
+
+/// A filter of the cancel request: absent is fine, present must name something.
+fn non_empty<T>(values: Option<Vec<T>>, field: &str) -> Result<Option<Vec<T>>, ApiError> {
+    match values {
+        Some(values) if values.is_empty() => Err(ApiError::bad_request(
+            "empty_filter",
+            Some(field),
+            format!("{field} must not be empty; leave it out to not filter by it"),
+        )),
+        other => Ok(other),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn cancel(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(request): Json<CancelTasks>,
+) -> Result<Json<CancelResult>, ApiError> {
+    let task_ids = non_empty(request.task_ids, "task_ids")?;
+    let account_ids = non_empty(request.operator_account_ids, "operator_account_ids")?;
+    let device_ids = non_empty(request.device_ids, "device_ids")?;
+    let kinds = non_empty(request.kinds, "kinds")?;
+    if task_ids.is_none() && account_ids.is_none() && device_ids.is_none() && kinds.is_none() {
+        return Err(ApiError::bad_request(
+            "empty_filter",
+            None,
+            "give at least one of task_ids, operator_account_ids, device_ids, kinds",
+        ));
+    }
+    let task_ids: Option<HashSet<TaskId>> = task_ids.map(|ids| ids.into_iter().collect());
+    let account_ids: Option<HashSet<OperatorAccountId>> =
+        account_ids.map(|ids| ids.into_iter().collect());
+    let device_ids: Option<HashSet<String>> = device_ids.map(|ids| ids.into_iter().collect());
+    if let Some(ids) = &task_ids {
+        let ids: Vec<TaskId> = ids.iter().copied().collect();
+        let found = store::existing_tasks(&state.db, &ids).await?;
+        let mut missing: Vec<TaskId> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            return Err(ApiError::not_found(
+                "task_not_found",
+                Some("task_ids"),
+                format!("unknown task ids: {}", join(&missing)),
+            ));
+        }
+    }
+    if let Some(ids) = &account_ids {
+        let ids: Vec<OperatorAccountId> = ids.iter().copied().collect();
+        let found = store::accounts_disabled(&state.db, &ids).await?;
+        let mut missing: Vec<OperatorAccountId> = ids
+            .into_iter()
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            return Err(ApiError::not_found(
+                "operator_account_not_found",
+                Some("operator_account_ids"),
+                format!("unknown operator account ids: {}", join(&missing)),
+            ));
+        }
+    }
+    if let Some(ids) = &device_ids {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        let found = store::existing_devices(&state.db, &ids).await?;
+        let mut missing: Vec<String> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            return Err(ApiError::not_found(
+                "device_not_found",
+                Some("device_ids"),
+                format!("unknown device ids: {}", missing.join(", ")),
+            ));
+        }
+    }
+    let result = state
+        .controller
+        .cancel(CancelFilter {
+            task_ids,
+            operator_account_ids: account_ids,
+            device_ids,
+            kinds: kinds.map(|kinds| kinds.into_iter().collect()),
+        })
+        .await?;
+    tracing::info!(
+        cancelled = result.cancelled,
+        cancelling = result.cancelling,
+        "tasks cancelled"
+    );
+    Ok(Json(result))
+}
+
+fn join<T: ToString>(values: &[T]) -> String {
+    values
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use youmi_protocol::TaskKind;
+
+    fn task(payload: serde_json::Value) -> SubmitTask {
+        SubmitTask {
+            operator_account_id: 1,
+            kind: TaskKind::SendMessage,
+            payload,
+            priority: None,
+            not_before: None,
+            not_after: None,
+        }
+    }
+
+    fn good() -> serde_json::Value {
+        json!({"to": {"name": "Ann"}, "items": [{"type": "text", "text": "hi"}], "extra": 1})
+    }
+
+    #[test]
+    fn a_good_task_keeps_its_payload_and_gets_the_default_priority() {
+        let new = check_task(&task(good())).unwrap();
+        assert_eq!(new.priority, DEFAULT_PRIORITY);
+        assert!(!new.payload.contains(' '), "not compact: {}", new.payload);
+        let stored: serde_json::Value = serde_json::from_str(&new.payload).unwrap();
+        assert_eq!(stored, good());
+        assert_eq!(new.intercepted, None);
+    }
+
+    #[test]
+    fn bad_payloads_name_the_field() {
+        let error = check_task(&task(json!({"to": {}, "items": []}))).unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.code(), "invalid_payload");
+        assert_eq!(error.field(), Some("payload.to"));
+    }
+
+    #[test]
+    fn priority_and_times_are_checked() {
+        let mut t = task(good());
+        t.priority = Some(10);
+        assert_eq!(check_task(&t).unwrap_err().field(), Some("priority"));
+        let mut t = task(good());
+        t.not_before = Some(-1);
+        assert_eq!(check_task(&t).unwrap_err().field(), Some("not_before"));
+        let mut t = task(good());
+        t.not_before = Some(10);
+        t.not_after = Some(10);
+        assert_eq!(check_task(&t).unwrap_err().field(), Some("not_after"));
+        t.not_after = Some(11);
+        assert!(check_task(&t).is_ok());
+    }
+}

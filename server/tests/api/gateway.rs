@@ -1,0 +1,214 @@
+//! The agent WebSocket: the handshake, frames both ways, bad frames, limits.
+
+use futures_util::SinkExt;
+use reqwest::Method;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use youmi_protocol::{AgentMessage, FinishedReport, Outcome, ServerMessage};
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn bad_tokens_are_refused_before_the_upgrade() {
+    let app = TestApp::spawn().await;
+    match app.ws("not-a-token").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or(b"null")).unwrap();
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+        Ok(_) => panic!("a bad token connected"),
+        Err(other) => panic!("expected 401, got {other}"),
+    }
+    // No token at all, as plain HTTP.
+    app.call(Method::GET, "/agent/v1/ws", None, None)
+        .await
+        .expect_error(401, "unauthorized");
+    // A good token on a request that is not an upgrade.
+    let account = app.account("plain").await;
+    let (_, token) = app.bind(account).await;
+    app.call(Method::GET, "/agent/v1/ws", None, Some(&token))
+        .await
+        .expect_error(400, "websocket_required");
+    // A session token is not a device token.
+    let session = app.token.clone();
+    assert!(app.ws(&session).await.is_err());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_submitted_task_is_assigned_after_hello_and_acked_when_finished() {
+    let app = TestApp::spawn().await;
+    let account = app.account("runner").await;
+    let (device_id, mut agent) = app.connected_agent(account).await;
+
+    let submitted = app
+        .post(
+            "/api/v1/tasks",
+            json!({
+                "operator_account_id": account,
+                "kind": "send_message",
+                "payload": {"to": {"name": "Ann"}, "items": [{"type": "text", "text": "hello"}]}
+            }),
+        )
+        .await;
+    let submitted = submitted.expect(201).clone();
+    assert_eq!(submitted["state"], "queued");
+    let task_id = submitted["id"].as_i64().unwrap();
+
+    let task = match agent.recv().await {
+        ServerMessage::Assign { task } => task,
+        other => panic!("expected assign, got {other:?}"),
+    };
+    assert_eq!(task.id, task_id);
+    assert_eq!(task.attempt, 1);
+    assert_eq!(task.payload["items"][0]["text"], "hello");
+
+    agent.send(&AgentMessage::Accepted { task_id }).await;
+    agent
+        .send(&AgentMessage::Finished(FinishedReport {
+            task_id,
+            outcome: Outcome::Succeeded,
+            error: None,
+            result: Some(json!({"sent": 1})),
+        }))
+        .await;
+    match agent.recv().await {
+        ServerMessage::Ack { task_id: acked } => assert_eq!(acked, task_id),
+        other => panic!("expected ack, got {other:?}"),
+    }
+    let view = app.get(&format!("/api/v1/tasks/{task_id}")).await;
+    let view = view.expect(200);
+    assert_eq!(view["state"], "succeeded");
+    assert_eq!(view["device_id"], device_id.as_str());
+    assert_eq!(view["result"]["sent"], 1);
+    assert!(view["finished_at_ms"].as_i64().is_some());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn bad_frames_are_answered_and_the_connection_stays() {
+    let app = TestApp::spawn().await;
+    let account = app.account("noisy").await;
+    let (_, mut agent) = app.connected_agent(account).await;
+
+    agent.send_text("{not json").await;
+    match agent.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "bad_message"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    agent.send_text(r#"{"type":"teleport","to":"mars"}"#).await;
+    match agent.recv().await {
+        ServerMessage::Error { code, message } => {
+            assert_eq!(code, "bad_message");
+            assert!(message.contains("teleport"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    agent
+        .socket
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    match agent.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "bad_message"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // Still connected: a task still arrives.
+    let submitted = app
+        .post(
+            "/api/v1/tasks",
+            json!({
+                "operator_account_id": account,
+                "kind": "delete_chat",
+                "payload": {"with": {"external_id": "wm_1"}}
+            }),
+        )
+        .await;
+    let task_id = submitted.expect(201)["id"].as_i64().unwrap();
+    match agent.recv().await {
+        ServerMessage::Assign { task } => assert_eq!(task.id, task_id),
+        other => panic!("expected assign, got {other:?}"),
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn frames_over_one_mebibyte_end_the_connection() {
+    let app = TestApp::spawn().await;
+    let account = app.account("big").await;
+    let (_, mut agent) = app.connected_agent(account).await;
+    let huge = format!(
+        r#"{{"type":"event","kind":"incoming_message","data":{{"text":"{}"}}}}"#,
+        "x".repeat(youmi_protocol::MAX_FRAME_BYTES)
+    );
+    // The send itself may fail once the server hangs up.
+    let _ = agent.socket.send(Message::text(huge)).await;
+    let mut ended = false;
+    for _ in 0..3 {
+        match tokio::time::timeout(
+            crate::common::FRAME_WAIT,
+            futures_util::StreamExt::next(&mut agent.socket),
+        )
+        .await
+        .expect("the server reacts")
+        {
+            Some(Ok(Message::Text(text))) => assert!(text.contains("frame_too_large"), "{text}"),
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                ended = true;
+                break;
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(ended, "the connection stayed open");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_replaces_the_first() {
+    let app = TestApp::spawn().await;
+    let account = app.account("twice").await;
+    let (_, token) = app.bind(account).await;
+    let mut first = app.ws(&token).await.unwrap();
+    first.hello().await;
+    assert!(matches!(first.recv().await, ServerMessage::Welcome { .. }));
+    let mut second = app.ws(&token).await.unwrap();
+    match first.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "replaced"),
+        other => panic!("expected the replaced error, got {other:?}"),
+    }
+    first.closed().await;
+    second.hello().await;
+    assert!(matches!(second.recv().await, ServerMessage::Welcome { .. }));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn connections_are_capped() {
+    let app = TestApp::spawn_with(|config| config.max_agent_connections = 1).await;
+    let one = app.account("one").await;
+    let two = app.account("two").await;
+    let (_, first) = app.bind(one).await;
+    let (_, second) = app.bind(two).await;
+    let _held = app.ws(&first).await.unwrap();
+    match app.ws(&second).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503)
+        }
+        Ok(_) => panic!("the cap let a second connection in"),
+        Err(other) => panic!("expected 503, got {other}"),
+    }
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_agent_sockets() {
+    let mut app = TestApp::spawn().await;
+    let account = app.account("bye").await;
+    let (_, mut agent) = app.connected_agent(account).await;
+    let db = app.stop().await;
+    assert_eq!(agent.closed().await, Some(1001));
+    db.remove().await;
+}

@@ -1,0 +1,12 @@
+//! Focused tests of the server's pieces over real HTTP and WebSockets, on
+//! SQLite, or on PostgreSQL when `YOUMI_TEST_DATABASE_URL` is set.
+
+mod common;
+
+mod accounts;
+mod auth;
+mod bind;
+mod devices;
+mod gateway;
+mod store;
+mod tasks;
