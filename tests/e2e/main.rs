@@ -1,1 +1,34 @@
-fn main() {}
+//! End-to-end tests of the spine (issue 2): the real server on port 0 with a
+//! fresh database (SQLite, or PostgreSQL when `YOUMI_TEST_DATABASE_URL` is set),
+//! real HTTP and WebSockets, in-process agents with the simulated phone, raw
+//! protocol clients, and the real binaries for `kill -9`.
+//!
+//! Each module is one area; each test asserts what a user or an agent sees.
+//!
+//! # Layout
+//! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
+//! - `bind`: bind codes, binding, QR images, rate limiting.
+//! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `pause`: pause and resume from the API and the phone, auto-resume.
+//! - `cancel`: cancelling queued and running tasks, by id, account, device, kind.
+//! - `reconnect`: disconnects, lost tasks, idempotent `finished`, re-sent
+//!   assigns, replaced connections, re-binding an account, offline detection.
+//! - `devices`: the device list and agent settings.
+//! - `restart`: `kill -9` and graceful restarts of the server.
+//! - `bad_input`: every bad input of issue 2, with its answer, changing nothing.
+
+mod agent_cli;
+mod bad_input;
+mod bind;
+mod cancel;
+mod devices;
+mod dispatch;
+mod pause;
+mod reconnect;
+mod restart;
+
+/// The real server's entry point, built as a binary of this package.
+const SERVER_EXE: &str = env!("CARGO_BIN_EXE_e2e-youmi-server");
+
+/// The real agent's entry point, built as a binary of this package.
+const AGENT_EXE: &str = env!("CARGO_BIN_EXE_e2e-youmi-agent");

@@ -1,1 +1,36 @@
-//! placeholder
+//! The harness of Youmi's end-to-end tests: the real server over real HTTP and
+//! WebSockets, each test on a fresh database, with in-process agents driving
+//! simulated phones, hand-driven raw agents, and the real binaries as child
+//! processes for `kill -9`.
+//!
+//! Set `YOUMI_TEST_DATABASE_URL` (a PostgreSQL URL of a database the suite may
+//! create databases from) to run on PostgreSQL; otherwise every test gets a
+//! temporary SQLite file. Set `TEST_LOG` to see the server's and agents' logs.
+//!
+//! # Layout
+//! - [`db`]: [`TestDb`], one fresh database per test, dropped at the end.
+//! - [`api`]: [`Api`], a typed client of the HTTP API logged in as the admin:
+//!   submit tasks, wait for states, pause, cancel, list devices.
+//! - [`app`]: [`TestApp`], the server started in-process on port 0 (derefs to
+//!   its [`Api`]), and helpers to bind raw and in-process agents.
+//! - [`raw`]: [`RawAgent`], a bare protocol client for what a real agent would
+//!   never do.
+//! - [`proxy`]: [`Proxy`], a TCP proxy between agents and server, to cut
+//!   connections and follow a restarted server.
+//! - [`process`]: the real binaries as child processes, killed when dropped.
+//! - [`payloads`]: valid payloads of every task kind.
+
+pub mod api;
+pub mod app;
+pub mod db;
+pub mod payloads;
+pub mod process;
+pub mod proxy;
+pub mod raw;
+
+pub use api::{eventually, expect_error, expect_json, now_ms, unique, Api, ADMIN_PASSWORD};
+pub use app::{AgentSpec, TestAgent, TestApp};
+pub use db::{Backend, TestDb};
+pub use process::{ChildGuard, ServerProcess};
+pub use proxy::Proxy;
+pub use raw::{ConnectError, Incoming, RawAgent, Welcome};
