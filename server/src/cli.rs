@@ -13,7 +13,12 @@ use crate::Server;
 /// Runs `youmi-server` with the process's arguments and environment.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = init_tracing(&cli.config.log_format) {
+    // The demo draws progress bars on the terminal; only warnings may interrupt them.
+    let default_level = match cli.command {
+        Some(Command::Demo(_)) => "warn,youmi_agent=error",
+        _ => "info",
+    };
+    if let Err(error) = init_tracing(&cli.config.log_format, default_level) {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
@@ -49,13 +54,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stdout, filtered by `RUST_LOG` (default `info`), as text or JSON.
-fn init_tracing(format: &str) -> anyhow::Result<()> {
+/// Logs to stdout, filtered by `RUST_LOG` (default `default_level`), as text or JSON.
+fn init_tracing(format: &str, default_level: &str) -> anyhow::Result<()> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.trim().is_empty() => {
             EnvFilter::try_new(&directives).context("RUST_LOG is not a valid log filter")?
         }
-        _ => EnvFilter::new("info"),
+        _ => EnvFilter::new(default_level),
     };
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {

@@ -136,6 +136,9 @@ impl Server {
             ControllerConfig {
                 assign_resend_ms: config.assign_resend_ms,
                 offline_after_ms: config.offline_after_ms,
+                // Silent devices are offline at once; this only bounds how long
+                // their sockets stay open.
+                offline_check_ms: (config.offline_after_ms / 4).clamp(100, 5_000),
                 auto_resume_unit_ms: config.auto_resume_unit_ms,
                 max_attempts: config.max_attempts,
                 retry_delay_ms: config.retry_delay_ms,
