@@ -414,37 +414,21 @@ impl<C: Clock> Scheduler<C> {
                 target,
                 reason,
                 reply,
-            } => {
-                let result = self.resolve(target).map(|ids| {
-                    for id in &ids {
-                        self.set_paused(id, true, Some(reason.clone()), true);
-                    }
-                    ids.len() as u64
-                });
-                self.reply(reply, result);
-            }
+            } => self.for_each_device(target, reply, |scheduler, id| {
+                scheduler.set_paused(id, true, Some(reason.clone()), true)
+            }),
             Command::Resume { target, reply } => {
-                let result = self.resolve(target).map(|ids| {
-                    for id in &ids {
-                        self.set_paused(id, false, None, true);
-                    }
-                    ids.len() as u64
-                });
-                self.reply(reply, result);
+                self.for_each_device(target, reply, |scheduler, id| {
+                    scheduler.set_paused(id, false, None, true)
+                })
             }
             Command::UpdateSettings {
                 target,
                 patch,
                 reply,
-            } => {
-                let result = self.resolve(target).map(|ids| {
-                    for id in &ids {
-                        self.update_settings(id, &patch);
-                    }
-                    ids.len() as u64
-                });
-                self.reply(reply, result);
-            }
+            } => self.for_each_device(target, reply, |scheduler, id| {
+                scheduler.update_settings(id, &patch)
+            }),
             Command::Cancel { filter, reply } => {
                 let result = self.on_cancel(&filter);
                 self.reply(reply, result);
@@ -1146,6 +1130,23 @@ impl<C: Clock> Scheduler<C> {
         self.insert_device(record);
         self.reply(reply, ());
         self.try_dispatch(account);
+    }
+
+    /// Applies an admin action to every device of `target` and answers how
+    /// many it reached, or which ids are unknown (then nothing changes).
+    fn for_each_device(
+        &mut self,
+        target: DeviceTarget,
+        reply: oneshot::Sender<Result<u64, ControllerError>>,
+        mut action: impl FnMut(&mut Self, &str),
+    ) {
+        let result = self.resolve(target).map(|ids| {
+            for id in &ids {
+                action(self, id);
+            }
+            ids.len() as u64
+        });
+        self.reply(reply, result);
     }
 
     fn resolve(&self, target: DeviceTarget) -> Result<Vec<String>, ControllerError> {
