@@ -3,27 +3,40 @@
 //!
 //! `<state dir>/journal.jsonl` holds one JSON object per line:
 //! `{"accepted": AssignedTask}`, `{"started": task_id}`,
-//! `{"finished": FinishedReport}` and `{"acked": task_id}`. Every append is
-//! fsynced before the agent tells the server anything that depends on it, so
-//! after a crash the journal knows at least what the server was told.
+//! `{"finished": FinishedReport + "attempt"}` (the report's fields and the
+//! attempt it reports on) and `{"acked": {"task_id": 5, "attempt": 1}}`. Every
+//! append is fsynced before the agent tells the server anything that depends
+//! on it, so after a crash the journal knows at least what the server was told.
 //!
 //! `started` is this agent's own addition to the three kinds the protocol
 //! implies: it separates a task that was only queued on the phone (safe to run
 //! after a restart) from one that was under way (maybe half done, so never run
 //! again: it is reported as failed with code `interrupted`).
 //!
+//! A task id comes back when the server retries a retryable failure: it
+//! assigns the same id again with a higher `attempt`. So the journal keeps the
+//! attempt of every report until it is acked, and the attempt that was acked
+//! for the most recent acks: an `accepted` of an acked task with a higher
+//! attempt is a retry and is pending again; one with the acked attempt or a
+//! lower one is a late duplicate and is ignored. Lines written before attempts
+//! were journaled (`{"acked": 5}`, a `finished` without `attempt`) still
+//! parse; see [`AckedAttempt`] and [`FinishedAttempt`] for how they count.
+//!
 //! On open the journal is replayed, a torn last line (a crash in the middle of
 //! an append) is dropped, tasks that were started but not finished become
-//! `interrupted` reports, and the file is compacted: its live entries are
-//! written to a temporary file that is fsynced and renamed over it. A long-lived
-//! agent compacts again once the file has grown well past its live entries.
+//! `interrupted` reports (of the attempt they were accepted as), and the file
+//! is compacted: its live entries are written to a temporary file that is
+//! fsynced and renamed over it. A long-lived agent compacts again once the
+//! file has grown well past its live entries.
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId};
 
 use crate::fsutil;
@@ -34,7 +47,7 @@ pub const FILE_NAME: &str = "journal.jsonl";
 /// The error code of a task that was under way when the agent stopped.
 pub const INTERRUPTED: &str = "interrupted";
 
-/// How many acked task ids the journal remembers, so that a late duplicate
+/// How many acked tasks the journal remembers, so that a late duplicate
 /// `assign` of a task that is long done is still recognised.
 const RECENT_ACKED: usize = 1024;
 
@@ -43,6 +56,11 @@ const RECENT_ACKED: usize = 1024;
 const COMPACT_MIN_LINES: usize = 10_000;
 /// ...and the file holds this many times more lines than live entries.
 const COMPACT_RATIO: usize = 4;
+
+/// The attempt of lines written before attempts were journaled. Such an agent
+/// dropped every `assign` of a task id it had seen, so the only attempt of a
+/// task it could have run after seeing the task is the first one.
+const FIRST_ATTEMPT: u32 = 1;
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,9 +71,90 @@ pub enum Entry {
     /// The task began to run on the phone (before the executor touched it).
     Started(TaskId),
     /// The task ended (before `finished` was sent).
-    Finished(FinishedReport),
-    /// The server stored the result; the task may be forgotten.
-    Acked(TaskId),
+    Finished(FinishedAttempt),
+    /// The server stored the result; the task may be forgotten, all but the
+    /// attempt that was acked, which tells a late duplicate from a retry.
+    Acked(AckedAttempt),
+}
+
+/// A report as journaled: the protocol's report and the attempt it is for,
+/// which the agent needs when the report is acked. On disk it is the report's
+/// fields with an `attempt` field beside them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinishedAttempt {
+    /// What is sent to the server.
+    #[serde(flatten)]
+    pub report: FinishedReport,
+    /// The task's attempt that ended. A line written before attempts were
+    /// journaled has none; replay then takes the attempt from the task's
+    /// `accepted` entry, or counts it as attempt 1 when that entry was
+    /// compacted away (such an agent never ran a task id twice).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+/// The task whose report the server acked, and the attempt that report was
+/// for. On disk: `{"task_id": 5, "attempt": 1}`.
+///
+/// Older agents wrote the bare task id (`{"acked": 5}`); such a line still
+/// parses, as attempt 1: an agent of that age never accepted a task id twice,
+/// so the attempt it acked was the first one it saw, and attempt 1 is the
+/// only assumption that lets any later retry run (a higher guess could drop a
+/// real retry for good, which is exactly the bug attempts fix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AckedAttempt {
+    /// The acked task.
+    pub task_id: TaskId,
+    /// The attempt whose report was acked.
+    pub attempt: u32,
+}
+
+impl<'de> Deserialize<'de> for AckedAttempt {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(AckedAttemptVisitor)
+    }
+}
+
+/// Reads an [`AckedAttempt`] from `{"task_id", "attempt"}` or from the bare
+/// task id of older journals.
+struct AckedAttemptVisitor;
+
+impl<'de> Visitor<'de> for AckedAttemptVisitor {
+    type Value = AckedAttempt;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an object {\"task_id\", \"attempt\"} or a task id")
+    }
+
+    fn visit_i64<E: de::Error>(self, task_id: i64) -> Result<AckedAttempt, E> {
+        Ok(AckedAttempt {
+            task_id,
+            attempt: FIRST_ATTEMPT,
+        })
+    }
+
+    fn visit_u64<E: de::Error>(self, task_id: u64) -> Result<AckedAttempt, E> {
+        let task_id = TaskId::try_from(task_id)
+            .map_err(|_| E::custom(format!("task id {task_id} is out of range")))?;
+        self.visit_i64(task_id)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<AckedAttempt, A::Error> {
+        /// The current form, with serde's own checks and messages.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            task_id: TaskId,
+            attempt: u32,
+        }
+        let Fields { task_id, attempt } =
+            Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(AckedAttempt { task_id, attempt })
+    }
+}
+
+fn first_attempt() -> u32 {
+    FIRST_ATTEMPT
 }
 
 /// Why the journal cannot be used. Either way the agent must not run tasks:
@@ -98,21 +197,33 @@ pub struct JournalState {
     /// Started, not finished.
     started: Vec<AssignedTask>,
     /// Finished, not acked, in the order they finished.
-    finished: Vec<FinishedReport>,
-    /// The most recently acked ids, oldest first.
-    acked: VecDeque<TaskId>,
+    finished: Vec<FinishedAttempt>,
+    /// The most recently acked tasks, oldest first, one per task id.
+    acked: VecDeque<AckedAttempt>,
 }
 
 impl JournalState {
     /// Applies one entry. Entries that contradict what is known (a second
-    /// `finished` for a task, an `accepted` for a known task) are ignored: the
-    /// first one written wins, as on the server.
+    /// `finished` for a task, an `accepted` for a task under way) are
+    /// ignored: the first one written wins, as on the server. An `accepted`
+    /// of an acked task is a retry, pending again, if its attempt is higher
+    /// than the acked one, and a late duplicate, ignored, if it is not.
     pub fn apply(&mut self, entry: &Entry) {
         match entry {
             Entry::Accepted(task) => {
-                if !self.contains(task.id) {
-                    self.accepted.push(task.clone());
+                if self.holds(task.id) {
+                    return;
                 }
+                if let Some(acked) = self.acked_attempt(task.id) {
+                    if task.attempt <= acked {
+                        return;
+                    }
+                    // The retry replaces the acked record: from now on the
+                    // task is under way again, and a duplicate `assign` of
+                    // it is recognised as such by that.
+                    self.acked.retain(|done| done.task_id != task.id);
+                }
+                self.accepted.push(task.clone());
             }
             Entry::Started(id) => {
                 if let Some(index) = self.accepted.iter().position(|task| task.id == *id) {
@@ -120,24 +231,46 @@ impl JournalState {
                     self.started.push(task);
                 }
             }
-            Entry::Finished(report) => {
-                let id = report.task_id;
-                if self.finished.iter().any(|done| done.task_id == id) || self.acked.contains(&id) {
+            Entry::Finished(finished) => {
+                let id = finished.report.task_id;
+                if self.finished.iter().any(|done| done.report.task_id == id)
+                    || self.acked_attempt(id).is_some()
+                {
                     return;
                 }
+                // The accepted entry is the authority on the attempt; the
+                // line's own attempt matters once compaction dropped that
+                // entry (and is a guess in lines of older agents).
+                let accepted = self.accepted.iter().chain(&self.started);
+                let attempt = accepted
+                    .filter(|task| task.id == id)
+                    .map(|task| task.attempt)
+                    .next()
+                    .unwrap_or(finished.attempt);
                 self.accepted.retain(|task| task.id != id);
                 self.started.retain(|task| task.id != id);
-                self.finished.push(report.clone());
+                self.finished.push(FinishedAttempt {
+                    report: finished.report.clone(),
+                    attempt,
+                });
             }
-            Entry::Acked(id) => {
-                self.accepted.retain(|task| task.id != *id);
-                self.started.retain(|task| task.id != *id);
-                self.finished.retain(|done| done.task_id != *id);
-                if !self.acked.contains(id) {
-                    self.acked.push_back(*id);
-                    while self.acked.len() > RECENT_ACKED {
-                        self.acked.pop_front();
-                    }
+            Entry::Acked(acked) => {
+                let id = acked.task_id;
+                self.accepted.retain(|task| task.id != id);
+                self.started.retain(|task| task.id != id);
+                self.finished.retain(|done| done.report.task_id != id);
+                // Never lower the attempt known to be done: that would let a
+                // late duplicate of it run again.
+                let attempt = self
+                    .acked_attempt(id)
+                    .map_or(acked.attempt, |known| known.max(acked.attempt));
+                self.acked.retain(|done| done.task_id != id);
+                self.acked.push_back(AckedAttempt {
+                    task_id: id,
+                    attempt,
+                });
+                while self.acked.len() > RECENT_ACKED {
+                    self.acked.pop_front();
                 }
             }
         }
@@ -145,10 +278,22 @@ impl JournalState {
 
     /// Whether the journal knows the task in any state, including recently acked.
     pub fn contains(&self, id: TaskId) -> bool {
+        self.holds(id) || self.acked_attempt(id).is_some()
+    }
+
+    /// Whether the task is accepted, started, or finished and not acked.
+    fn holds(&self, id: TaskId) -> bool {
         self.accepted.iter().any(|task| task.id == id)
             || self.started.iter().any(|task| task.id == id)
-            || self.finished.iter().any(|done| done.task_id == id)
-            || self.acked.contains(&id)
+            || self.finished.iter().any(|done| done.report.task_id == id)
+    }
+
+    /// The attempt acked for the task, if it is among the recent acks.
+    pub fn acked_attempt(&self, id: TaskId) -> Option<u32> {
+        self.acked
+            .iter()
+            .find(|done| done.task_id == id)
+            .map(|done| done.attempt)
     }
 
     /// Tasks accepted and not started, in acceptance order.
@@ -162,17 +307,20 @@ impl JournalState {
         &self.started
     }
 
-    /// Finished reports the server has not acked, in the order they finished.
-    pub fn unacked(&self) -> &[FinishedReport] {
+    /// Finished reports the server has not acked, with their attempts, in
+    /// the order they finished.
+    pub fn unacked(&self) -> &[FinishedAttempt] {
         &self.finished
     }
 
-    /// The most recently acked task ids, oldest first.
-    pub fn recently_acked(&self) -> impl Iterator<Item = TaskId> + '_ {
+    /// The most recently acked tasks and their acked attempts, oldest first.
+    pub fn recently_acked(&self) -> impl Iterator<Item = AckedAttempt> + '_ {
         self.acked.iter().copied()
     }
 
-    /// The entries that rebuild this state, for compaction.
+    /// The entries that rebuild this state, for compaction. Finished reports
+    /// keep their attempts in their own lines, as their `accepted` entries
+    /// are not written again.
     fn entries(&self) -> Vec<Entry> {
         let mut entries = Vec::with_capacity(self.live_len());
         entries.extend(self.acked.iter().copied().map(Entry::Acked));
@@ -242,9 +390,12 @@ impl Journal {
         for entry in &entries {
             state.apply(entry);
         }
-        let interrupted: Vec<TaskId> = state.started.iter().map(|task| task.id).collect();
-        for id in &interrupted {
-            state.apply(&Entry::Finished(interrupted_report(*id)));
+        let interrupted: Vec<AssignedTask> = state.started.clone();
+        for task in &interrupted {
+            state.apply(&Entry::Finished(FinishedAttempt {
+                report: interrupted_report(task.id),
+                attempt: task.attempt,
+            }));
         }
         let journal = Journal {
             file: write_entries(&path, &state.entries())?,
@@ -254,7 +405,7 @@ impl Journal {
             compact_min_lines: COMPACT_MIN_LINES,
         };
         let recovery = Recovery {
-            interrupted,
+            interrupted: interrupted.iter().map(|task| task.id).collect(),
             torn_tail,
             entries_read: entries.len(),
         };
@@ -384,11 +535,15 @@ mod tests {
     use youmi_protocol::TaskKind;
 
     fn task(id: TaskId) -> AssignedTask {
+        attempt_of(id, 1)
+    }
+
+    fn attempt_of(id: TaskId, attempt: u32) -> AssignedTask {
         AssignedTask {
             id,
             kind: TaskKind::SendMessage,
             payload: json!({"to": {"name": "Ann"}, "items": [{"type": "text", "text": "hi"}]}),
-            attempt: 1,
+            attempt,
             not_after_ms: None,
         }
     }
@@ -402,6 +557,29 @@ mod tests {
         }
     }
 
+    fn finished(report: FinishedReport, attempt: u32) -> Entry {
+        Entry::Finished(FinishedAttempt { report, attempt })
+    }
+
+    fn acked(task_id: TaskId, attempt: u32) -> Entry {
+        Entry::Acked(AckedAttempt { task_id, attempt })
+    }
+
+    fn reports(state: &JournalState) -> Vec<(FinishedReport, u32)> {
+        state
+            .unacked()
+            .iter()
+            .map(|done| (done.report.clone(), done.attempt))
+            .collect()
+    }
+
+    fn acks(state: &JournalState) -> Vec<(TaskId, u32)> {
+        state
+            .recently_acked()
+            .map(|done| (done.task_id, done.attempt))
+            .collect()
+    }
+
     fn lines(path: &Path) -> Vec<String> {
         fs::read_to_string(path)
             .unwrap()
@@ -413,8 +591,8 @@ mod tests {
     #[test]
     fn entries_have_the_documented_shape() {
         assert_eq!(
-            serde_json::to_value(Entry::Acked(5)).unwrap(),
-            json!({"acked": 5})
+            serde_json::to_value(acked(5, 2)).unwrap(),
+            json!({"acked": {"task_id": 5, "attempt": 2}})
         );
         assert_eq!(
             serde_json::to_value(Entry::Started(5)).unwrap(),
@@ -422,8 +600,86 @@ mod tests {
         );
         let accepted = serde_json::to_value(Entry::Accepted(task(5))).unwrap();
         assert_eq!(accepted["accepted"]["id"], 5);
-        let finished = serde_json::to_value(Entry::Finished(succeeded(5))).unwrap();
-        assert_eq!(finished["finished"]["outcome"], "succeeded");
+        assert_eq!(
+            serde_json::to_value(finished(succeeded(5), 3)).unwrap(),
+            json!({"finished": {
+                "task_id": 5,
+                "outcome": "succeeded",
+                "result": {"steps": 3},
+                "attempt": 3,
+            }})
+        );
+        // And they read back as they were written.
+        for entry in [acked(5, 2), finished(succeeded(5), 3), Entry::Started(5)] {
+            let line = serde_json::to_string(&entry).unwrap();
+            assert_eq!(serde_json::from_str::<Entry>(&line).unwrap(), entry);
+        }
+    }
+
+    #[test]
+    fn lines_of_older_agents_still_parse() {
+        // An older agent wrote acks as bare task ids, and reports without
+        // their attempts: both count as attempt 1.
+        let old_ack: Entry = serde_json::from_str(r#"{"acked": 5}"#).unwrap();
+        assert_eq!(old_ack, acked(5, 1));
+        let old_finished: Entry = serde_json::from_str(
+            r#"{"finished": {"task_id": 6, "outcome": "succeeded", "result": {"steps": 3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(old_finished, finished(succeeded(6), 1));
+
+        // A whole journal of the old form replays, and an uncompacted
+        // report takes its attempt from its accepted entry.
+        let dir = tempfile::tempdir().unwrap();
+        let accepted = serde_json::to_string(&Entry::Accepted(attempt_of(7, 2))).unwrap();
+        let text = format!(
+            "{{\"acked\":5}}\n{}\n{accepted}\n{{\"started\":7}}\n{}\n",
+            r#"{"finished":{"task_id":6,"outcome":"succeeded","result":{"steps":3}}}"#,
+            r#"{"finished":{"task_id":7,"outcome":"succeeded","result":{"steps":3}}}"#,
+        );
+        fs::write(dir.path().join(FILE_NAME), text).unwrap();
+        let (journal, recovery) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovery.entries_read, 5);
+        assert!(!recovery.torn_tail);
+        let state = journal.state();
+        assert_eq!(acks(state), vec![(5, 1)]);
+        assert_eq!(reports(state), vec![(succeeded(6), 1), (succeeded(7), 2)]);
+        // Rewritten in the current form.
+        let compacted = lines(journal.path());
+        assert_eq!(compacted[0], r#"{"acked":{"task_id":5,"attempt":1}}"#);
+        assert!(compacted[2].contains(r#""attempt":2"#), "{compacted:?}");
+    }
+
+    #[test]
+    fn bad_acks_are_refused_with_a_reason() {
+        for (line, expected) in [
+            (r#"{"acked": "5"}"#, "a task id"),
+            (r#"{"acked": {"task_id": 5}}"#, "missing field `attempt`"),
+            (
+                r#"{"acked": {"task_id": 5, "attempt": -1}}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"acked": {"task_id": 5, "attempt": 1, "x": 0}}"#,
+                "unknown field `x`",
+            ),
+            (r#"{"acked": 18446744073709551615}"#, "out of range"),
+        ] {
+            let error = serde_json::from_str::<Entry>(line).unwrap_err().to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+        // In a journal, such a line before the last one is damage.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            "{\"acked\": {\"task_id\": 5}}\n{\"acked\": 6}\n",
+        )
+        .unwrap();
+        let error = Journal::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("line 1") && error.contains("attempt"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -435,11 +691,11 @@ mod tests {
             for entry in [
                 Entry::Accepted(task(1)),
                 Entry::Started(1),
-                Entry::Finished(succeeded(1)),
-                Entry::Accepted(task(2)),
+                finished(succeeded(1), 1),
+                Entry::Accepted(attempt_of(2, 3)),
                 Entry::Started(2),
-                Entry::Finished(succeeded(2)),
-                Entry::Acked(2),
+                finished(succeeded(2), 3),
+                acked(2, 3),
                 Entry::Accepted(task(3)),
                 Entry::Accepted(task(4)),
             ] {
@@ -453,10 +709,11 @@ mod tests {
         let state = journal.state();
         let pending: Vec<_> = state.pending().iter().map(|t| t.id).collect();
         assert_eq!(pending, vec![3, 4]);
-        assert_eq!(state.unacked(), &[succeeded(1)]);
-        assert_eq!(state.recently_acked().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(reports(state), vec![(succeeded(1), 1)]);
+        assert_eq!(acks(state), vec![(2, 3)]);
+        assert_eq!(state.acked_attempt(2), Some(3));
         assert!(state.contains(2) && state.contains(1) && !state.contains(9));
-        // Compacted: the acked id, the two pending tasks, the unacked report.
+        // Compacted: the acked task, the two pending tasks, the unacked report.
         assert_eq!(lines(journal.path()).len(), 4);
         // Replaying the compacted file gives the same state.
         let again = journal.state().clone();
@@ -470,7 +727,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut journal, _) = Journal::open(dir.path()).unwrap();
-            journal.append(&Entry::Accepted(task(7))).unwrap();
+            journal.append(&Entry::Accepted(attempt_of(7, 2))).unwrap();
             journal.append(&Entry::Started(7)).unwrap();
             journal.append(&Entry::Accepted(task(8))).unwrap();
         }
@@ -481,7 +738,10 @@ mod tests {
         assert_eq!(state.pending().len(), 1);
         assert_eq!(state.pending()[0].id, 8);
         assert!(state.started().is_empty());
-        let report = &state.unacked()[0];
+        let interrupted = &state.unacked()[0];
+        // The report is for the attempt that was under way.
+        assert_eq!(interrupted.attempt, 2);
+        let report = &interrupted.report;
         assert_eq!(report.task_id, 7);
         assert_eq!(report.outcome, Outcome::Failed);
         let error = report.error.as_ref().unwrap();
@@ -489,10 +749,11 @@ mod tests {
         assert!(!error.retryable);
         drop(journal);
         // The interrupted report is durable: a second restart reports it the
-        // same way and does not count the task as interrupted again.
+        // same way, for the same attempt, and does not count the task as
+        // interrupted again.
         let (journal, recovery) = Journal::open(dir.path()).unwrap();
         assert!(recovery.interrupted.is_empty());
-        assert_eq!(journal.state().unacked()[0].task_id, 7);
+        assert_eq!(reports(journal.state()), vec![(interrupted_report(7), 2)]);
     }
 
     #[test]
@@ -527,7 +788,7 @@ mod tests {
     fn damage_before_the_last_line_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
-        let good = serde_json::to_string(&Entry::Acked(1)).unwrap();
+        let good = serde_json::to_string(&acked(1, 1)).unwrap();
         fs::write(&path, format!("{good}\n{{garbage\n{good}\n")).unwrap();
         let error = Journal::open(dir.path()).unwrap_err();
         match &error {
@@ -543,20 +804,100 @@ mod tests {
     fn first_finished_wins_and_acked_tasks_stay_known() {
         let mut state = JournalState::default();
         state.apply(&Entry::Accepted(task(1)));
-        state.apply(&Entry::Finished(succeeded(1)));
-        state.apply(&Entry::Finished(interrupted_report(1)));
-        assert_eq!(state.unacked(), &[succeeded(1)]);
-        state.apply(&Entry::Acked(1));
+        state.apply(&finished(succeeded(1), 1));
+        state.apply(&finished(interrupted_report(1), 1));
+        assert_eq!(reports(&state), vec![(succeeded(1), 1)]);
+        state.apply(&acked(1, 1));
         assert!(state.unacked().is_empty());
         assert!(state.contains(1));
-        // A late accepted for an acked task does not bring it back.
+        // A late accepted of the acked attempt (or an older one) does not
+        // bring the task back, nor does a late report.
         state.apply(&Entry::Accepted(task(1)));
-        assert!(state.pending().is_empty());
+        state.apply(&Entry::Accepted(attempt_of(1, 0)));
+        state.apply(&finished(interrupted_report(1), 1));
+        assert!(state.pending().is_empty() && state.unacked().is_empty());
+        assert_eq!(state.acked_attempt(1), Some(1));
         for id in 100..(100 + RECENT_ACKED as TaskId) {
-            state.apply(&Entry::Acked(id));
+            state.apply(&acked(id, 1));
         }
         assert!(!state.contains(1), "only the most recent acks are kept");
         assert!(state.contains(100));
+    }
+
+    #[test]
+    fn an_acked_task_accepted_with_a_higher_attempt_is_a_retry() {
+        let mut state = JournalState::default();
+        state.apply(&Entry::Accepted(task(1)));
+        state.apply(&finished(interrupted_report(1), 1));
+        state.apply(&acked(1, 1));
+        let retry = attempt_of(1, 2);
+        state.apply(&Entry::Accepted(retry.clone()));
+        assert_eq!(state.pending(), &[retry]);
+        assert_eq!(state.acked_attempt(1), None, "the retry replaced the ack");
+        // A copy of the retry, or of the first attempt, changes nothing.
+        state.apply(&Entry::Accepted(attempt_of(1, 2)));
+        state.apply(&Entry::Accepted(task(1)));
+        assert_eq!(state.pending().len(), 1);
+        // Its report counts, for its own attempt (whatever the line says).
+        state.apply(&Entry::Started(1));
+        state.apply(&finished(succeeded(1), 1));
+        assert_eq!(reports(&state), vec![(succeeded(1), 2)]);
+        state.apply(&acked(1, 2));
+        assert_eq!(acks(&state), vec![(1, 2)]);
+        // An ack never lowers the attempt known to be done.
+        state.apply(&acked(1, 1));
+        assert_eq!(state.acked_attempt(1), Some(2));
+    }
+
+    #[test]
+    fn retries_and_acked_attempts_survive_replay_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            for entry in [
+                // Task 1: attempt 1 acked, then its retry is queued.
+                Entry::Accepted(task(1)),
+                Entry::Started(1),
+                finished(interrupted_report(1), 1),
+                acked(1, 1),
+                Entry::Accepted(attempt_of(1, 2)),
+                // Task 2: attempt 2 acked, and a late copy of it ignored.
+                Entry::Accepted(attempt_of(2, 2)),
+                Entry::Started(2),
+                finished(succeeded(2), 2),
+                acked(2, 2),
+                Entry::Accepted(attempt_of(2, 2)),
+                // Task 3: attempt 4 finished, not acked.
+                Entry::Accepted(attempt_of(3, 4)),
+                Entry::Started(3),
+                finished(succeeded(3), 4),
+            ] {
+                journal.append(&entry).unwrap();
+            }
+        }
+        let check = |state: &JournalState| {
+            assert_eq!(state.pending(), &[attempt_of(1, 2)]);
+            assert_eq!(state.acked_attempt(1), None);
+            assert_eq!(acks(state), vec![(2, 2)]);
+            assert_eq!(reports(state), vec![(succeeded(3), 4)]);
+        };
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        check(journal.state());
+        // Compacted to: the ack of 2, the retry of 1, the report of 3.
+        assert_eq!(lines(journal.path()).len(), 3);
+        drop(journal);
+        // The compacted file, without the accepted entry of task 3, keeps
+        // its attempt all the same.
+        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        check(journal.state());
+        // Acked after the restart, the report's attempt is what is recorded,
+        // and it outlives another compaction.
+        journal.append(&acked(3, 4)).unwrap();
+        journal.compact().unwrap();
+        drop(journal);
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(acks(journal.state()), vec![(2, 2), (3, 4)]);
+        assert!(journal.state().unacked().is_empty());
     }
 
     #[test]
@@ -567,8 +908,8 @@ mod tests {
         for id in 1..=10 {
             journal.append(&Entry::Accepted(task(id))).unwrap();
             journal.append(&Entry::Started(id)).unwrap();
-            journal.append(&Entry::Finished(succeeded(id))).unwrap();
-            journal.append(&Entry::Acked(id)).unwrap();
+            journal.append(&finished(succeeded(id), 1)).unwrap();
+            journal.append(&acked(id, 1)).unwrap();
         }
         journal.append(&Entry::Accepted(task(11))).unwrap();
         let on_disk = lines(journal.path()).len();

@@ -10,9 +10,15 @@
 //! reconnect and a task that finishes at the same moment.
 //!
 //! The delivery rules of protocol v1, as this loop applies them:
-//! - an `assign` is journaled (fsynced) before `accepted` is sent, a duplicate
-//!   is dropped (or answered with its unacked report), and one task runs at a
-//!   time: a second `assign` waits in the local queue;
+//! - an `assign` is journaled (fsynced) before `accepted` is sent, and one
+//!   task runs at a time: a second `assign` waits in the local queue;
+//! - an `assign` of a task that is queued, in the slot, or finished and
+//!   unacked is a duplicate: it is dropped (or answered with the unacked
+//!   report). An `assign` of a recently acked task is told apart by its
+//!   `attempt`: the acked attempt or a lower one is a late duplicate and is
+//!   dropped; a higher one is the server's retry of a retryable failure, new
+//!   work that is accepted and run. The acked attempts are journaled, so this
+//!   holds across restarts;
 //! - `started` is journaled before the executor touches the phone, and a task
 //!   that was under way when the agent died is never run again;
 //! - `finished` is journaled before it is sent, re-sent every 10 s and in each
@@ -20,7 +26,7 @@
 //! - a paused queue starts nothing; a running task finishes;
 //! - the countdown and do-not-disturb settings wrap every execution.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -43,7 +49,7 @@ use crate::connection::{self, ConnEvent, ConnectionConfig, ConnectionEnd, Outbou
 use crate::credentials::Credentials;
 use crate::error::AgentError;
 use crate::executor::{self, Executor, Progress, TaskContext, TaskControl, TaskFailure};
-use crate::journal::{Entry, Journal, JournalError};
+use crate::journal::{AckedAttempt, Entry, FinishedAttempt, Journal, JournalError};
 
 /// The countdown shown before each task when `countdown_popup` is on.
 pub const COUNTDOWN_SECONDS: u32 = 10;
@@ -56,7 +62,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Frames from the connection waiting for the loop; a full queue stops the
 /// connection reading, which pushes back on the server.
 const EVENT_BUFFER: usize = 64;
-/// Acked ids remembered in memory to recognise a late duplicate `assign`.
+/// Acked tasks remembered in memory to recognise a late duplicate `assign`.
 const RECENT_ACKED: usize = 1024;
 
 /// What to answer `upload_logs` with until log upload is built.
@@ -180,17 +186,18 @@ impl Agent {
         let unacked: BTreeMap<TaskId, Unacked> = state
             .unacked()
             .iter()
-            .map(|report| {
+            .map(|finished| {
                 let unacked = Unacked {
-                    report: report.clone(),
+                    report: finished.report.clone(),
+                    attempt: finished.attempt,
                     last_sent: None,
                 };
-                (report.task_id, unacked)
+                (finished.report.task_id, unacked)
             })
             .collect();
-        let mut acked = RecentIds::default();
-        for id in state.recently_acked() {
-            acked.insert(id);
+        let mut acked = RecentAcks::default();
+        for done in state.recently_acked() {
+            acked.insert(done.task_id, done.attempt);
         }
         span.in_scope(|| {
             if recovery.torn_tail {
@@ -406,6 +413,8 @@ enum Slot {
     /// The task is running (`started` is journaled).
     Running {
         task_id: TaskId,
+        /// Kept for the report, which is acked by attempt.
+        attempt: u32,
         control: TaskControl,
         run: TaskGuard<FinishedReport>,
         span: Span,
@@ -454,6 +463,8 @@ impl Slot {
 /// A finished report the server has not acked.
 struct Unacked {
     report: FinishedReport,
+    /// The attempt the report is for; journaled with the ack.
+    attempt: u32,
     /// When it was last sent; `None` while it waits for a connection.
     last_sent: Option<Instant>,
 }
@@ -466,27 +477,46 @@ struct Conn {
     welcomed: bool,
 }
 
-/// A bounded set of recently acked ids.
+/// A bounded map of recently acked task ids to the attempt that was acked.
 #[derive(Default)]
-struct RecentIds {
+struct RecentAcks {
+    /// Oldest first, one per task id.
     order: VecDeque<TaskId>,
-    set: HashSet<TaskId>,
+    attempts: HashMap<TaskId, u32>,
 }
 
-impl RecentIds {
-    fn insert(&mut self, id: TaskId) {
-        if self.set.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > RECENT_ACKED {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
+impl RecentAcks {
+    /// Records an ack as the most recent one. The attempt known for a task
+    /// never goes down: a lower one would let a late duplicate run again.
+    fn insert(&mut self, id: TaskId, attempt: u32) {
+        match self.attempts.get_mut(&id) {
+            Some(known) => {
+                *known = (*known).max(attempt);
+                self.order.retain(|other| *other != id);
+                self.order.push_back(id);
+            }
+            None => {
+                self.attempts.insert(id, attempt);
+                self.order.push_back(id);
+                if self.order.len() > RECENT_ACKED {
+                    if let Some(old) = self.order.pop_front() {
+                        self.attempts.remove(&old);
+                    }
                 }
             }
         }
     }
 
-    fn contains(&self, id: TaskId) -> bool {
-        self.set.contains(&id)
+    /// The attempt acked for the task, if it is among the recent acks.
+    fn attempt(&self, id: TaskId) -> Option<u32> {
+        self.attempts.get(&id).copied()
+    }
+
+    /// Forgets the task's ack: a retry of it was accepted.
+    fn remove(&mut self, id: TaskId) {
+        if self.attempts.remove(&id).is_some() {
+            self.order.retain(|other| *other != id);
+        }
     }
 }
 
@@ -519,8 +549,8 @@ struct Core {
     slot: Slot,
     /// Finished and not acked, by task id.
     unacked: BTreeMap<TaskId, Unacked>,
-    /// Recently acked, to drop late duplicates.
-    acked: RecentIds,
+    /// Recently acked, with their attempts, to tell late duplicates from retries.
+    acked: RecentAcks,
     /// The live connection, if any.
     conn: Option<Conn>,
     /// Server time minus local time, from `welcome`, for `not_after_ms`.
@@ -737,28 +767,47 @@ impl Core {
 
     // ---- the delivery rules ----
 
-    /// Whether the task id is known in any state: queued, in the slot,
-    /// finished and unacked, or recently acked.
-    fn knows(&self, id: TaskId) -> bool {
+    /// Whether the task id is under way here: queued, in the slot, or finished
+    /// and unacked. An `assign` of such a task is a duplicate.
+    fn holds(&self, id: TaskId) -> bool {
         self.slot.task_id() == Some(id)
             || self.pending.iter().any(|task| task.id == id)
             || self.unacked.contains_key(&id)
-            || self.acked.contains(id)
     }
 
     async fn on_assign(&mut self, task: AssignedTask) -> Result<(), JournalError> {
         let id = task.id;
-        if self.knows(id) {
+        if self.holds(id) {
             if self.unacked.contains_key(&id) {
                 debug!(
                     task_id = id,
+                    attempt = task.attempt,
                     "duplicate assign of a finished task; sending its report again"
                 );
                 self.resend(id);
             } else {
-                debug!(task_id = id, "duplicate assign ignored");
+                debug!(
+                    task_id = id,
+                    attempt = task.attempt,
+                    "duplicate assign ignored"
+                );
             }
             return Ok(());
+        }
+        let acked_attempt = self.acked.attempt(id);
+        if let Some(acked) = acked_attempt {
+            if task.attempt <= acked {
+                // The server re-sends an `assign` only while it waits for
+                // `accepted`, so this one was overtaken by the whole run of
+                // the task. Running it again could send a message twice.
+                debug!(
+                    task_id = id,
+                    attempt = task.attempt,
+                    acked_attempt = acked,
+                    "late duplicate assign of an acked task ignored"
+                );
+                return Ok(());
+            }
         }
         if self.halted.is_some() || self.shutting_down {
             // Not accepted: the server assigns it again elsewhere or later.
@@ -766,6 +815,19 @@ impl Core {
             return Ok(());
         }
         self.append(Entry::Accepted(task.clone())).await?;
+        if let Some(acked) = acked_attempt {
+            // The server retries a retryable failure under the same id with a
+            // higher attempt: new work. The journal dropped the ack record
+            // with the `accepted` just written; from now on the task is held,
+            // which is what makes further copies of this `assign` duplicates.
+            info!(
+                task_id = id,
+                attempt = task.attempt,
+                acked_attempt = acked,
+                "retry of a task whose earlier attempt was acked"
+            );
+            self.acked.remove(id);
+        }
         self.send(AgentMessage::Accepted { task_id: id });
         if let Some(running) = self.slot.task_id() {
             warn!(
@@ -780,14 +842,15 @@ impl Core {
     }
 
     async fn on_ack(&mut self, task_id: TaskId) -> Result<(), JournalError> {
-        if !self.unacked.contains_key(&task_id) {
+        let Some(attempt) = self.unacked.get(&task_id).map(|u| u.attempt) else {
             debug!(task_id, "ack for a task with no unacked report; ignored");
             return Ok(());
-        }
-        self.append(Entry::Acked(task_id)).await?;
+        };
+        self.append(Entry::Acked(AckedAttempt { task_id, attempt }))
+            .await?;
         self.unacked.remove(&task_id);
-        self.acked.insert(task_id);
-        debug!(task_id, "report acked");
+        self.acked.insert(task_id, attempt);
+        debug!(task_id, attempt, "report acked");
         Ok(())
     }
 
@@ -805,18 +868,29 @@ impl Core {
             }
             Slot::Countdown { task, span, .. } if task.id == task_id => {
                 span.in_scope(|| info!("cancelled during the countdown"));
+                let attempt = task.attempt;
                 self.slot = Slot::Idle;
                 return self
-                    .finish(executor::report(task_id, Err(TaskFailure::Cancelled)))
+                    .finish(
+                        executor::report(task_id, Err(TaskFailure::Cancelled)),
+                        attempt,
+                    )
                     .await;
             }
             _ => {}
         }
-        if let Some(index) = self.pending.iter().position(|task| task.id == task_id) {
-            self.pending.remove(index);
+        if let Some(task) = self
+            .pending
+            .iter()
+            .position(|task| task.id == task_id)
+            .and_then(|index| self.pending.remove(index))
+        {
             info!(task_id, "cancelled before it started");
             return self
-                .finish(executor::report(task_id, Err(TaskFailure::Cancelled)))
+                .finish(
+                    executor::report(task_id, Err(TaskFailure::Cancelled)),
+                    task.attempt,
+                )
                 .await;
         }
         if self.unacked.contains_key(&task_id) {
@@ -905,7 +979,8 @@ impl Core {
                     "the task was not started before its not_after time",
                     false,
                 );
-                self.finish(executor::report(task.id, Err(failure))).await?;
+                self.finish(executor::report(task.id, Err(failure)), task.attempt)
+                    .await?;
                 continue;
             }
             if self.settings.countdown_popup {
@@ -936,10 +1011,13 @@ impl Core {
                 "the task was not started before its not_after time",
                 false,
             );
-            return self.finish(executor::report(task.id, Err(failure))).await;
+            return self
+                .finish(executor::report(task.id, Err(failure)), task.attempt)
+                .await;
         }
         self.append(Entry::Started(task.id)).await?;
         let task_id = task.id;
+        let attempt = task.attempt;
         let (ctx, control) = TaskContext::new(task_id);
         let run = TaskGuard::spawn(
             execute(
@@ -952,6 +1030,7 @@ impl Core {
         );
         self.slot = Slot::Running {
             task_id,
+            attempt,
             control,
             run,
             span,
@@ -977,8 +1056,12 @@ impl Core {
                 });
             }
             SlotEvent::Done(done) => {
-                let Slot::Running { task_id, span, .. } =
-                    std::mem::replace(&mut self.slot, Slot::Idle)
+                let Slot::Running {
+                    task_id,
+                    attempt,
+                    span,
+                    ..
+                } = std::mem::replace(&mut self.slot, Slot::Idle)
                 else {
                     return Ok(());
                 };
@@ -995,7 +1078,7 @@ impl Core {
                         )),
                     )
                 });
-                self.finish(report).instrument(span).await?;
+                self.finish(report, attempt).instrument(span).await?;
             }
         }
         Ok(())
@@ -1006,11 +1089,15 @@ impl Core {
             .is_some_and(|not_after| now_ms().saturating_add(self.clock_offset_ms) > not_after)
     }
 
-    /// Journals the report, then sends it; it stays unacked until the server
-    /// acks it.
-    async fn finish(&mut self, report: FinishedReport) -> Result<(), JournalError> {
+    /// Journals the report of the task's `attempt`, then sends it; it stays
+    /// unacked until the server acks it.
+    async fn finish(&mut self, report: FinishedReport, attempt: u32) -> Result<(), JournalError> {
         let report = fit_frame(report);
-        self.append(Entry::Finished(report.clone())).await?;
+        self.append(Entry::Finished(FinishedAttempt {
+            report: report.clone(),
+            attempt,
+        }))
+        .await?;
         self.tasks_finished += 1;
         let task_id = report.task_id;
         match (&report.outcome, &report.error) {
@@ -1027,6 +1114,7 @@ impl Core {
             task_id,
             Unacked {
                 report,
+                attempt,
                 last_sent: self.conn.is_some().then(Instant::now),
             },
         );

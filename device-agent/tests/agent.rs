@@ -21,6 +21,15 @@ fn finished(message: AgentMessage) -> FinishedReport {
     }
 }
 
+/// Whether the journal in `dir` records the ack of the task's attempt.
+fn journal_has_ack(dir: &std::path::Path, task_id: i64, attempt: u32) -> bool {
+    fs::read_to_string(dir.join(journal::FILE_NAME))
+        .unwrap()
+        .contains(&format!(
+            "{{\"acked\":{{\"task_id\":{task_id},\"attempt\":{attempt}}}}}"
+        ))
+}
+
 fn task_starts(events: &[PhoneEvent]) -> usize {
     events
         .iter()
@@ -139,9 +148,7 @@ async fn an_assigned_task_is_journaled_before_accepted_and_then_runs() {
 
     conn.send(&ServerMessage::Ack { task_id: 1 });
     eventually("the ack to reach the journal", || {
-        fs::read_to_string(dir.path().join(journal::FILE_NAME))
-            .unwrap()
-            .contains("\"acked\":1")
+        journal_has_ack(dir.path(), 1, 1)
     })
     .await;
     agent.shutdown().await;
@@ -171,6 +178,118 @@ async fn duplicate_assigns_are_dropped_or_answered_with_the_report() {
     conn.send(&assign(message_task(5)));
     conn.silent_for(ms(400)).await;
     assert_eq!(phone.sent().len(), 1, "the message was sent once");
+    assert_eq!(task_starts(&phone.events()), 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_retry_with_a_higher_attempt_runs_again_after_the_ack() {
+    init_logs();
+    let mut server = FakeServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Every run fails retryably, as the server's retry expects.
+    let failing = phone_with(ms(10), 1.0);
+    let agent = spawn_agent(&server, dir.path(), &failing);
+    let mut conn = server.next_conn().await;
+    conn.handshake(plain_settings()).await;
+    let attempt = |attempt| {
+        assign(youmi_protocol::AssignedTask {
+            attempt,
+            ..message_task(5)
+        })
+    };
+
+    conn.send(&attempt(1));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 5 });
+    let first = finished(conn.recv_skipping_progress().await);
+    assert_eq!(first.outcome, Outcome::Failed);
+    assert!(first.error.as_ref().unwrap().retryable);
+    conn.send(&ServerMessage::Ack { task_id: 5 });
+    // A late copy of the acked attempt is still a duplicate...
+    conn.send(&attempt(1));
+    conn.silent_for(ms(300)).await;
+    // ...but the next attempt is the server's retry: new work.
+    conn.send(&attempt(2));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 5 });
+    let second = finished(conn.recv_skipping_progress().await);
+    assert_eq!(second.task_id, 5);
+    assert_eq!(task_starts(&failing.events()), 2, "one run per attempt");
+    // While the retry's report is unacked, its assign gets the report again.
+    conn.send(&attempt(2));
+    assert_eq!(finished(conn.recv().await), second);
+    conn.send(&ServerMessage::Ack { task_id: 5 });
+    eventually("the retry's ack to reach the journal", || {
+        journal_has_ack(dir.path(), 5, 2)
+    })
+    .await;
+    // After its ack, neither attempt runs again.
+    conn.send(&attempt(2));
+    conn.send(&attempt(1));
+    conn.silent_for(ms(300)).await;
+    assert_eq!(task_starts(&failing.events()), 2);
+    agent.shutdown().await;
+
+    // After a restart the acked attempt is still known: its copy is
+    // dropped, and a further retry runs.
+    let phone = phone(ms(10));
+    let agent = spawn_agent(&server, dir.path(), &phone);
+    let mut conn = server.next_conn().await;
+    let hello = conn.handshake(plain_settings()).await;
+    assert!(hello.finished.is_empty() && hello.running.is_empty());
+    conn.send(&attempt(2));
+    conn.silent_for(ms(300)).await;
+    assert!(phone.events().is_empty());
+    conn.send(&attempt(3));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 5 });
+    let third = finished(conn.recv_skipping_progress().await);
+    assert_eq!((third.task_id, third.outcome), (5, Outcome::Succeeded));
+    assert_eq!(phone.sent().len(), 1);
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_attempt_is_acked_as_that_attempt() {
+    init_logs();
+    let mut server = FakeServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let attempt = |attempt| {
+        assign(youmi_protocol::AssignedTask {
+            attempt,
+            ..message_task(6)
+        })
+    };
+    let first_phone = phone(ms(300));
+    let agent = spawn_agent(&server, dir.path(), &first_phone);
+    let mut conn = server.next_conn().await;
+    conn.handshake(plain_settings()).await;
+    conn.send(&attempt(2));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 6 });
+    assert!(matches!(conn.recv().await, AgentMessage::Progress { .. }));
+    agent.kill();
+    conn.closed().await;
+
+    // The report made at start-up is for the attempt that was under way.
+    let phone = phone(ms(10));
+    let agent = spawn_agent(&server, dir.path(), &phone);
+    let mut conn = server.next_conn().await;
+    let hello = conn.handshake(plain_settings()).await;
+    assert_eq!(hello.finished.len(), 1);
+    assert_eq!(hello.finished[0].task_id, 6);
+    conn.send(&ServerMessage::Ack { task_id: 6 });
+    eventually("the ack to reach the journal", || {
+        journal_has_ack(dir.path(), 6, 2)
+    })
+    .await;
+    conn.send(&attempt(2));
+    conn.silent_for(ms(300)).await;
+    assert!(
+        phone.events().is_empty(),
+        "the interrupted attempt never runs again"
+    );
+    conn.send(&attempt(3));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 6 });
+    let report = finished(conn.recv_skipping_progress().await);
+    assert_eq!((report.task_id, report.outcome), (6, Outcome::Succeeded));
     assert_eq!(task_starts(&phone.events()), 1);
     agent.shutdown().await;
 }
@@ -370,9 +489,7 @@ async fn an_unacked_report_survives_restarts_until_acked() {
     assert!(hello.running.is_empty());
     conn.send(&ServerMessage::Ack { task_id: 8 });
     eventually("the ack to reach the journal", || {
-        fs::read_to_string(dir.path().join(journal::FILE_NAME))
-            .unwrap()
-            .contains("\"acked\":8")
+        journal_has_ack(dir.path(), 8, 1)
     })
     .await;
     agent.shutdown().await;

@@ -214,3 +214,36 @@ async fn retryable_failures_run_again_and_then_fail() {
     assert_eq!(failed.attempt, 2);
     agent.expect_no_assign(Duration::from_millis(400)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_runs_the_retry_of_a_task_it_already_finished() {
+    let app = TestApp::spawn_with(|config| {
+        config.max_attempts = 2;
+        config.retry_delay_ms = 100;
+    })
+    .await;
+    let account = app.create_account().await;
+    // Every step fails, retryably: the first attempt fails and is acked, so
+    // the agent has seen the task id before when its retry arrives.
+    let agent = app
+        .bind_agent_with(
+            account.id,
+            youmi_tests::AgentSpec {
+                failure_rate: 1.0,
+                ..Default::default()
+            },
+        )
+        .await;
+    let submitted = app.submit(&message(account.id)).await;
+    let failed = app
+        .wait_task_state(submitted.id, TaskState::Failed, SECS_5)
+        .await;
+    assert_eq!(failed.attempt, 2, "the retry ran on the phone");
+    let starts = agent
+        .phone
+        .events()
+        .into_iter()
+        .filter(|event| *event == PhoneEvent::TaskStarted(submitted.id))
+        .count();
+    assert_eq!(starts, 2, "one run per attempt, no more");
+}
