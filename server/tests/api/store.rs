@@ -209,7 +209,8 @@ async fn a_failed_commit_changes_nothing() {
     let (test_db, db) = open().await;
     let (account, _) = seed(&db).await;
     let store = SqlStore::new(db.clone());
-    // The second insert reuses an id: the whole batch must roll back.
+    // The second insert names an account that does not exist (a foreign key
+    // violation): the whole batch must roll back.
     let changes = vec![
         Change::TaskInserted {
             id: 1,
@@ -217,8 +218,8 @@ async fn a_failed_commit_changes_nothing() {
             at_ms: 1,
         },
         Change::TaskInserted {
-            id: 1,
-            task: task(account, "b"),
+            id: 2,
+            task: task(account + 1_000_000, "b"),
             at_ms: 1,
         },
     ];

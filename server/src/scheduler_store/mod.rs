@@ -2,12 +2,15 @@
 //! controller's [`Store`] trait, and [`load_snapshot`] reads back what the
 //! scheduler needs after a restart.
 //!
-//! Every batch of changes is one transaction on the write pool (group commit):
-//! consecutive task inserts become multi-row `INSERT`s, everything else one
-//! prepared `UPDATE` each, so a batch of 100,000 submitted tasks costs a few
-//! hundred statements and one fsync.
+//! Every batch of changes is one transaction on the write pool (group commit).
+//! The task changes in it are folded into one final row per task and written
+//! with multi-row statements ([`rows`]); device changes, which are few, are one
+//! `UPDATE` each. So a batch of 100,000 tasks costs a few hundred statements
+//! and one fsync, whether they were submitted or ran.
 
-use std::sync::{Arc, OnceLock};
+mod rows;
+
+use std::sync::Arc;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -17,11 +20,7 @@ use youmi_controller::{
 };
 use youmi_protocol::{AgentSettings, TaskError, TaskId, TaskKind, TaskState};
 
-use crate::db::{flag, int_flag, Backend, Db};
-
-/// Tasks per multi-row `INSERT`. At 12 parameters a row this stays far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
-const INSERT_CHUNK: usize = 500;
+use crate::db::{flag, int_flag, Db};
 
 /// The controller's [`Store`] over the server's database.
 #[derive(Debug)]
@@ -52,22 +51,16 @@ impl SqlStore {
         if changes.is_empty() {
             return Ok(());
         }
+        let folded = rows::fold(changes)?;
+        let (inserted, updated): (Vec<_>, Vec<_>) = folded
+            .tasks
+            .into_iter()
+            .partition(|(_, row)| row.inserted.is_some());
         let mut tx = self.db.begin_write().await?;
-        let mut next = 0;
-        while next < changes.len() {
-            if matches!(changes[next], Change::TaskInserted { .. }) {
-                let start = next;
-                while next < changes.len()
-                    && next - start < INSERT_CHUNK
-                    && matches!(changes[next], Change::TaskInserted { .. })
-                {
-                    next += 1;
-                }
-                insert_tasks(&mut tx, self.db.backend, &changes[start..next]).await?;
-            } else {
-                apply(&mut tx, &changes[next]).await?;
-                next += 1;
-            }
+        rows::insert(&mut tx, self.db.backend, &inserted).await?;
+        rows::update(&mut tx, self.db.backend, &updated).await?;
+        for change in folded.devices {
+            apply_device_change(&mut tx, change).await?;
         }
         tx.commit().await
     }
@@ -102,163 +95,20 @@ async fn task_owner(db: &Db, id: TaskId) -> Result<Option<TaskOwner>, sqlx::Erro
     .transpose()
 }
 
-/// The multi-row `INSERT` of `rows` tasks. SQLite gets anonymous `?`
-/// placeholders: it looks numbered ones (`$N`) up by a linear scan per bound
-/// parameter, which makes a 6,000-parameter statement quadratic and a 100,000
-/// task batch take seconds. PostgreSQL takes only `$N`. Both bind the same
-/// values in the same order.
-fn insert_sql(rows: usize, backend: Backend) -> String {
-    let mut sql = String::with_capacity(200 + rows * 80);
-    sql.push_str(
-        "INSERT INTO tasks (id, operator_account_id, kind, payload, priority, not_before_ms, \
-         not_after_ms, state, attempt, device_id, cancel_requested, error, result, \
-         created_at_ms, updated_at_ms, finished_at_ms) VALUES ",
-    );
-    let mut next = 0;
-    let mut param = |sql: &mut String| {
-        next += 1;
-        match backend {
-            Backend::Sqlite => sql.push('?'),
-            Backend::Postgres => {
-                sql.push('$');
-                sql.push_str(&next.to_string());
-            }
-        }
-    };
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        // id, operator_account_id, kind, payload, priority, not_before_ms,
-        // not_after_ms, state
-        for _ in 0..8 {
-            param(&mut sql);
-            sql.push_str(", ");
-        }
-        sql.push_str("0, NULL, 0, ");
-        param(&mut sql); // error
-        sql.push_str(", NULL, ");
-        param(&mut sql); // created_at_ms
-        sql.push_str(", ");
-        param(&mut sql); // updated_at_ms
-        sql.push_str(", ");
-        param(&mut sql); // finished_at_ms
-        sql.push(')');
-    }
-    sql
-}
-
-/// The statement for a full chunk, built once per backend: batch submits
-/// repeat it hundreds of times, and the same text hits the statement cache.
-fn full_chunk_sql(backend: Backend) -> &'static str {
-    static SQLITE: OnceLock<String> = OnceLock::new();
-    static POSTGRES: OnceLock<String> = OnceLock::new();
-    let cell = match backend {
-        Backend::Sqlite => &SQLITE,
-        Backend::Postgres => &POSTGRES,
-    };
-    cell.get_or_init(|| insert_sql(INSERT_CHUNK, backend))
-}
-
-async fn insert_tasks(
+/// Writes one device change; task changes go through [`rows`].
+async fn apply_device_change(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    inserts: &[Change],
+    change: &Change,
 ) -> Result<(), sqlx::Error> {
-    let built;
-    let sql = if inserts.len() == INSERT_CHUNK {
-        full_chunk_sql(backend)
-    } else {
-        built = insert_sql(inserts.len(), backend);
-        built.as_str()
-    };
-    let mut query = sqlx::query(sql);
-    for change in inserts {
-        let Change::TaskInserted { id, task, at_ms } = change else {
-            unreachable!("insert_tasks takes only TaskInserted changes")
-        };
-        let (state, error, finished_at) = match &task.intercepted {
-            Some(error) => (
-                TaskState::Intercepted,
-                Some(error_json(error)?),
-                Some(*at_ms),
-            ),
-            None => (TaskState::Queued, None, None),
-        };
-        query = query
-            .bind(*id)
-            .bind(task.operator_account_id)
-            .bind(task.kind.as_str())
-            .bind(&*task.payload)
-            .bind(i64::from(task.priority))
-            .bind(task.not_before_ms)
-            .bind(task.not_after_ms)
-            .bind(state.as_str())
-            .bind(error)
-            .bind(*at_ms)
-            .bind(*at_ms)
-            .bind(finished_at);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-fn error_json(error: &TaskError) -> Result<String, sqlx::Error> {
-    serde_json::to_string(error).map_err(|error| sqlx::Error::Encode(Box::new(error)))
-}
-
-async fn apply(tx: &mut Transaction<'static, Any>, change: &Change) -> Result<(), sqlx::Error> {
     let query = match change {
-        Change::TaskInserted { .. } => unreachable!("task inserts are batched"),
-        Change::TaskDispatched {
-            id,
-            device_id,
-            attempt,
-            at_ms,
-        } => sqlx::query(
-            "UPDATE tasks SET state = 'dispatched', device_id = $1, attempt = $2, \
-             updated_at_ms = $3 WHERE id = $4",
-        )
-        .bind(device_id.as_str())
-        .bind(i64::from(*attempt))
-        .bind(*at_ms)
-        .bind(*id),
-        Change::TaskRunning { id, at_ms } => {
-            sqlx::query("UPDATE tasks SET state = 'running', updated_at_ms = $1 WHERE id = $2")
-                .bind(*at_ms)
-                .bind(*id)
+        Change::TaskInserted { .. }
+        | Change::TaskDispatched { .. }
+        | Change::TaskRunning { .. }
+        | Change::TaskRequeued { .. }
+        | Change::TaskCancelRequested { .. }
+        | Change::TaskFinished { .. } => {
+            unreachable!("task changes are folded into rows")
         }
-        Change::TaskRequeued {
-            id,
-            not_before_ms,
-            error,
-            at_ms,
-        } => sqlx::query(
-            "UPDATE tasks SET state = 'queued', not_before_ms = $1, error = $2, \
-             updated_at_ms = $3 WHERE id = $4",
-        )
-        .bind(*not_before_ms)
-        .bind(error.as_ref().map(error_json).transpose()?)
-        .bind(*at_ms)
-        .bind(*id),
-        Change::TaskCancelRequested { id, at_ms } => {
-            sqlx::query("UPDATE tasks SET cancel_requested = 1, updated_at_ms = $1 WHERE id = $2")
-                .bind(*at_ms)
-                .bind(*id)
-        }
-        Change::TaskFinished {
-            id,
-            state,
-            error,
-            result,
-            at_ms,
-        } => sqlx::query(
-            "UPDATE tasks SET state = $1, error = $2, result = $3, updated_at_ms = $4, \
-             finished_at_ms = $4 WHERE id = $5",
-        )
-        .bind(state.as_str())
-        .bind(error.as_ref().map(error_json).transpose()?)
-        .bind(result.as_deref())
-        .bind(*at_ms)
-        .bind(*id),
         Change::QueuePaused {
             device_id,
             paused,
@@ -425,26 +275,4 @@ pub async fn load_snapshot(db: &Db) -> Result<Snapshot, sqlx::Error> {
         tasks,
         next_task_id: max_id.unwrap_or(0).max(0) + 1,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insert_sql_has_twelve_parameters_a_row() {
-        let postgres = insert_sql(2, Backend::Postgres);
-        assert!(postgres.contains(
-            "($1, $2, $3, $4, $5, $6, $7, $8, 0, NULL, 0, $9, NULL, $10, $11, $12), \
-             ($13, $14, $15, $16, $17, $18, $19, $20, 0, NULL, 0, $21, NULL, $22, $23, $24)"
-        ));
-        let sqlite = insert_sql(1, Backend::Sqlite);
-        assert!(sqlite.ends_with("(?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, 0, ?, NULL, ?, ?, ?)"));
-        for backend in [Backend::Sqlite, Backend::Postgres] {
-            assert_eq!(
-                full_chunk_sql(backend).matches("), (").count(),
-                INSERT_CHUNK - 1
-            );
-        }
-    }
 }

@@ -1,0 +1,407 @@
+//! The task changes of one commit, folded into one final row per task and
+//! written with multi-row statements.
+//!
+//! A task usually changes three times between two commits under load
+//! (dispatched, running, finished), and a task submitted and run within one
+//! commit also changes after its insert. Writing each change as its own
+//! statement made the store hand hundreds of thousands of statements, one by
+//! one, to the database: the benchmarks' bottleneck. Here the changes are
+//! folded first (the last value of each column wins, as it would have had the
+//! statements run in order), then every task inserted in the commit goes in
+//! with its final values through multi-row `INSERT`s, and every other task
+//! changed in it through multi-row `UPDATE ... FROM (VALUES ...)`s, 500 rows a
+//! statement.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use sqlx::{Any, Transaction};
+use youmi_controller::{Change, NewTask};
+use youmi_protocol::{TaskError, TaskId, TaskState};
+
+use crate::db::Backend;
+
+/// Rows per multi-row statement. At 16 parameters a row this stays far below
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters per statement.
+pub(super) const CHUNK: usize = 500;
+
+/// The final values a commit gives one task's columns; `None` leaves a column
+/// as it is. Nullable columns are `Option<Option<_>>`: set (to a value or to
+/// NULL) or left alone.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct TaskRow {
+    /// The task, when this commit inserts it.
+    pub inserted: Option<Arc<NewTask>>,
+    /// When it was submitted, for an inserted task.
+    pub created_at_ms: i64,
+    pub state: Option<TaskState>,
+    pub device_id: Option<String>,
+    pub attempt: Option<u32>,
+    pub not_before_ms: Option<Option<i64>>,
+    pub error: Option<Option<String>>,
+    pub result: Option<Option<String>>,
+    pub cancel_requested: bool,
+    pub finished_at_ms: Option<i64>,
+    pub updated_at_ms: i64,
+}
+
+/// The task rows of a commit, in the order each task first changed, and the
+/// device changes, in order.
+#[derive(Debug, Default)]
+pub(super) struct Folded<'a> {
+    pub tasks: Vec<(TaskId, TaskRow)>,
+    pub devices: Vec<&'a Change>,
+}
+
+fn error_json(error: &TaskError) -> Result<String, sqlx::Error> {
+    serde_json::to_string(error).map_err(|error| sqlx::Error::Encode(Box::new(error)))
+}
+
+/// Folds a commit's changes into one row per task.
+pub(super) fn fold(changes: &[Change]) -> Result<Folded<'_>, sqlx::Error> {
+    let mut folded = Folded::default();
+    let mut index: HashMap<TaskId, usize> = HashMap::new();
+    let mut row = |id: TaskId, folded: &mut Folded| -> usize {
+        *index.entry(id).or_insert_with(|| {
+            folded.tasks.push((id, TaskRow::default()));
+            folded.tasks.len() - 1
+        })
+    };
+    for change in changes {
+        match change {
+            Change::TaskInserted { id, task, at_ms } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.inserted = Some(task.clone());
+                row.created_at_ms = *at_ms;
+                row.updated_at_ms = *at_ms;
+                if let Some(error) = &task.intercepted {
+                    row.state = Some(TaskState::Intercepted);
+                    row.error = Some(Some(error_json(error)?));
+                    row.finished_at_ms = Some(*at_ms);
+                }
+            }
+            Change::TaskDispatched {
+                id,
+                device_id,
+                attempt,
+                at_ms,
+            } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.state = Some(TaskState::Dispatched);
+                row.device_id = Some(device_id.clone());
+                row.attempt = Some(*attempt);
+                row.updated_at_ms = *at_ms;
+            }
+            Change::TaskRunning { id, at_ms } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.state = Some(TaskState::Running);
+                row.updated_at_ms = *at_ms;
+            }
+            Change::TaskRequeued {
+                id,
+                not_before_ms,
+                error,
+                at_ms,
+            } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.state = Some(TaskState::Queued);
+                row.not_before_ms = Some(*not_before_ms);
+                row.error = Some(error.as_ref().map(error_json).transpose()?);
+                row.updated_at_ms = *at_ms;
+            }
+            Change::TaskCancelRequested { id, at_ms } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.cancel_requested = true;
+                row.updated_at_ms = *at_ms;
+            }
+            Change::TaskFinished {
+                id,
+                state,
+                error,
+                result,
+                at_ms,
+            } => {
+                let i = row(*id, &mut folded);
+                let row = &mut folded.tasks[i].1;
+                row.state = Some(*state);
+                row.error = Some(error.as_ref().map(error_json).transpose()?);
+                row.result = Some(result.clone());
+                row.finished_at_ms = Some(*at_ms);
+                row.updated_at_ms = *at_ms;
+            }
+            Change::QueuePaused { .. }
+            | Change::SettingsChanged { .. }
+            | Change::DeviceSeen { .. } => folded.devices.push(change),
+        }
+    }
+    Ok(folded)
+}
+
+/// Writes `count` placeholders, in the backend's style, separated by commas.
+/// SQLite gets anonymous `?`: it looks numbered ones up by a linear scan per
+/// bound parameter, which makes an 8,000-parameter statement quadratic.
+fn placeholders(sql: &mut String, backend: Backend, next: &mut usize, count: usize) {
+    for i in 0..count {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        *next += 1;
+        match backend {
+            Backend::Sqlite => sql.push('?'),
+            Backend::Postgres => {
+                let _ = write!(sql, "${next}");
+            }
+        }
+    }
+}
+
+/// Columns of a task insert, in the order they are bound.
+const INSERT_COLUMNS: &str = "id, operator_account_id, kind, payload, priority, not_before_ms, \
+     not_after_ms, state, attempt, device_id, cancel_requested, error, result, \
+     created_at_ms, updated_at_ms, finished_at_ms";
+const INSERT_PARAMS: usize = 16;
+
+/// The multi-row `INSERT` of `rows` tasks.
+pub(super) fn insert_sql(rows: usize, backend: Backend) -> String {
+    let mut sql = String::with_capacity(200 + rows * 100);
+    let _ = write!(sql, "INSERT INTO tasks ({INSERT_COLUMNS}) VALUES ");
+    let mut next = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        placeholders(&mut sql, backend, &mut next, INSERT_PARAMS);
+        sql.push(')');
+    }
+    sql
+}
+
+/// The columns of the `VALUES` rows of a task update, in the order they are
+/// bound. Nullable columns come with a `set_` flag, so that "leave it" and
+/// "set it to NULL" differ. VALUES columns are named `column1`, `column2`, ...
+/// by SQLite and PostgreSQL alike, which the select below relies on.
+const UPDATE_VALUE_COLUMNS: [&str; 13] = [
+    "id",
+    "state",
+    "device_id",
+    "attempt",
+    "set_not_before",
+    "not_before_ms",
+    "set_error",
+    "error",
+    "set_result",
+    "result",
+    "cancel_requested",
+    "finished_at_ms",
+    "updated_at_ms",
+];
+
+/// The multi-row `UPDATE` of `rows` tasks. Portable: `UPDATE ... FROM` is in
+/// SQLite since 3.33 and in PostgreSQL.
+pub(super) fn update_sql(rows: usize, backend: Backend) -> String {
+    let mut sql = String::with_capacity(900 + rows * 80);
+    sql.push_str(
+        "UPDATE tasks SET \
+         state = COALESCE(v.state, tasks.state), \
+         device_id = COALESCE(v.device_id, tasks.device_id), \
+         attempt = COALESCE(v.attempt, tasks.attempt), \
+         not_before_ms = CASE WHEN v.set_not_before = 1 THEN v.not_before_ms ELSE tasks.not_before_ms END, \
+         error = CASE WHEN v.set_error = 1 THEN v.error ELSE tasks.error END, \
+         result = CASE WHEN v.set_result = 1 THEN v.result ELSE tasks.result END, \
+         cancel_requested = CASE WHEN v.cancel_requested = 1 THEN 1 ELSE tasks.cancel_requested END, \
+         finished_at_ms = COALESCE(v.finished_at_ms, tasks.finished_at_ms), \
+         updated_at_ms = v.updated_at_ms \
+         FROM (SELECT ",
+    );
+    for (i, column) in UPDATE_VALUE_COLUMNS.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let _ = write!(sql, "column{} AS {column}", i + 1);
+    }
+    sql.push_str(" FROM (VALUES ");
+    let mut next = 0;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        placeholders(&mut sql, backend, &mut next, UPDATE_VALUE_COLUMNS.len());
+        sql.push(')');
+    }
+    sql.push_str(") AS value_rows) AS v WHERE tasks.id = v.id");
+    sql
+}
+
+/// Inserts tasks with their final values.
+pub(super) async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    rows: &[(TaskId, TaskRow)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = insert_sql(chunk.len(), backend);
+        let mut query = sqlx::query(&sql);
+        for (id, row) in chunk {
+            let task = row
+                .inserted
+                .as_ref()
+                .expect("only inserted rows are inserted");
+            let not_before = row.not_before_ms.unwrap_or(task.not_before_ms);
+            query = query
+                .bind(*id)
+                .bind(task.operator_account_id)
+                .bind(task.kind.as_str())
+                .bind(&*task.payload)
+                .bind(i64::from(task.priority))
+                .bind(not_before)
+                .bind(task.not_after_ms)
+                .bind(row.state.unwrap_or(TaskState::Queued).as_str())
+                .bind(i64::from(row.attempt.unwrap_or(0)))
+                .bind(row.device_id.clone())
+                .bind(i64::from(row.cancel_requested))
+                .bind(row.error.clone().flatten())
+                .bind(row.result.clone().flatten())
+                .bind(row.created_at_ms)
+                .bind(row.updated_at_ms)
+                .bind(row.finished_at_ms);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Applies the final values of tasks inserted by earlier commits.
+pub(super) async fn update(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    rows: &[(TaskId, TaskRow)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(CHUNK) {
+        let sql = update_sql(chunk.len(), backend);
+        let mut query = sqlx::query(&sql);
+        for (id, row) in chunk {
+            query = query
+                .bind(*id)
+                .bind(row.state.map(TaskState::as_str))
+                .bind(row.device_id.clone())
+                .bind(row.attempt.map(i64::from))
+                .bind(i64::from(row.not_before_ms.is_some()))
+                .bind(row.not_before_ms.flatten())
+                .bind(i64::from(row.error.is_some()))
+                .bind(row.error.clone().flatten())
+                .bind(i64::from(row.result.is_some()))
+                .bind(row.result.clone().flatten())
+                .bind(i64::from(row.cancel_requested))
+                .bind(row.finished_at_ms)
+                .bind(row.updated_at_ms);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use youmi_protocol::TaskKind;
+
+    use super::*;
+
+    fn new_task() -> Arc<NewTask> {
+        Arc::new(NewTask {
+            operator_account_id: 1,
+            kind: TaskKind::SendMessage,
+            payload: "{}".into(),
+            priority: 5,
+            not_before_ms: Some(50),
+            not_after_ms: None,
+            intercepted: None,
+        })
+    }
+
+    #[test]
+    fn the_last_change_of_each_column_wins_and_untouched_columns_stay_unset() {
+        let changes = vec![
+            Change::TaskInserted {
+                id: 1,
+                task: new_task(),
+                at_ms: 10,
+            },
+            Change::TaskDispatched {
+                id: 2,
+                device_id: "d".into(),
+                attempt: 1,
+                at_ms: 11,
+            },
+            Change::TaskDispatched {
+                id: 1,
+                device_id: "d".into(),
+                attempt: 1,
+                at_ms: 12,
+            },
+            Change::TaskRunning { id: 1, at_ms: 13 },
+            Change::QueuePaused {
+                device_id: "d".into(),
+                paused: true,
+                reason: None,
+                resume_at_ms: None,
+            },
+            Change::TaskRequeued {
+                id: 2,
+                not_before_ms: None,
+                error: None,
+                at_ms: 14,
+            },
+            Change::TaskFinished {
+                id: 1,
+                state: TaskState::Succeeded,
+                error: None,
+                result: Some("{}".into()),
+                at_ms: 15,
+            },
+        ];
+        let folded = fold(&changes).unwrap();
+        assert_eq!(folded.devices.len(), 1);
+        let ids: Vec<TaskId> = folded.tasks.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![1, 2], "in order of first change");
+        let one = &folded.tasks[0].1;
+        assert!(one.inserted.is_some());
+        assert_eq!(one.state, Some(TaskState::Succeeded));
+        assert_eq!(
+            (one.attempt, one.device_id.as_deref()),
+            (Some(1), Some("d"))
+        );
+        assert_eq!(one.result, Some(Some("{}".into())));
+        assert_eq!(
+            (one.created_at_ms, one.updated_at_ms, one.finished_at_ms),
+            (10, 15, Some(15))
+        );
+        assert_eq!(
+            one.not_before_ms, None,
+            "the insert's own not_before is kept"
+        );
+        let two = &folded.tasks[1].1;
+        assert!(two.inserted.is_none());
+        assert_eq!(two.state, Some(TaskState::Queued));
+        assert_eq!(two.not_before_ms, Some(None), "set to NULL, not left alone");
+        assert_eq!(two.error, Some(None));
+        assert_eq!(two.result, None, "left alone");
+    }
+
+    #[test]
+    fn statements_have_one_placeholder_per_bound_value() {
+        let insert = insert_sql(2, Backend::Postgres);
+        assert!(insert.contains("$16), ($17,") && insert.ends_with("$32)"));
+        assert_eq!(
+            insert_sql(3, Backend::Sqlite).matches('?').count(),
+            3 * INSERT_PARAMS
+        );
+        let update = update_sql(2, Backend::Postgres);
+        assert!(update.contains("column13 AS updated_at_ms") && update.contains("$26)"));
+        assert_eq!(
+            update_sql(4, Backend::Sqlite).matches('?').count(),
+            4 * UPDATE_VALUE_COLUMNS.len()
+        );
+    }
+}
