@@ -35,6 +35,8 @@ pub async fn run(args: ServerChildArgs) -> anyhow::Result<()> {
     // Installing the handler first means a stop that comes before the server
     // listens for it is not the default, immediate death.
     let _early_term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    // As youmi-server's own main does, so the figures are the deployed server's.
+    youmi_server::tune_allocator();
     let mut config = Config::defaults();
     config.database_url = Some(args.database_url);
     config.data_dir = args.data_dir;

@@ -12,6 +12,7 @@ use crate::Server;
 
 /// Runs `youmi-server` with the process's arguments and environment.
 pub fn main() -> ExitCode {
+    crate::tune_allocator();
     let cli = Cli::parse();
     // The demo draws progress bars on the terminal; only warnings may interrupt them.
     let default_level = match cli.command {

@@ -94,6 +94,22 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
 }
 
+/// Caps glibc's malloc arenas at two, unless `MALLOC_ARENA_MAX` says
+/// otherwise. glibc gives threads that meet contention arenas of their own, up
+/// to eight per core; the buffers of thousands of mostly idle WebSocket
+/// connections, allocated on whichever worker thread runs them, then spread
+/// over many half-empty arenas. Call it first thing in `main`.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tunable of the allocator; glibc allows
+        // it at any time, from any thread.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     /// The address the listener is bound to (the real port when 0 was asked).
