@@ -1,0 +1,1462 @@
+//! The simulated phone: the WeCom-like app's screens, navigation, input, files, settings,
+//! scripted faults and the record of what was sent.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ui::{Action, Node, Rect};
+
+/// The WeCom package name.
+pub const WECOM_PACKAGE: &str = "com.tencent.wework";
+/// The ADBKeyBoard IME component, as `ime list -s` prints it.
+pub const ADB_KEYBOARD_IME: &str = "com.android.adbkeyboard/.AdbIME";
+/// The stock keyboard every phone has.
+pub const STOCK_IME: &str =
+    "com.google.android.inputmethod.latin/com.android.inputmethod.latin.LatinIME";
+const LAUNCHER_PACKAGE: &str = "com.google.android.apps.nexuslauncher";
+const PERMISSION_PACKAGE: &str = "com.android.permissioncontroller";
+
+/// Screen width in pixels (`wm size`).
+pub const SCREEN_W: i32 = 1080;
+/// Screen height in pixels (`wm size`).
+pub const SCREEN_H: i32 = 2400;
+
+/// One outcome the simulated app "sent", recorded so tests can assert what a task did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SentEvent {
+    /// A chat message was sent.
+    Message {
+        /// The contact's display name.
+        to: String,
+        /// The message text.
+        text: String,
+    },
+    /// A Moments post was published.
+    MomentPost {
+        /// The post's text.
+        text: String,
+        /// Device paths of the attached media, in the order picked.
+        media: Vec<String>,
+    },
+    /// A friend request was sent from the add-friend search.
+    FriendRequestSent {
+        /// What was searched (phone number or WeCom id).
+        query: String,
+        /// The name the search found.
+        name: String,
+        /// The greeting text.
+        greeting: String,
+    },
+    /// A pending friend request was accepted.
+    FriendRequestAccepted {
+        /// The requester's name.
+        name: String,
+    },
+    /// A chat was deleted from the chat list.
+    ChatDeleted {
+        /// The contact's display name.
+        with: String,
+    },
+}
+
+/// A fault scripted into the simulator, before start or at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The next `times` `uiautomator dump` calls print "ERROR: could not get idle state."
+    /// and exit 0, as a real phone does on an animating screen.
+    DumpNotIdle {
+        /// How many dumps fail.
+        times: u32,
+    },
+    /// The next `times` shell commands that contain `pattern` never answer (the stream
+    /// stays open and silent until the client closes it).
+    Hang {
+        /// Substring of the command line.
+        pattern: String,
+        /// How many commands hang.
+        times: u32,
+    },
+    /// The next shell command that contains `pattern` closes the TCP connection after
+    /// sending part of its output.
+    DropConnection {
+        /// Substring of the command line.
+        pattern: String,
+    },
+    /// A risk-control dialog appears on the next screen change.
+    RiskControl {
+        /// Dialog title, e.g. "操作频繁" or "账号存在异常".
+        title: String,
+        /// Dialog body.
+        message: String,
+    },
+    /// The "发现新版本" update prompt appears on the next screen change.
+    UpdatePrompt,
+    /// A system permission dialog (photos and media) appears on the next screen change.
+    PermissionDialog,
+}
+
+/// The bottom tabs of WeCom's main screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// 消息: the chat list.
+    Messages,
+    /// 通讯录: contacts.
+    Contacts,
+    /// 工作台: workbench.
+    Workbench,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Screen {
+    Main(Tab),
+    Chat {
+        with: String,
+        draft: String,
+    },
+    ContactSearch {
+        query: String,
+    },
+    Profile {
+        name: String,
+    },
+    AddFriend {
+        query: String,
+        result: Option<Option<String>>,
+        requested: bool,
+    },
+    Greeting {
+        query: String,
+        name: String,
+        greeting: String,
+    },
+    FriendRequests,
+    MomentsHome,
+    Composer {
+        text: String,
+        media: Vec<String>,
+    },
+    Picker {
+        selected: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Overlay {
+    Risk { title: String, message: String },
+    Update,
+    Permission,
+    ChatMenu(String),
+    ConfirmDelete(String),
+}
+
+#[derive(Debug, Clone)]
+struct Chat {
+    with: String,
+    messages: Vec<(bool, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct FriendRequest {
+    name: String,
+    greeting: String,
+    accepted: bool,
+}
+
+/// A file in the simulated storage.
+#[derive(Debug, Clone)]
+pub(crate) struct SimFile {
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub mtime: u32,
+}
+
+/// The phone's whole mutable state; guarded by one mutex in [`crate::Simulator`].
+#[derive(Debug)]
+pub(crate) struct Phone {
+    pub model: String,
+    pub wecom_version: String,
+    pub ime_installed: bool,
+    pub default_ime: String,
+    pub zen_mode: u8,
+    pub battery_level: u8,
+    pub incoming_call: Option<String>,
+    running: bool,
+    foreground: bool,
+    stack: Vec<Screen>,
+    overlay: Option<Overlay>,
+    focused: bool,
+    chats: Vec<Chat>,
+    contacts: Vec<String>,
+    requests: Vec<FriendRequest>,
+    pub media: Vec<String>,
+    pub files: BTreeMap<String, SimFile>,
+    pub dirs: Vec<String>,
+    pub faults: Vec<Fault>,
+    sent: Vec<SentEvent>,
+    record: Option<PathBuf>,
+    operator_name: String,
+}
+
+pub(crate) fn now_secs() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+impl Phone {
+    pub fn new(config: &crate::SimConfig) -> Self {
+        let dirs = [
+            "/",
+            "/sdcard",
+            "/sdcard/DCIM",
+            "/sdcard/DCIM/Camera",
+            "/sdcard/Pictures",
+            "/sdcard/Download",
+            "/data",
+            "/data/local",
+            "/data/local/tmp",
+            "/storage",
+            "/storage/emulated",
+            "/storage/emulated/0",
+        ];
+        Self {
+            model: "YoumiSim".to_owned(),
+            wecom_version: config.wecom_version.clone(),
+            ime_installed: config.ime_installed,
+            default_ime: if config.ime_installed {
+                ADB_KEYBOARD_IME.to_owned()
+            } else {
+                STOCK_IME.to_owned()
+            },
+            zen_mode: 0,
+            battery_level: 85,
+            incoming_call: None,
+            running: false,
+            foreground: false,
+            stack: vec![Screen::Main(Tab::Messages)],
+            overlay: None,
+            focused: false,
+            chats: vec![
+                Chat {
+                    with: "张三".to_owned(),
+                    messages: vec![(false, "你好，请问产品还有货吗？".to_owned())],
+                },
+                Chat {
+                    with: "李四".to_owned(),
+                    messages: vec![(false, "收到，谢谢".to_owned())],
+                },
+            ],
+            contacts: ["张三", "李四", "王五", "赵六"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            requests: vec![
+                FriendRequest {
+                    name: "陈七".to_owned(),
+                    greeting: "我是陈七，想了解一下课程".to_owned(),
+                    accepted: false,
+                },
+                FriendRequest {
+                    name: "周八".to_owned(),
+                    greeting: "你好".to_owned(),
+                    accepted: false,
+                },
+            ],
+            media: Vec::new(),
+            files: BTreeMap::new(),
+            dirs: dirs.into_iter().map(str::to_owned).collect(),
+            faults: config.faults.clone(),
+            sent: Vec::new(),
+            record: config.record.clone(),
+            operator_name: "小优".to_owned(),
+        }
+    }
+
+    /// Normalises `/storage/emulated/0/...` and `/sdcard/...` to one key, as the real
+    /// phone's FUSE mount makes them the same files.
+    pub fn norm_path(path: &str) -> String {
+        let p = path.trim_end_matches('/');
+        let p = if p.is_empty() { "/" } else { p };
+        if let Some(rest) = p.strip_prefix("/storage/emulated/0") {
+            format!("/sdcard{rest}")
+        } else if let Some(rest) = p.strip_prefix("/storage/self/primary") {
+            format!("/sdcard{rest}")
+        } else {
+            p.to_owned()
+        }
+    }
+
+    pub fn is_dir(&self, path: &str) -> bool {
+        let p = Self::norm_path(path);
+        self.dirs.contains(&p)
+    }
+
+    pub fn write_file(&mut self, path: &str, data: Vec<u8>, mode: u32) -> Result<(), String> {
+        let p = Self::norm_path(path);
+        let parent = p.rsplit_once('/').map(|(a, _)| a).unwrap_or("");
+        let parent = if parent.is_empty() { "/" } else { parent };
+        if !self.is_dir(parent) {
+            // `adb push` creates missing parents (fixed_push_mkdir), so do the same.
+            let mut acc = String::new();
+            for part in parent.split('/').filter(|s| !s.is_empty()) {
+                acc.push('/');
+                acc.push_str(part);
+                if !self.dirs.contains(&acc) {
+                    self.dirs.push(acc.clone());
+                }
+            }
+        }
+        if self.is_dir(&p) {
+            return Err(format!("{path}: Is a directory"));
+        }
+        self.files.insert(
+            p,
+            SimFile {
+                data,
+                mode: 0o100000 | (mode & 0o7777),
+                mtime: now_secs(),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn file(&self, path: &str) -> Option<&SimFile> {
+        self.files.get(&Self::norm_path(path))
+    }
+
+    pub fn sent(&self) -> Vec<SentEvent> {
+        self.sent.clone()
+    }
+
+    fn record(&mut self, event: SentEvent) {
+        tracing::info!(?event, "sent");
+        if let Some(path) = &self.record {
+            let line = serde_json::to_string(&event).unwrap_or_default();
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{line}"));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "cannot append to the record file");
+            }
+        }
+        self.sent.push(event);
+    }
+
+    /// Takes one use of a counted fault matching `pick`, removing it when used up.
+    pub fn take_fault(&mut self, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let i = self.faults.iter().position(pick)?;
+        let fault = self.faults[i].clone();
+        let remove = match &mut self.faults[i] {
+            Fault::DumpNotIdle { times } | Fault::Hang { times, .. } => {
+                *times = times.saturating_sub(1);
+                *times == 0
+            }
+            _ => true,
+        };
+        if remove {
+            self.faults.remove(i);
+        }
+        Some(fault)
+    }
+
+    // ----- foreground and navigation -----
+
+    /// The focused window's package and activity, for `dumpsys window`.
+    pub fn focus_component(&self) -> (String, String) {
+        if matches!(self.overlay, Some(Overlay::Permission)) {
+            return (
+                PERMISSION_PACKAGE.to_owned(),
+                "com.android.permissioncontroller.permission.ui.GrantPermissionsActivity"
+                    .to_owned(),
+            );
+        }
+        if !self.foreground {
+            return (
+                LAUNCHER_PACKAGE.to_owned(),
+                "com.google.android.apps.nexuslauncher.NexusLauncherActivity".to_owned(),
+            );
+        }
+        let activity = match self.top() {
+            Screen::Main(_) => "com.tencent.wework.launch.WwMainActivity",
+            Screen::Chat { .. } => "com.tencent.wework.msg.controller.MessageListActivity",
+            Screen::ContactSearch { .. } => {
+                "com.tencent.wework.contact.controller.ContactSearchActivity"
+            }
+            Screen::Profile { .. } => "com.tencent.wework.contact.controller.ContactDetailActivity",
+            Screen::AddFriend { .. } | Screen::Greeting { .. } => {
+                "com.tencent.wework.customerservice.controller.AddCustomerActivity"
+            }
+            Screen::FriendRequests => {
+                "com.tencent.wework.customerservice.controller.NewCustomerListActivity"
+            }
+            Screen::MomentsHome | Screen::Composer { .. } => {
+                "com.tencent.wework.moments.controller.CustomerMomentsActivity"
+            }
+            Screen::Picker { .. } => "com.tencent.wework.common.picker.MediaPickerActivity",
+        };
+        (WECOM_PACKAGE.to_owned(), activity.to_owned())
+    }
+
+    fn top(&self) -> &Screen {
+        self.stack.last().unwrap_or(&Screen::Main(Tab::Messages))
+    }
+
+    fn top_mut(&mut self) -> &mut Screen {
+        if self.stack.is_empty() {
+            self.stack.push(Screen::Main(Tab::Messages));
+        }
+        let last = self.stack.len() - 1;
+        &mut self.stack[last]
+    }
+
+    /// A one-line name of what is showing, for tests and logs.
+    pub fn screen_name(&self) -> String {
+        let base = if !self.foreground {
+            "launcher".to_owned()
+        } else {
+            match self.top() {
+                Screen::Main(Tab::Messages) => "main:messages".to_owned(),
+                Screen::Main(Tab::Contacts) => "main:contacts".to_owned(),
+                Screen::Main(Tab::Workbench) => "main:workbench".to_owned(),
+                Screen::Chat { with, .. } => format!("chat:{with}"),
+                Screen::ContactSearch { .. } => "contact_search".to_owned(),
+                Screen::Profile { name } => format!("profile:{name}"),
+                Screen::AddFriend { .. } => "add_friend".to_owned(),
+                Screen::Greeting { name, .. } => format!("friend_greeting:{name}"),
+                Screen::FriendRequests => "friend_requests".to_owned(),
+                Screen::MomentsHome => "moments".to_owned(),
+                Screen::Composer { .. } => "moments_composer".to_owned(),
+                Screen::Picker { .. } => "media_picker".to_owned(),
+            }
+        };
+        match &self.overlay {
+            None => base,
+            Some(Overlay::Risk { .. }) => format!("{base}+risk_control"),
+            Some(Overlay::Update) => format!("{base}+update_prompt"),
+            Some(Overlay::Permission) => format!("{base}+permission_dialog"),
+            Some(Overlay::ChatMenu(_)) => format!("{base}+chat_menu"),
+            Some(Overlay::ConfirmDelete(_)) => format!("{base}+confirm_delete"),
+        }
+    }
+
+    /// Called after every screen change: scripted popups appear now, and focus resets.
+    fn changed(&mut self) {
+        self.focused = matches!(
+            self.top(),
+            Screen::ContactSearch { .. } | Screen::AddFriend { .. }
+        ) && self.foreground;
+        if self.overlay.is_some() || !self.foreground {
+            return;
+        }
+        if let Some(f) = self.take_fault(|f| {
+            matches!(
+                f,
+                Fault::RiskControl { .. } | Fault::UpdatePrompt | Fault::PermissionDialog
+            )
+        }) {
+            self.overlay = Some(match f {
+                Fault::RiskControl { title, message } => Overlay::Risk { title, message },
+                Fault::UpdatePrompt => Overlay::Update,
+                _ => Overlay::Permission,
+            });
+        }
+    }
+
+    fn push(&mut self, screen: Screen) {
+        self.stack.push(screen);
+        self.changed();
+    }
+
+    pub fn launch(&mut self) {
+        if !self.running {
+            self.stack = vec![Screen::Main(Tab::Messages)];
+        }
+        self.running = true;
+        self.foreground = true;
+        self.changed();
+    }
+
+    pub fn force_stop(&mut self) {
+        self.running = false;
+        self.foreground = false;
+        self.overlay = None;
+        self.focused = false;
+        self.stack = vec![Screen::Main(Tab::Messages)];
+    }
+
+    pub fn home(&mut self) {
+        self.foreground = false;
+        self.focused = false;
+        if matches!(
+            self.overlay,
+            Some(Overlay::ChatMenu(_)) | Some(Overlay::ConfirmDelete(_))
+        ) {
+            self.overlay = None;
+        }
+    }
+
+    pub fn back(&mut self) {
+        if let Some(o) = &self.overlay {
+            // WeCom's risk-control dialog is not cancelable; the others are.
+            if !matches!(o, Overlay::Risk { .. }) {
+                self.overlay = None;
+            }
+            return;
+        }
+        if !self.foreground {
+            return;
+        }
+        if self.focused && matches!(self.top(), Screen::Chat { .. }) {
+            // The first BACK only hides the keyboard.
+            self.focused = false;
+            return;
+        }
+        if self.stack.len() <= 1 {
+            self.foreground = false;
+            self.focused = false;
+            return;
+        }
+        self.stack.pop();
+        self.changed();
+    }
+
+    pub fn enter(&mut self) {
+        if self.focused {
+            if let Screen::AddFriend { .. } = self.top() {
+                self.run(Action::AddFriendSearch);
+            }
+        }
+    }
+
+    /// Types text into the focused field; returns false when nothing has focus.
+    pub fn type_text(&mut self, text: &str) -> bool {
+        if !self.foreground || self.overlay.is_some() || !self.focused {
+            return false;
+        }
+        match self.top_mut() {
+            Screen::Chat { draft, .. } => draft.push_str(text),
+            Screen::ContactSearch { query } => query.push_str(text),
+            Screen::AddFriend { query, result, .. } => {
+                query.push_str(text);
+                *result = None;
+            }
+            Screen::Greeting { greeting, .. } => greeting.push_str(text),
+            Screen::Composer { text: t, .. } => t.push_str(text),
+            _ => return false,
+        }
+        true
+    }
+
+    /// What taps are tested against: a popup is modal, so only it takes taps.
+    fn touch_tree(&self) -> Node {
+        match &self.overlay {
+            Some(o) if self.foreground || matches!(o, Overlay::Permission) => overlay_tree(o),
+            _ => self.tree(),
+        }
+    }
+
+    /// Removes the last character of the focused field (KEYCODE_DEL).
+    pub fn delete_char(&mut self) {
+        self.edit_focused(|t| {
+            t.pop();
+        });
+    }
+
+    /// Empties the focused field (ADBKeyBoard's `ADB_CLEAR_TEXT`).
+    pub fn clear_text(&mut self) {
+        self.edit_focused(String::clear);
+    }
+
+    fn edit_focused(&mut self, f: impl FnOnce(&mut String)) {
+        if !self.foreground || self.overlay.is_some() || !self.focused {
+            return;
+        }
+        match self.top_mut() {
+            Screen::Chat { draft: t, .. }
+            | Screen::ContactSearch { query: t }
+            | Screen::Greeting { greeting: t, .. }
+            | Screen::Composer { text: t, .. } => f(t),
+            Screen::AddFriend { query, result, .. } => {
+                f(query);
+                *result = None;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn tap(&mut self, x: i32, y: i32) {
+        let root = self.touch_tree();
+        let action = root.hit(x, y, false).and_then(|n| n.action.clone());
+        match action {
+            Some(a) => self.run(a),
+            None => {
+                if matches!(self.overlay, Some(Overlay::ChatMenu(_))) {
+                    self.overlay = None;
+                }
+            }
+        }
+    }
+
+    pub fn long_press(&mut self, x: i32, y: i32) {
+        let root = self.touch_tree();
+        if let Some(a) = root.hit(x, y, true).and_then(|n| n.long_action.clone()) {
+            self.run(a);
+        }
+    }
+
+    fn run(&mut self, action: Action) {
+        tracing::debug!(?action, "tap");
+        match action {
+            Action::LaunchWeCom => self.launch(),
+            Action::Tab(t) => {
+                self.stack = vec![Screen::Main(t)];
+                self.changed();
+            }
+            Action::OpenChat(with) => {
+                if !self.chats.iter().any(|c| c.with == with) {
+                    self.chats.insert(
+                        0,
+                        Chat {
+                            with: with.clone(),
+                            messages: Vec::new(),
+                        },
+                    );
+                }
+                self.push(Screen::Chat {
+                    with,
+                    draft: String::new(),
+                });
+            }
+            Action::Back => self.back(),
+            Action::FocusInput => self.focused = true,
+            Action::Send => {
+                let (with, text) = match self.top_mut() {
+                    Screen::Chat { with, draft } if !draft.is_empty() => {
+                        (with.clone(), std::mem::take(draft))
+                    }
+                    _ => return,
+                };
+                if let Some(i) = self.chats.iter().position(|c| c.with == with) {
+                    let mut chat = self.chats.remove(i);
+                    chat.messages.push((true, text.clone()));
+                    self.chats.insert(0, chat);
+                }
+                self.record(SentEvent::Message { to: with, text });
+            }
+            Action::OpenContactSearch => self.push(Screen::ContactSearch {
+                query: String::new(),
+            }),
+            Action::OpenProfile(name) => self.push(Screen::Profile { name }),
+            Action::MessageFromProfile(name) => self.run(Action::OpenChat(name)),
+            Action::OpenAddFriend => self.push(Screen::AddFriend {
+                query: String::new(),
+                result: None,
+                requested: false,
+            }),
+            Action::AddFriendSearch => {
+                if let Screen::AddFriend {
+                    query,
+                    result,
+                    requested,
+                } = self.top_mut()
+                {
+                    *result = Some(lookup_user(query));
+                    *requested = false;
+                }
+            }
+            Action::AddToContacts(name) => {
+                let query = match self.top() {
+                    Screen::AddFriend { query, .. } => query.clone(),
+                    _ => return,
+                };
+                let greeting = format!("我是{}", self.operator_name);
+                self.push(Screen::Greeting {
+                    query,
+                    name,
+                    greeting,
+                });
+            }
+            Action::SendFriendRequest => {
+                let Screen::Greeting {
+                    query,
+                    name,
+                    greeting,
+                } = self.top().clone()
+                else {
+                    return;
+                };
+                self.record(SentEvent::FriendRequestSent {
+                    query,
+                    name,
+                    greeting,
+                });
+                self.stack.pop();
+                if let Screen::AddFriend { requested, .. } = self.top_mut() {
+                    *requested = true;
+                }
+                self.changed();
+            }
+            Action::OpenFriendRequests => self.push(Screen::FriendRequests),
+            Action::Accept(name) => {
+                let Some(r) = self
+                    .requests
+                    .iter_mut()
+                    .find(|r| r.name == name && !r.accepted)
+                else {
+                    return;
+                };
+                r.accepted = true;
+                if !self.contacts.contains(&name) {
+                    self.contacts.push(name.clone());
+                }
+                self.record(SentEvent::FriendRequestAccepted { name });
+            }
+            Action::OpenMoments => self.push(Screen::MomentsHome),
+            Action::OpenComposer => self.push(Screen::Composer {
+                text: String::new(),
+                media: Vec::new(),
+            }),
+            Action::OpenPicker => {
+                let selected = match self.top() {
+                    Screen::Composer { media, .. } => media.clone(),
+                    _ => Vec::new(),
+                };
+                self.push(Screen::Picker { selected });
+            }
+            Action::ToggleMedia(path) => {
+                if let Screen::Picker { selected } = self.top_mut() {
+                    if let Some(i) = selected.iter().position(|p| *p == path) {
+                        selected.remove(i);
+                    } else if selected.len() < 9 {
+                        selected.push(path);
+                    }
+                }
+            }
+            Action::PickerDone => {
+                let Screen::Picker { selected } = self.top().clone() else {
+                    return;
+                };
+                self.stack.pop();
+                if let Screen::Composer { media, .. } = self.top_mut() {
+                    *media = selected;
+                }
+                self.changed();
+            }
+            Action::PostMoment => {
+                let Screen::Composer { text, media } = self.top().clone() else {
+                    return;
+                };
+                if text.is_empty() && media.is_empty() {
+                    return;
+                }
+                self.record(SentEvent::MomentPost { text, media });
+                self.stack.pop();
+                self.changed();
+            }
+            Action::ChatMenu(with) => self.overlay = Some(Overlay::ChatMenu(with)),
+            Action::MenuDelete(with) => self.overlay = Some(Overlay::ConfirmDelete(with)),
+            Action::MenuClose | Action::DismissOverlay => self.overlay = None,
+            Action::ConfirmDelete(with) => {
+                self.overlay = None;
+                self.chats.retain(|c| c.with != with);
+                self.record(SentEvent::ChatDeleted { with });
+            }
+        }
+    }
+
+    // ----- the UI tree -----
+
+    /// The view hierarchy of what is on screen now.
+    pub fn tree(&self) -> Node {
+        let full = Rect::new(0, 0, SCREEN_W, SCREEN_H);
+        let mut root = if self.foreground {
+            self.app_tree()
+        } else {
+            launcher_tree()
+        };
+        if let Some(overlay) = &self.overlay {
+            if self.foreground || matches!(overlay, Overlay::Permission) {
+                root = Node::new("android.widget.FrameLayout", &root.package.clone(), full)
+                    .child(root)
+                    .child(overlay_tree(overlay));
+            }
+        }
+        root
+    }
+
+    fn app_tree(&self) -> Node {
+        let p = WECOM_PACKAGE;
+        let full = Rect::new(0, 0, SCREEN_W, SCREEN_H);
+        let root = Node::new("android.widget.FrameLayout", p, full);
+        let content = Rect::new(0, 248, SCREEN_W, 2208);
+        match self.top() {
+            Screen::Main(tab) => {
+                let body = match tab {
+                    Tab::Messages => {
+                        let rows = self.chats.iter().enumerate().map(|(i, c)| {
+                            let top = 248 + 200 * i as i32;
+                            let last = c.messages.last().map(|m| m.1.as_str()).unwrap_or("");
+                            Node::new(
+                                "android.widget.RelativeLayout",
+                                p,
+                                Rect::new(0, top, SCREEN_W, top + 200),
+                            )
+                            .id("conversation_item")
+                            .on_tap(Action::OpenChat(c.with.clone()))
+                            .on_long_press(Action::ChatMenu(c.with.clone()))
+                            .child(
+                                Node::new(
+                                    "android.widget.ImageView",
+                                    p,
+                                    Rect::new(36, top + 30, 176, top + 170),
+                                )
+                                .id("photo"),
+                            )
+                            .child(
+                                Node::new(
+                                    "android.widget.TextView",
+                                    p,
+                                    Rect::new(212, top + 36, 800, top + 96),
+                                )
+                                .id("title")
+                                .text(&c.with),
+                            )
+                            .child(
+                                Node::new(
+                                    "android.widget.TextView",
+                                    p,
+                                    Rect::new(212, top + 110, 1000, top + 160),
+                                )
+                                .id("content")
+                                .text(last),
+                            )
+                        });
+                        Node::new("androidx.recyclerview.widget.RecyclerView", p, content)
+                            .id("conversation_list")
+                            .children(rows)
+                    }
+                    Tab::Contacts => {
+                        let mut list = vec![
+                            Node::new("android.widget.TextView", p, Rect::new(36, 268, 1044, 368))
+                                .id("search_bar")
+                                .text("搜索")
+                                .on_tap(Action::OpenContactSearch),
+                            entry(p, 388, "新的客户", Action::OpenFriendRequests),
+                            entry(p, 548, "添加客户", Action::OpenAddFriend),
+                        ];
+                        for (i, name) in self.contacts.iter().enumerate() {
+                            let top = 728 + 160 * i as i32;
+                            list.push(
+                                entry(p, top, name, Action::OpenProfile(name.clone()))
+                                    .id("contact_item"),
+                            );
+                        }
+                        Node::new("android.widget.ListView", p, content)
+                            .id("contact_list")
+                            .children(list)
+                    }
+                    Tab::Workbench => Node::new("android.widget.GridView", p, content)
+                        .id("workbench_grid")
+                        .child(grid_item(p, 0, "客户朋友圈", Some(Action::OpenMoments)))
+                        .child(grid_item(p, 1, "客户联系", None))
+                        .child(grid_item(p, 2, "群发助手", None))
+                        .child(grid_item(p, 3, "打卡", None)),
+                };
+                let title = match tab {
+                    Tab::Messages => "消息",
+                    Tab::Contacts => "通讯录",
+                    Tab::Workbench => "工作台",
+                };
+                let tabs = [
+                    (Tab::Messages, "消息"),
+                    (Tab::Contacts, "通讯录"),
+                    (Tab::Workbench, "工作台"),
+                ];
+                let bar = Node::new(
+                    "android.widget.LinearLayout",
+                    p,
+                    Rect::new(0, 2208, SCREEN_W, SCREEN_H),
+                )
+                .id("tab_bar")
+                .children(tabs.iter().enumerate().map(|(i, (t, label))| {
+                    let l = 360 * i as i32;
+                    let mut n = Node::new(
+                        "android.widget.TextView",
+                        p,
+                        Rect::new(l, 2208, l + 360, SCREEN_H),
+                    )
+                    .id("tab_item")
+                    .text(label)
+                    .desc(label)
+                    .on_tap(Action::Tab(*t));
+                    n.checked = None;
+                    if t == tab {
+                        n.focused = false;
+                    }
+                    n
+                }));
+                root.child(title_bar(p, title, false))
+                    .child(body)
+                    .child(bar)
+            }
+            Screen::Chat { with, draft } => {
+                let chat = self.chats.iter().find(|c| c.with == *with);
+                let bubbles = chat
+                    .map(|c| c.messages.as_slice())
+                    .unwrap_or(&[])
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (mine, text))| {
+                        let top = 268 + 150 * i as i32;
+                        let r = if *mine {
+                            Rect::new(400, top, 1044, top + 120)
+                        } else {
+                            Rect::new(36, top, 680, top + 120)
+                        };
+                        Node::new("android.widget.TextView", p, r)
+                            .id("chat_bubble")
+                            .text(text)
+                    });
+                let list = Node::new(
+                    "androidx.recyclerview.widget.RecyclerView",
+                    p,
+                    Rect::new(0, 248, SCREEN_W, 2232),
+                )
+                .id("message_list")
+                .children(bubbles);
+                let mut input =
+                    Node::new("android.widget.EditText", p, Rect::new(24, 2256, 840, 2376))
+                        .id("input_editor")
+                        .text(draft)
+                        .on_tap(Action::FocusInput);
+                input.focusable = true;
+                input.focused = self.focused;
+                let button = if draft.is_empty() {
+                    Node::new(
+                        "android.widget.ImageView",
+                        p,
+                        Rect::new(864, 2256, 1056, 2376),
+                    )
+                    .id("more_button")
+                    .desc("更多功能按钮，已折叠")
+                } else {
+                    Node::new("android.widget.Button", p, Rect::new(864, 2256, 1056, 2376))
+                        .id("send_button")
+                        .text("发送")
+                        .on_tap(Action::Send)
+                };
+                root.child(title_bar(p, with, true)).child(list).child(
+                    Node::new(
+                        "android.widget.LinearLayout",
+                        p,
+                        Rect::new(0, 2232, SCREEN_W, SCREEN_H),
+                    )
+                    .id("input_panel")
+                    .child(input)
+                    .child(button),
+                )
+            }
+            Screen::ContactSearch { query } => {
+                let mut field =
+                    Node::new("android.widget.EditText", p, Rect::new(150, 100, 1044, 228))
+                        .id("search_input")
+                        .text(query)
+                        .on_tap(Action::FocusInput);
+                field.focusable = true;
+                field.focused = self.focused;
+                let hits: Vec<&String> = if query.is_empty() {
+                    Vec::new()
+                } else {
+                    self.contacts
+                        .iter()
+                        .filter(|c| c.contains(query.as_str()))
+                        .collect()
+                };
+                let mut results =
+                    Node::new("android.widget.ListView", p, content).id("search_result");
+                if hits.is_empty() && !query.is_empty() {
+                    results = results.child(
+                        Node::new(
+                            "android.widget.TextView",
+                            p,
+                            Rect::new(0, 300, SCREEN_W, 400),
+                        )
+                        .text("无搜索结果"),
+                    );
+                }
+                for (i, name) in hits.into_iter().enumerate() {
+                    let top = 268 + 160 * i as i32;
+                    results = results.child(
+                        entry(p, top, name, Action::OpenProfile(name.clone())).id("search_item"),
+                    );
+                }
+                root.child(back_button(p)).child(field).child(results)
+            }
+            Screen::Profile { name } => root
+                .child(title_bar(p, "", true))
+                .child(
+                    Node::new("android.widget.TextView", p, Rect::new(212, 300, 900, 380))
+                        .id("contact_name")
+                        .text(name),
+                )
+                .child(
+                    Node::new("android.widget.Button", p, Rect::new(36, 1800, 1044, 1940))
+                        .id("send_message_button")
+                        .text("发消息")
+                        .on_tap(Action::MessageFromProfile(name.clone())),
+                ),
+            Screen::AddFriend {
+                query,
+                result,
+                requested,
+            } => {
+                let mut field =
+                    Node::new("android.widget.EditText", p, Rect::new(36, 268, 860, 388))
+                        .id("search_input")
+                        .text(query)
+                        .on_tap(Action::FocusInput);
+                field.focusable = true;
+                field.focused = self.focused;
+                let mut n = root
+                    .child(title_bar(p, "添加客户", true))
+                    .child(
+                        Node::new("android.widget.TextView", p, Rect::new(36, 400, 1044, 460))
+                            .text("手机号/企业微信号"),
+                    )
+                    .child(field)
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(880, 268, 1044, 388))
+                            .id("search_button")
+                            .text("搜索")
+                            .on_tap(Action::AddFriendSearch),
+                    );
+                match result {
+                    None => {}
+                    Some(None) => {
+                        n = n.child(
+                            Node::new(
+                                "android.widget.TextView",
+                                p,
+                                Rect::new(0, 520, SCREEN_W, 600),
+                            )
+                            .text("该用户不存在"),
+                        )
+                    }
+                    Some(Some(name)) => {
+                        n = n.child(
+                            Node::new("android.widget.TextView", p, Rect::new(212, 520, 900, 600))
+                                .id("result_name")
+                                .text(name),
+                        );
+                        n = n.child(if *requested {
+                            Node::new("android.widget.TextView", p, Rect::new(36, 700, 1044, 840))
+                                .text("等待验证")
+                        } else {
+                            Node::new("android.widget.Button", p, Rect::new(36, 700, 1044, 840))
+                                .id("add_button")
+                                .text("添加到通讯录")
+                                .on_tap(Action::AddToContacts(name.clone()))
+                        });
+                    }
+                }
+                n
+            }
+            Screen::Greeting { greeting, .. } => {
+                let mut field =
+                    Node::new("android.widget.EditText", p, Rect::new(36, 400, 1044, 640))
+                        .id("verify_message")
+                        .text(greeting)
+                        .on_tap(Action::FocusInput);
+                field.focusable = true;
+                field.focused = self.focused;
+                root.child(title_bar(p, "申请添加客户", true))
+                    .child(
+                        Node::new("android.widget.TextView", p, Rect::new(36, 300, 1044, 380))
+                            .text("发送添加邀请"),
+                    )
+                    .child(field)
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(880, 100, 1044, 228))
+                            .id("send_request_button")
+                            .text("发送")
+                            .on_tap(Action::SendFriendRequest),
+                    )
+            }
+            Screen::FriendRequests => {
+                let rows = self.requests.iter().enumerate().map(|(i, r)| {
+                    let top = 268 + 200 * i as i32;
+                    let row = Node::new(
+                        "android.widget.RelativeLayout",
+                        p,
+                        Rect::new(0, top, SCREEN_W, top + 200),
+                    )
+                    .id("request_item")
+                    .child(
+                        Node::new(
+                            "android.widget.TextView",
+                            p,
+                            Rect::new(212, top + 30, 800, top + 90),
+                        )
+                        .id("request_name")
+                        .text(&r.name),
+                    )
+                    .child(
+                        Node::new(
+                            "android.widget.TextView",
+                            p,
+                            Rect::new(212, top + 110, 800, top + 170),
+                        )
+                        .id("request_greeting")
+                        .text(&r.greeting),
+                    );
+                    if r.accepted {
+                        row.child(
+                            Node::new(
+                                "android.widget.TextView",
+                                p,
+                                Rect::new(840, top + 50, 1044, top + 150),
+                            )
+                            .text("已添加"),
+                        )
+                    } else {
+                        row.child(
+                            Node::new(
+                                "android.widget.Button",
+                                p,
+                                Rect::new(840, top + 50, 1044, top + 150),
+                            )
+                            .id("accept_button")
+                            .text("通过")
+                            .on_tap(Action::Accept(r.name.clone())),
+                        )
+                    }
+                });
+                root.child(title_bar(p, "新的客户", true)).child(
+                    Node::new("android.widget.ListView", p, content)
+                        .id("request_list")
+                        .children(rows),
+                )
+            }
+            Screen::MomentsHome => root.child(title_bar(p, "客户朋友圈", true)).child(
+                Node::new(
+                    "android.widget.ImageView",
+                    p,
+                    Rect::new(920, 100, 1044, 228),
+                )
+                .id("post_entry")
+                .desc("发表到客户朋友圈")
+                .on_tap(Action::OpenComposer),
+            ),
+            Screen::Composer { text, media } => {
+                let mut field =
+                    Node::new("android.widget.EditText", p, Rect::new(36, 268, 1044, 700))
+                        .id("moments_input")
+                        .text(text)
+                        .on_tap(Action::FocusInput);
+                field.focusable = true;
+                field.focused = self.focused;
+                let mut n = root
+                    .child(title_bar(p, "", true))
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(880, 100, 1044, 228))
+                            .id("publish_button")
+                            .text("发表")
+                            .on_tap(Action::PostMoment),
+                    )
+                    .child(field);
+                for (i, m) in media.iter().enumerate() {
+                    let l = 36 + 330 * (i as i32 % 3);
+                    let t = 740 + 330 * (i as i32 / 3);
+                    n = n.child(
+                        Node::new(
+                            "android.widget.ImageView",
+                            p,
+                            Rect::new(l, t, l + 300, t + 300),
+                        )
+                        .id("media_thumb")
+                        .desc(&format!("图片{}", i + 1))
+                        .text(file_name(m)),
+                    );
+                }
+                let i = media.len() as i32;
+                let l = 36 + 330 * (i % 3);
+                let t = 740 + 330 * (i / 3);
+                n.child(
+                    Node::new(
+                        "android.widget.ImageView",
+                        p,
+                        Rect::new(l, t, l + 300, t + 300),
+                    )
+                    .id("add_media")
+                    .desc("添加图片")
+                    .on_tap(Action::OpenPicker),
+                )
+            }
+            Screen::Picker { selected } => {
+                let mut n = root.child(title_bar(p, "图片和视频", true)).child(
+                    Node::new("android.widget.Button", p, Rect::new(840, 100, 1044, 228))
+                        .id("done_button")
+                        .text(&if selected.is_empty() {
+                            "完成".to_owned()
+                        } else {
+                            format!("完成({})", selected.len())
+                        })
+                        .on_tap(Action::PickerDone),
+                );
+                for (i, m) in self.media.iter().enumerate() {
+                    let l = 270 * (i as i32 % 4);
+                    let t = 248 + 270 * (i as i32 / 4);
+                    let mut cell = Node::new(
+                        "android.widget.ImageView",
+                        p,
+                        Rect::new(l, t, l + 266, t + 266),
+                    )
+                    .id("media_item")
+                    .desc(&format!("照片, {}", file_name(m)))
+                    .on_tap(Action::ToggleMedia(m.clone()));
+                    cell.checked = Some(selected.contains(m));
+                    n = n.child(cell);
+                }
+                n
+            }
+        }
+    }
+}
+
+/// What the add-friend search finds: 11-digit mobile numbers and WeCom/WeChat ids.
+fn lookup_user(query: &str) -> Option<String> {
+    let q = query.trim();
+    let phone = q.len() == 11 && q.starts_with('1') && q.chars().all(|c| c.is_ascii_digit());
+    let id = (6..=20).contains(&q.len())
+        && q.starts_with(|c: char| c.is_ascii_alphabetic())
+        && q.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if phone {
+        Some(format!("用户{}", &q[7..]))
+    } else if id {
+        Some(format!("用户{q}"))
+    } else {
+        None
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn title_bar(p: &str, title: &str, back: bool) -> Node {
+    let mut bar = Node::new(
+        "android.widget.RelativeLayout",
+        p,
+        Rect::new(0, 80, SCREEN_W, 248),
+    )
+    .id("title_bar");
+    if back {
+        bar = bar.child(back_button(p));
+    }
+    if !title.is_empty() {
+        bar = bar.child(
+            Node::new("android.widget.TextView", p, Rect::new(150, 110, 930, 218))
+                .id("title_text")
+                .text(title),
+        );
+    }
+    bar
+}
+
+fn back_button(p: &str) -> Node {
+    Node::new("android.widget.ImageView", p, Rect::new(0, 100, 130, 228))
+        .id("back_button")
+        .desc("返回")
+        .on_tap(Action::Back)
+}
+
+fn entry(p: &str, top: i32, label: &str, action: Action) -> Node {
+    Node::new(
+        "android.widget.RelativeLayout",
+        p,
+        Rect::new(0, top, SCREEN_W, top + 150),
+    )
+    .on_tap(action)
+    .child(
+        Node::new(
+            "android.widget.TextView",
+            p,
+            Rect::new(212, top + 40, 900, top + 110),
+        )
+        .text(label),
+    )
+}
+
+fn grid_item(p: &str, i: i32, label: &str, action: Option<Action>) -> Node {
+    let l = 270 * (i % 4);
+    let t = 300 + 270 * (i / 4);
+    let mut n = Node::new(
+        "android.widget.LinearLayout",
+        p,
+        Rect::new(l, t, l + 270, t + 250),
+    )
+    .child(
+        Node::new(
+            "android.widget.TextView",
+            p,
+            Rect::new(l, t + 170, l + 270, t + 240),
+        )
+        .text(label),
+    );
+    if let Some(a) = action {
+        n = n.on_tap(a);
+    }
+    n
+}
+
+fn launcher_tree() -> Node {
+    let p = LAUNCHER_PACKAGE;
+    let icon = |i: i32, label: &str, action: Option<Action>| {
+        let l = 40 + 250 * i;
+        let mut n = Node::new(
+            "android.widget.TextView",
+            p,
+            Rect::new(l, 1900, l + 240, 2150),
+        )
+        .text(label)
+        .desc(label);
+        if let Some(a) = action {
+            n = n.on_tap(a);
+        }
+        n
+    };
+    Node::new(
+        "android.widget.FrameLayout",
+        p,
+        Rect::new(0, 0, SCREEN_W, SCREEN_H),
+    )
+    .child(
+        Node::new("android.view.View", p, Rect::new(0, 1850, SCREEN_W, 2200))
+            .id("workspace")
+            .child(icon(0, "企业微信", Some(Action::LaunchWeCom)))
+            .child(icon(1, "设置", None))
+            .child(icon(2, "相册", None))
+            .child(icon(3, "电话", None)),
+    )
+}
+
+fn overlay_tree(overlay: &Overlay) -> Node {
+    let dialog = |p: &str, title: &str, message: &str, buttons: Vec<(&str, &str, Action)>| {
+        let n = buttons.len() as i32;
+        let w = (1000 - 80) / n.max(1);
+        let mut d = Node::new(
+            "android.widget.LinearLayout",
+            p,
+            Rect::new(80, 860, 1000, 1540),
+        )
+        .id("dialog_root")
+        .child(
+            Node::new("android.widget.TextView", p, Rect::new(120, 900, 960, 990))
+                .id("dialog_title")
+                .text(title),
+        )
+        .child(
+            Node::new(
+                "android.widget.TextView",
+                p,
+                Rect::new(120, 1010, 960, 1300),
+            )
+            .id("dialog_message")
+            .text(message),
+        );
+        for (i, (id, label, action)) in buttons.into_iter().enumerate() {
+            let l = 80 + w * i as i32;
+            d = d.child(
+                Node::new("android.widget.Button", p, Rect::new(l, 1380, l + w, 1540))
+                    .id(id)
+                    .text(label)
+                    .on_tap(action),
+            );
+        }
+        d
+    };
+    let p = WECOM_PACKAGE;
+    match overlay {
+        Overlay::Risk { title, message } => dialog(
+            p,
+            title,
+            message,
+            vec![("dialog_confirm", "我知道了", Action::DismissOverlay)],
+        ),
+        Overlay::Update => dialog(
+            p,
+            "发现新版本",
+            "企业微信有新版本可用，更新后体验更多功能",
+            vec![
+                ("dialog_cancel", "以后再说", Action::DismissOverlay),
+                ("dialog_confirm", "立即更新", Action::DismissOverlay),
+            ],
+        ),
+        Overlay::Permission => dialog(
+            PERMISSION_PACKAGE,
+            "要允许“企业微信”访问您设备上的照片和媒体内容吗？",
+            "",
+            vec![
+                (
+                    "com.android.permissioncontroller:id/permission_allow_button",
+                    "允许",
+                    Action::DismissOverlay,
+                ),
+                (
+                    "com.android.permissioncontroller:id/permission_deny_button",
+                    "拒绝",
+                    Action::DismissOverlay,
+                ),
+            ],
+        ),
+        Overlay::ChatMenu(with) => {
+            Node::new("android.widget.ListView", p, Rect::new(240, 900, 840, 1380))
+                .id("popup_menu")
+                .child(
+                    Node::new("android.widget.TextView", p, Rect::new(240, 900, 840, 1060))
+                        .text("标为未读")
+                        .on_tap(Action::MenuClose),
+                )
+                .child(
+                    Node::new(
+                        "android.widget.TextView",
+                        p,
+                        Rect::new(240, 1060, 840, 1220),
+                    )
+                    .text("置顶")
+                    .on_tap(Action::MenuClose),
+                )
+                .child(
+                    Node::new(
+                        "android.widget.TextView",
+                        p,
+                        Rect::new(240, 1220, 840, 1380),
+                    )
+                    .text("删除")
+                    .on_tap(Action::MenuDelete(with.clone())),
+                )
+        }
+        Overlay::ConfirmDelete(with) => dialog(
+            p,
+            "",
+            "删除后，将清空该聊天的消息记录",
+            vec![
+                ("dialog_cancel", "取消", Action::DismissOverlay),
+                (
+                    "dialog_confirm",
+                    "删除",
+                    Action::ConfirmDelete(with.clone()),
+                ),
+            ],
+        ),
+    }
+}
