@@ -37,6 +37,16 @@ pub struct TestDb {
 
 static ANNOUNCE: Once = Once::new();
 
+/// Says once per test process which database the suite runs on. It writes to
+/// the stderr handle itself: the test harness captures `eprintln!` inside
+/// tests, and this line is for the person running the suite.
+fn announce(line: &str) {
+    ANNOUNCE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{line}");
+    });
+}
+
 impl TestDb {
     /// Creates a new, empty database for one test.
     pub async fn create() -> TestDb {
@@ -46,9 +56,9 @@ impl TestDb {
             .expect("create a temporary directory for the test database");
         match std::env::var(DATABASE_URL_ENV) {
             Ok(admin_url) if !admin_url.trim().is_empty() => {
-                ANNOUNCE.call_once(|| {
-                    eprintln!("e2e: running on PostgreSQL ({DATABASE_URL_ENV} is set)");
-                });
+                announce(&format!(
+                    "e2e: running on PostgreSQL ({DATABASE_URL_ENV} is set)"
+                ));
                 let name = format!("youmi_t_{:016x}", rand::thread_rng().gen::<u64>());
                 let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
                     panic!("connect to {DATABASE_URL_ENV} to create a test database: {e}")
@@ -69,9 +79,9 @@ impl TestDb {
                 }
             }
             _ => {
-                ANNOUNCE.call_once(|| {
-                    eprintln!("e2e: running on SQLite (set {DATABASE_URL_ENV} for PostgreSQL)");
-                });
+                announce(&format!(
+                    "e2e: running on SQLite (set {DATABASE_URL_ENV} for PostgreSQL)"
+                ));
                 let url = format!(
                     "sqlite://{}?mode=rwc",
                     dir.path().join("youmi.db").display()
