@@ -138,14 +138,9 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
     let agents = harness
         .bind_agents(args.agents, args.common.bind_concurrency)
         .await?;
-    let bar = progress(args.agents as u64, "connecting");
-    let mut fleet = Fleet::connect(
-        harness.specs(&agents),
-        args.common.connect_concurrency,
-        &bar,
-    )
-    .await?;
-    bar.finish();
+    let mut fleet = harness
+        .connect(&agents, args.common.connect_concurrency)
+        .await?;
 
     // Every batch spreads over every account, as a real mixed load would.
     let tasks: Vec<_> = (0..args.tasks)

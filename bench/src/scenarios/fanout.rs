@@ -11,7 +11,6 @@ use clap::Args;
 use tokio::time::Instant;
 
 use super::{progress, seconds, CommonArgs, Harness};
-use crate::agents::Fleet;
 use crate::api::mass_send_task;
 use crate::report::{round, Report};
 
@@ -48,14 +47,9 @@ async fn measure(harness: &mut Harness, args: &FanoutArgs) -> anyhow::Result<Rep
     let agents = harness
         .bind_agents(args.agents, args.common.bind_concurrency)
         .await?;
-    let bar = progress(args.agents as u64, "connecting");
-    let mut fleet = Fleet::connect(
-        harness.specs(&agents),
-        args.common.connect_concurrency,
-        &bar,
-    )
-    .await?;
-    bar.finish();
+    let mut fleet = harness
+        .connect(&agents, args.common.connect_concurrency)
+        .await?;
 
     let tasks: Vec<_> = (0..args.tasks)
         .map(|index| mass_send_task(index, agents[index % agents.len()].operator_account_id))

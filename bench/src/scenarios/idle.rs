@@ -8,8 +8,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
-use super::{progress, CommonArgs, Harness};
-use crate::agents::Fleet;
+use super::{CommonArgs, Harness};
 use crate::report::{round, Report};
 
 /// Options of `youmi-bench idle`.
@@ -47,14 +46,9 @@ async fn measure(harness: &mut Harness, args: &IdleArgs) -> anyhow::Result<Repor
     let settle = Duration::from_secs(args.settle_secs);
     tokio::time::sleep(settle).await;
     let before = harness.server.rss_bytes()?;
-    let bar = progress(args.agents as u64, "connecting");
-    let mut fleet = Fleet::connect(
-        harness.specs(&agents),
-        args.common.connect_concurrency,
-        &bar,
-    )
-    .await?;
-    bar.finish();
+    let mut fleet = harness
+        .connect(&agents, args.common.connect_concurrency)
+        .await?;
     tokio::time::sleep(settle).await;
     let after = harness.server.rss_bytes()?;
     fleet.check()?;

@@ -24,7 +24,7 @@ use tempfile::TempDir;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::agents::AgentSpec;
+use crate::agents::{AgentSpec, Fleet};
 use crate::api::{ApiClient, BoundAgent};
 use crate::child::ChildProcess;
 use crate::database::BenchDatabase;
@@ -186,6 +186,19 @@ impl Harness {
             .into_iter()
             .map(|agent| agent.ok_or_else(|| anyhow!("an agent was not bound")))
             .collect()
+    }
+
+    /// Connects `agents` to this server, `concurrency` at a time, and waits
+    /// until every one is welcomed.
+    pub async fn connect(
+        &self,
+        agents: &[BoundAgent],
+        concurrency: usize,
+    ) -> anyhow::Result<Fleet> {
+        let bar = progress(agents.len() as u64, "connecting");
+        let fleet = Fleet::connect(self.specs(agents), concurrency, &bar).await?;
+        bar.finish();
+        Ok(fleet)
     }
 
     /// The specs to connect `agents` to this server.
