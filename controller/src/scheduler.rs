@@ -224,7 +224,7 @@ impl<C: Clock> Scheduler<C> {
             let store = lookup_store.clone();
             Box::pin(async move { store.task_owner(id).await })
         });
-        let writer = Writer::start(store, failure.clone());
+        let writer = Writer::start(store, failure);
         let mut scheduler = Scheduler {
             clock,
             config,
@@ -241,12 +241,7 @@ impl<C: Clock> Scheduler<C> {
         scheduler.restore(snapshot);
         tokio::spawn(async move {
             scheduler.run(receiver).await;
-            failure.send_if_modified(|reason| {
-                if reason.is_none() {
-                    tracing::debug!("scheduler stopped");
-                }
-                false
-            });
+            tracing::debug!("scheduler stopped");
         });
     }
 
@@ -767,6 +762,7 @@ impl<C: Clock> Scheduler<C> {
                 finished,
             } => self.on_hello(
                 device_id,
+                connection,
                 sink,
                 agent_version,
                 info,
@@ -775,7 +771,9 @@ impl<C: Clock> Scheduler<C> {
                 finished,
             ),
             AgentMessage::Accepted { task_id } => self.on_accepted(device_id, sink, task_id),
-            AgentMessage::Finished(report) => self.on_finished(device_id, connection, sink, report),
+            AgentMessage::Finished(report) => {
+                self.finish_from(device_id, connection, &sink, report)
+            }
             AgentMessage::Progress {
                 task_id,
                 step,
@@ -844,6 +842,7 @@ impl<C: Clock> Scheduler<C> {
     fn on_hello(
         &mut self,
         device_id: &str,
+        connection: ConnectionId,
         sink: Arc<dyn DeviceSink>,
         agent_version: String,
         mut info: DeviceInfo,
@@ -922,7 +921,7 @@ impl<C: Clock> Scheduler<C> {
             }
         }
         for report in finished {
-            self.finish_from(device_id, &sink, report, None);
+            self.finish_from(device_id, connection, &sink, report);
         }
         // Anything else the agent runs is not wanted here any more.
         for id in running {
@@ -959,25 +958,15 @@ impl<C: Clock> Scheduler<C> {
         }
     }
 
-    fn on_finished(
-        &mut self,
-        device_id: &str,
-        connection: ConnectionId,
-        sink: Arc<dyn DeviceSink>,
-        report: FinishedReport,
-    ) {
-        self.finish_from(device_id, &sink, report, Some(connection));
-    }
-
     /// Stores a `finished` report (the first one wins) and acks it after the
     /// commit. A report for a task the scheduler no longer holds is looked up in
     /// the store: acked again if it was this device's, refused otherwise.
     fn finish_from(
         &mut self,
         device_id: &str,
+        connection: ConnectionId,
         sink: &Arc<dyn DeviceSink>,
         report: FinishedReport,
-        connection: Option<ConnectionId>,
     ) {
         let id = report.task_id;
         if self.owns(device_id, id) {
@@ -1030,13 +1019,6 @@ impl<C: Clock> Scheduler<C> {
             let lookup = self.lookup.clone();
             let commands = self.commands.clone();
             let device_id = device_id.to_owned();
-            let connection = connection.or_else(|| {
-                self.devices
-                    .get(&device_id)
-                    .and_then(|d| d.connection.as_ref())
-                    .map(|c| c.id)
-            });
-            let Some(connection) = connection else { return };
             tokio::spawn(async move {
                 let owner = lookup(id).await;
                 if let Some(commands) = commands.upgrade() {
