@@ -184,3 +184,23 @@ async fn bodies_over_two_mebibytes_are_refused() {
     answer.expect_error(413, "body_too_large");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn an_expired_session_is_refused() {
+    let app = TestApp::spawn().await;
+    app.get("/api/v1/auth/me").await.expect(200);
+    // Age every session past its expiry, as if the TTL had run out.
+    let db = youmi_server::db::Db::open(&app.db.as_ref().unwrap().url)
+        .await
+        .expect("open the server's database");
+    sqlx::query("UPDATE sessions SET expires_at_ms = $1")
+        .bind(youmi_server::db::now_ms() - 1)
+        .execute(&db.write)
+        .await
+        .expect("age the sessions");
+    db.close().await;
+    app.get("/api/v1/auth/me")
+        .await
+        .expect_error(401, "unauthorized");
+    app.finish().await;
+}
