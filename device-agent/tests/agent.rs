@@ -1071,3 +1071,14 @@ async fn an_https_server_gets_tls_and_a_failed_handshake_is_retried() {
     assert!(agent.status().halted.is_none());
     agent.kill();
 }
+
+#[test]
+fn the_default_heartbeat_keeps_a_device_online() {
+    // The server marks a device offline after 90 s of silence: three
+    // heartbeats at the protocol's 30 s.
+    let options = youmi_agent::AgentOptions::new("state".into(), support::device());
+    assert_eq!(
+        options.heartbeat_interval,
+        std::time::Duration::from_secs(30)
+    );
+}
