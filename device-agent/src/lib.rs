@@ -31,6 +31,7 @@ mod error;
 pub mod executor;
 mod fsutil;
 pub mod journal;
+pub mod phone;
 pub mod session;
 pub mod simulator;
 

@@ -1,0 +1,394 @@
+//! The screen as `uiautomator dump` describes it: a tree of nodes with text,
+//! resource id, content description, class and bounds, and the [`Selector`]s
+//! that find nodes in it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A point on the screen, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// From the left edge.
+    pub x: i32,
+    /// From the top edge.
+    pub y: i32,
+}
+
+/// A node's rectangle: `[left,top][right,bottom]`, right and bottom exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bounds {
+    /// Left edge.
+    pub left: i32,
+    /// Top edge.
+    pub top: i32,
+    /// Right edge (exclusive).
+    pub right: i32,
+    /// Bottom edge (exclusive).
+    pub bottom: i32,
+}
+
+impl Bounds {
+    /// Parses uiautomator's `[l,t][r,b]`.
+    pub fn parse(s: &str) -> Option<Bounds> {
+        let s = s.strip_prefix('[')?.strip_suffix(']')?;
+        let (first, second) = s.split_once("][")?;
+        let pair = |p: &str| -> Option<(i32, i32)> {
+            let (a, b) = p.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        };
+        let (left, top) = pair(first)?;
+        let (right, bottom) = pair(second)?;
+        Some(Bounds {
+            left,
+            top,
+            right,
+            bottom,
+        })
+    }
+
+    /// The centre, where a tap lands.
+    pub fn center(&self) -> Point {
+        Point {
+            x: (self.left + self.right) / 2,
+            y: (self.top + self.bottom) / 2,
+        }
+    }
+
+    /// Whether the rectangle has no area (an off-screen or collapsed view).
+    pub fn is_empty(&self) -> bool {
+        self.right <= self.left || self.bottom <= self.top
+    }
+}
+
+impl fmt::Display for Bounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "[{},{}][{},{}]",
+            self.left, self.top, self.right, self.bottom
+        )
+    }
+}
+
+/// One node of the screen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UiNode {
+    /// Visible text.
+    pub text: String,
+    /// `package:id/name`, or empty.
+    pub resource_id: String,
+    /// Accessibility description, or empty.
+    pub content_desc: String,
+    /// Widget class, e.g. `android.widget.TextView`.
+    pub class: String,
+    /// Package of the window the node is in.
+    pub package: String,
+    /// Where it is.
+    pub bounds: Bounds,
+    /// Whether it reacts to taps.
+    pub clickable: bool,
+    /// Whether it has input focus.
+    pub focused: bool,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// Whether it is checked (for checkable widgets).
+    pub checked: bool,
+    /// Index of the parent node in [`UiTree::nodes`]; `None` for a root.
+    pub parent: Option<usize>,
+    /// Depth in the tree, roots at 0.
+    pub depth: u32,
+}
+
+/// The parsed screen: every node in document order (a parent before its children).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UiTree {
+    /// The nodes.
+    pub nodes: Vec<UiNode>,
+    /// The XML it was parsed from, kept for failure reports.
+    pub xml: String,
+}
+
+/// Why a UI dump could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a uiautomator dump: {0}")]
+pub struct ParseError(pub String);
+
+impl UiTree {
+    /// Parses the XML `uiautomator dump` writes. Anything that is not a
+    /// `<hierarchy>` document (such as "ERROR: could not get idle state.") is an error.
+    pub fn parse(xml: &str) -> Result<UiTree, ParseError> {
+        let start = xml
+            .find("<?xml")
+            .or_else(|| xml.find("<hierarchy"))
+            .ok_or_else(|| ParseError(first_line(xml)))?;
+        let end = xml
+            .rfind("</hierarchy>")
+            .map(|at| at + "</hierarchy>".len())
+            .or_else(|| xml.rfind("/>").map(|at| at + 2))
+            .ok_or_else(|| ParseError("the document is not complete".to_owned()))?;
+        let body = &xml[start..end];
+        let doc = roxmltree::Document::parse(body).map_err(|e| ParseError(e.to_string()))?;
+        let root = doc.root_element();
+        if root.tag_name().name() != "hierarchy" {
+            return Err(ParseError(format!(
+                "the root element is <{}>, not <hierarchy>",
+                root.tag_name().name()
+            )));
+        }
+        let mut nodes = Vec::new();
+        for child in root.children().filter(|n| n.has_tag_name("node")) {
+            collect(child, None, 0, &mut nodes);
+        }
+        Ok(UiTree {
+            nodes,
+            xml: body.to_owned(),
+        })
+    }
+
+    /// The first node (in document order) that `selector` matches.
+    pub fn find(&self, selector: &Selector) -> Option<&UiNode> {
+        self.nodes.iter().find(|node| selector.matches(node))
+    }
+
+    /// Every node that `selector` matches.
+    pub fn find_all<'a>(&'a self, selector: &'a Selector) -> impl Iterator<Item = &'a UiNode> {
+        self.nodes.iter().filter(move |node| selector.matches(node))
+    }
+
+    /// Whether any node's text or content description contains `needle`.
+    pub fn contains_text(&self, needle: &str) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| n.text.contains(needle) || n.content_desc.contains(needle))
+    }
+
+    /// The node with input focus, if any.
+    pub fn focused(&self) -> Option<&UiNode> {
+        self.nodes.iter().find(|n| n.focused)
+    }
+
+    /// The texts on screen, in order, for a human summary of what was seen.
+    pub fn texts(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                if !n.text.is_empty() {
+                    Some(n.text.as_str())
+                } else if !n.content_desc.is_empty() {
+                    Some(n.content_desc.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.trim().lines().next().unwrap_or("");
+    if line.is_empty() {
+        "the output was empty".to_owned()
+    } else {
+        line.chars().take(200).collect()
+    }
+}
+
+fn collect(
+    node: roxmltree::Node<'_, '_>,
+    parent: Option<usize>,
+    depth: u32,
+    out: &mut Vec<UiNode>,
+) {
+    let attr = |name: &str| node.attribute(name).unwrap_or("").to_owned();
+    let flag = |name: &str| node.attribute(name) == Some("true");
+    let index = out.len();
+    out.push(UiNode {
+        text: attr("text"),
+        resource_id: attr("resource-id"),
+        content_desc: attr("content-desc"),
+        class: attr("class"),
+        package: attr("package"),
+        bounds: node
+            .attribute("bounds")
+            .and_then(Bounds::parse)
+            .unwrap_or_default(),
+        clickable: flag("clickable"),
+        focused: flag("focused"),
+        enabled: node.attribute("enabled") != Some("false"),
+        checked: flag("checked"),
+        parent,
+        depth,
+    });
+    for child in node.children().filter(|n| n.has_tag_name("node")) {
+        collect(child, Some(index), depth + 1, out);
+    }
+}
+
+/// Finds nodes: every field that is set must match. Text and content
+/// description match exactly, or as a substring with the `_contains` forms.
+/// Flow files write selectors as tables, e.g. `{ text = "发送" }` or
+/// `{ resource_id = "com.tencent.wework:id/input_editor" }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selector {
+    /// Exact visible text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Visible text containing this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_contains: Option<String>,
+    /// Exact content description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc: Option<String>,
+    /// Content description containing this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desc_contains: Option<String>,
+    /// Exact resource id (`package:id/name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// Exact widget class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+impl Selector {
+    /// A selector for an exact text.
+    pub fn text(text: impl Into<String>) -> Selector {
+        Selector {
+            text: Some(text.into()),
+            ..Selector::default()
+        }
+    }
+
+    /// A selector for an exact resource id.
+    pub fn resource_id(id: impl Into<String>) -> Selector {
+        Selector {
+            resource_id: Some(id.into()),
+            ..Selector::default()
+        }
+    }
+
+    /// Whether no field is set (it would match every node).
+    pub fn is_empty(&self) -> bool {
+        *self == Selector::default()
+    }
+
+    /// Whether `node` matches.
+    pub fn matches(&self, node: &UiNode) -> bool {
+        fn exact(want: &Option<String>, have: &str) -> bool {
+            want.as_deref().is_none_or(|want| want == have)
+        }
+        fn within(want: &Option<String>, have: &str) -> bool {
+            want.as_deref().is_none_or(|want| have.contains(want))
+        }
+        !node.bounds.is_empty()
+            && exact(&self.text, &node.text)
+            && within(&self.text_contains, &node.text)
+            && exact(&self.desc, &node.content_desc)
+            && within(&self.desc_contains, &node.content_desc)
+            && exact(&self.resource_id, &node.resource_id)
+            && exact(&self.class, &node.class)
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        let mut add = |name: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                parts.push(format!("{name}={value:?}"));
+            }
+        };
+        add("text", &self.text);
+        add("text_contains", &self.text_contains);
+        add("desc", &self.desc);
+        add("desc_contains", &self.desc_contains);
+        add("resource_id", &self.resource_id);
+        add("class", &self.class);
+        write!(f, "{{{}}}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation=\"0\">\
+<node index=\"0\" text=\"\" resource-id=\"\" class=\"android.widget.FrameLayout\" package=\"com.tencent.wework\" content-desc=\"\" clickable=\"false\" enabled=\"true\" focused=\"false\" bounds=\"[0,0][1080,2340]\">\
+<node index=\"0\" text=\"张三\" resource-id=\"com.tencent.wework:id/title\" class=\"android.widget.TextView\" package=\"com.tencent.wework\" content-desc=\"\" clickable=\"true\" enabled=\"true\" focused=\"false\" bounds=\"[0,200][1080,300]\" />\
+<node index=\"1\" text=\"\" resource-id=\"com.tencent.wework:id/input_editor\" class=\"android.widget.EditText\" package=\"com.tencent.wework\" content-desc=\"输入框\" clickable=\"true\" enabled=\"true\" focused=\"true\" bounds=\"[0,2200][900,2300]\" />\
+<node index=\"2\" text=\"hidden\" resource-id=\"\" class=\"android.widget.TextView\" package=\"com.tencent.wework\" content-desc=\"\" clickable=\"false\" enabled=\"true\" focused=\"false\" bounds=\"[0,0][0,0]\" />\
+</node></hierarchy>";
+
+    #[test]
+    fn parses_nodes_in_document_order() {
+        let tree = UiTree::parse(DUMP).unwrap();
+        assert_eq!(tree.nodes.len(), 4);
+        assert_eq!(tree.nodes[1].text, "张三");
+        assert_eq!(tree.nodes[1].parent, Some(0));
+        assert_eq!(tree.nodes[1].depth, 1);
+        assert_eq!(tree.nodes[1].bounds.center(), Point { x: 540, y: 250 });
+        assert_eq!(tree.focused().unwrap().content_desc, "输入框");
+        assert_eq!(tree.texts(), vec!["张三", "输入框", "hidden"]);
+    }
+
+    #[test]
+    fn text_around_the_document_is_ignored() {
+        let noisy = format!("{DUMP}\nUI hierchary dumped to: /dev/tty\n");
+        assert_eq!(UiTree::parse(&noisy).unwrap().nodes.len(), 4);
+    }
+
+    #[test]
+    fn a_busy_screen_is_not_a_dump() {
+        let err = UiTree::parse("ERROR: could not get idle state.\n").unwrap_err();
+        assert_eq!(err.0, "ERROR: could not get idle state.");
+        assert!(UiTree::parse("").is_err());
+        assert!(UiTree::parse("<?xml version='1.0' ?><hierarchy><node").is_err());
+        assert!(UiTree::parse("<?xml version='1.0' ?><other/>").is_err());
+    }
+
+    #[test]
+    fn selectors_match_every_field_they_set() {
+        let tree = UiTree::parse(DUMP).unwrap();
+        assert_eq!(tree.find(&Selector::text("张三")).unwrap().bounds.top, 200);
+        let editor = Selector::resource_id("com.tencent.wework:id/input_editor");
+        assert!(tree.find(&editor).is_some());
+        let both = Selector {
+            text: Some("张三".into()),
+            class: Some("android.widget.EditText".into()),
+            ..Selector::default()
+        };
+        assert!(tree.find(&both).is_none());
+        let desc = Selector {
+            desc_contains: Some("输入".into()),
+            ..Selector::default()
+        };
+        assert_eq!(tree.find_all(&desc).count(), 1);
+        assert!(
+            tree.find(&Selector::text("hidden")).is_none(),
+            "no area, no match"
+        );
+        assert!(tree.contains_text("张"));
+        assert_eq!(
+            both.to_string(),
+            "{text=\"张三\", class=\"android.widget.EditText\"}"
+        );
+    }
+
+    #[test]
+    fn bounds_parse_strictly() {
+        assert_eq!(
+            Bounds::parse("[1,2][3,4]"),
+            Some(Bounds {
+                left: 1,
+                top: 2,
+                right: 3,
+                bottom: 4
+            })
+        );
+        assert_eq!(Bounds::parse("[1,2]"), None);
+        assert_eq!(Bounds::parse("1,2][3,4"), None);
+        assert_eq!(Bounds::parse("[a,2][3,4]"), None);
+    }
+}
