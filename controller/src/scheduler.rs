@@ -974,10 +974,25 @@ impl<C: Clock> Scheduler<C> {
             let task = self.tasks.get(&id).expect("owned task exists");
             let account = task.account;
             let attempt = task.attempt;
+            // WeCom warned the account: stop using it until a person looks.
+            let risk_control = report.outcome == Outcome::Failed
+                && report
+                    .error
+                    .as_ref()
+                    .is_some_and(|e| e.code == error_code::RISK_CONTROL);
             let retry = report.outcome == Outcome::Failed
+                && !risk_control
                 && report.error.as_ref().is_some_and(|e| e.retryable)
                 && !task.cancel_requested
                 && attempt < self.config.max_attempts;
+            if risk_control {
+                let message = report
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
+                self.risk_control_pause(device_id, account, id, message, now);
+            }
             if retry {
                 let not_before = now + self.config.retry_delay_ms * i64::from(attempt);
                 tracing::info!(
@@ -1158,10 +1173,57 @@ impl<C: Clock> Scheduler<C> {
         }
     }
 
+    /// Pauses the account's queue because WeCom showed a risk-control warning:
+    /// no auto-resume (an operator resumes by hand), and a notification for the
+    /// admins in the same commit.
+    fn risk_control_pause(
+        &mut self,
+        device_id: &str,
+        account: OperatorAccountId,
+        task_id: TaskId,
+        message: String,
+        now: i64,
+    ) {
+        tracing::warn!(
+            device_id,
+            account,
+            task_id,
+            message,
+            "risk control: queue paused until an operator resumes it"
+        );
+        let reason = Some(error_code::RISK_CONTROL.to_owned());
+        self.set_queue(device_id, true, reason, true, false);
+        let text = if message.is_empty() {
+            format!("task {task_id}: WeCom showed a risk-control warning; the queue is paused until an operator resumes it")
+        } else {
+            format!("task {task_id}: WeCom showed a risk-control warning ({message}); the queue is paused until an operator resumes it")
+        };
+        self.change(Change::Notified {
+            kind: error_code::RISK_CONTROL.to_owned(),
+            account,
+            device_id: device_id.to_owned(),
+            task_id: Some(task_id),
+            message: text,
+            at_ms: now,
+        });
+    }
+
     /// Pauses or resumes a device's queue. A pause arms the auto-resume timer
     /// from the device's settings; `echo` tells the agent (not needed when the
     /// agent itself reported the change).
     fn set_paused(&mut self, device_id: &str, paused: bool, reason: Option<String>, echo: bool) {
+        self.set_queue(device_id, paused, reason, echo, true);
+    }
+
+    /// [`Scheduler::set_paused`], with the auto-resume timer armed only if `auto_resume`.
+    fn set_queue(
+        &mut self,
+        device_id: &str,
+        paused: bool,
+        reason: Option<String>,
+        echo: bool,
+        auto_resume: bool,
+    ) {
         let now = self.now();
         let unit = self.config.auto_resume_unit_ms;
         let Some(device) = self.devices.get_mut(device_id) else {
@@ -1170,7 +1232,11 @@ impl<C: Clock> Scheduler<C> {
         let account = device.account;
         device.paused = paused;
         if paused {
-            let minutes = i64::from(device.settings.auto_resume_after_min.minutes());
+            let minutes = if auto_resume {
+                i64::from(device.settings.auto_resume_after_min.minutes())
+            } else {
+                0
+            };
             device.resume_at = (minutes > 0).then(|| now + minutes * unit);
             device.pause_reason = reason;
         } else {

@@ -177,6 +177,21 @@ pub enum Change {
         /// The whole new settings object.
         settings: AgentSettings,
     },
+    /// Something the admins must see, such as a queue paused for risk control.
+    Notified {
+        /// What happened: a stable snake_case kind, e.g. `risk_control`.
+        kind: String,
+        /// The operator account concerned.
+        account: OperatorAccountId,
+        /// The device concerned.
+        device_id: String,
+        /// The task that revealed it, if any.
+        task_id: Option<TaskId>,
+        /// What to tell the admins.
+        message: String,
+        /// When.
+        at_ms: i64,
+    },
     /// A device said hello or went away; what it reported is kept for the device list.
     DeviceSeen {
         /// The device.

@@ -907,3 +907,83 @@ async fn a_silent_device_gets_no_task_even_before_its_connection_is_closed() {
         "heard from again: the queue moves"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn risk_control_pauses_with_no_auto_resume_and_no_retry() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    let patch = SettingsPatch {
+        auto_resume_after_min: Some(AutoResume::try_from(1).unwrap()),
+        ..Default::default()
+    };
+    controller
+        .update_settings(DeviceTarget::All, patch)
+        .await
+        .unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    controller
+        .submit(vec![task(1, 5), task(1, 5)])
+        .await
+        .unwrap();
+    assert_eq!(phone.expect_assign().await, 1);
+    let warned = TaskError {
+        code: "risk_control".into(),
+        message: "操作频繁".into(),
+        retryable: true,
+    };
+    phone
+        .finish(&controller, 1, Outcome::Failed, Some(warned))
+        .await;
+    let mut seen = vec![phone.recv().await, phone.recv().await];
+    seen.sort_by_key(|m| format!("{m:?}"));
+    assert_eq!(
+        seen,
+        vec![
+            ServerMessage::Ack { task_id: 1 },
+            ServerMessage::Queue {
+                paused: true,
+                resume_at_ms: None
+            },
+        ]
+    );
+    phone.live_for(&controller, 600).await;
+    assert!(phone.nothing_more().await, "no retry, no auto-resume");
+    assert_eq!(store.state(1), Some(TaskState::Failed));
+    assert_eq!(store.state(2), Some(TaskState::Queued));
+    let status = &controller.devices().await.unwrap()[0];
+    assert_eq!(status.pause_reason.as_deref(), Some("risk_control"));
+    let notes: Vec<Change> = store
+        .changes()
+        .into_iter()
+        .filter(|c| matches!(c, Change::Notified { .. }))
+        .collect();
+    assert_eq!(notes.len(), 1);
+    match &notes[0] {
+        Change::Notified {
+            kind,
+            account,
+            device_id,
+            task_id,
+            message,
+            ..
+        } => {
+            assert_eq!(kind, "risk_control");
+            assert_eq!(*account, 1);
+            assert_eq!(device_id, "d1");
+            assert_eq!(*task_id, Some(1));
+            assert!(message.contains("操作频繁"), "{message}");
+        }
+        other => panic!("expected a notification, got {other:?}"),
+    }
+    controller
+        .resume(DeviceTarget::Ids(vec!["d1".into()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        phone.recv().await,
+        ServerMessage::Queue {
+            paused: false,
+            resume_at_ms: None
+        }
+    );
+    assert_eq!(phone.expect_assign().await, 2);
+}

@@ -290,4 +290,8 @@ pub mod error_code {
     pub const HELLO_REQUIRED: &str = "hello_required";
     /// A task the server knew as running was not in the agent's `hello`.
     pub const LOST: &str = "lost";
+    /// A task failure (agent to server): WeCom showed a risk-control warning. The
+    /// server pauses the account's queue at once, never retries the task by itself,
+    /// and notifies the admins; an operator resumes the queue by hand.
+    pub const RISK_CONTROL: &str = "risk_control";
 }

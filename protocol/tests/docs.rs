@@ -96,6 +96,9 @@ fn every_example_in_the_protocol_doc_parses_as_its_type() {
             "device_selection" => check::<api::DeviceSelection>(tag, json),
             "update_settings" => check::<api::UpdateSettings>(tag, json),
             "affected" => check::<api::Affected>(tag, json),
+            "notification_page" => check::<api::NotificationPage>(tag, json),
+            "mark_read" => check::<api::MarkRead>(tag, json),
+            "marked_read" => check::<api::MarkedRead>(tag, json),
             other => panic!("docs/protocol.md has a json block of unknown type `{other}`"),
         }
     }

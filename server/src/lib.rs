@@ -14,7 +14,8 @@
 //!   path, [`AuthUser`](http::extract::AuthUser)) and the failed-attempt limiter.
 //! - One module per feature, each with its router and handlers in `mod.rs`
 //!   and its SQL in `store.rs`: [`auth`], [`operator_accounts`],
-//!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`].
+//!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`],
+//!   [`notifications`].
 //! - [`secrets`]: tokens, codes and ids from the OS random generator.
 //! - `demo`: `youmi-server demo`.
 //!
@@ -36,6 +37,7 @@ mod demo;
 pub mod devices;
 pub mod gateway;
 pub mod http;
+pub mod notifications;
 pub mod operator_accounts;
 pub mod scheduler_store;
 pub mod secrets;

@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::gateway::router())
         .merge(crate::tasks::router())
         .merge(crate::devices::router())
+        .merge(crate::notifications::router())
         .fallback(unknown_route)
         // The batch route sets its own, larger limit; a route's own layer wins
         // over this one because it runs later.

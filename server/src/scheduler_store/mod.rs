@@ -95,7 +95,7 @@ async fn task_owner(db: &Db, id: TaskId) -> Result<Option<TaskOwner>, sqlx::Erro
     .transpose()
 }
 
-/// Writes one device change; task changes go through [`rows`].
+/// Writes one device change (or notification); task changes go through [`rows`].
 async fn apply_device_change(
     tx: &mut Transaction<'static, Any>,
     change: &Change,
@@ -122,6 +122,24 @@ async fn apply_device_change(
         .bind(reason.as_deref())
         .bind(*resume_at_ms)
         .bind(device_id.as_str()),
+        Change::Notified {
+            kind,
+            account,
+            device_id,
+            task_id,
+            message,
+            at_ms,
+        } => sqlx::query(
+            "INSERT INTO notifications \
+             (kind, operator_account_id, device_id, task_id, message, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(kind.as_str())
+        .bind(*account)
+        .bind(device_id.as_str())
+        .bind(*task_id)
+        .bind(message.as_str())
+        .bind(*at_ms),
         Change::SettingsChanged {
             device_id,
             settings,

@@ -137,7 +137,8 @@ pub(super) fn fold(changes: &[Change]) -> Result<Folded<'_>, sqlx::Error> {
             }
             Change::QueuePaused { .. }
             | Change::SettingsChanged { .. }
-            | Change::DeviceSeen { .. } => folded.devices.push(change),
+            | Change::DeviceSeen { .. }
+            | Change::Notified { .. } => folded.devices.push(change),
         }
     }
     Ok(folded)

@@ -8,5 +8,6 @@ mod auth;
 mod bind;
 mod devices;
 mod gateway;
+mod notifications;
 mod store;
 mod tasks;

@@ -1,0 +1,106 @@
+//! SQL of the notifications. Rows are inserted by the scheduler's store (in
+//! the commit of what caused them); this module reads and marks them.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use youmi_protocol::api::{Notification, NotificationPage, NotificationQuery};
+
+use crate::db::Db;
+
+const COLUMNS: &str =
+    "id, kind, operator_account_id, device_id, task_id, message, created_at_ms, read_at_ms";
+
+fn notification(row: &AnyRow) -> Result<Notification, sqlx::Error> {
+    Ok(Notification {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        operator_account_id: row.try_get("operator_account_id")?,
+        device_id: row.try_get("device_id")?,
+        task_id: row.try_get("task_id")?,
+        message: row.try_get("message")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        read_at_ms: row.try_get("read_at_ms")?,
+    })
+}
+
+/// One page of notifications, newest first, and the unread count; `limit` is already checked.
+#[tracing::instrument(skip_all, fields(limit))]
+pub async fn list(
+    db: &Db,
+    query: &NotificationQuery,
+    limit: u32,
+) -> Result<NotificationPage, sqlx::Error> {
+    let mut conditions = Vec::new();
+    if query.unread {
+        conditions.push("read_at_ms IS NULL".to_owned());
+    }
+    if query.cursor.is_some() {
+        conditions.push("id < $1".to_owned());
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let limit_at = if query.cursor.is_some() { "$2" } else { "$1" };
+    let sql =
+        format!("SELECT {COLUMNS} FROM notifications {filter} ORDER BY id DESC LIMIT {limit_at}");
+    let mut statement = sqlx::query(&sql);
+    if let Some(cursor) = query.cursor {
+        statement = statement.bind(cursor);
+    }
+    // One row more than the page tells whether there is a next page.
+    let rows = statement
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&db.read)
+        .await?;
+    let mut notifications = rows
+        .iter()
+        .map(notification)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if notifications.len() > limit as usize {
+        notifications.truncate(limit as usize);
+        notifications.last().map(|n| n.id)
+    } else {
+        None
+    };
+    let unread: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE read_at_ms IS NULL")
+            .fetch_one(&db.read)
+            .await?;
+    Ok(NotificationPage {
+        notifications,
+        unread: unread.max(0) as u64,
+        next_cursor,
+    })
+}
+
+/// Marks the given notifications (or, with `None`, every one) read; returns
+/// how many were unread.
+#[tracing::instrument(skip_all)]
+pub async fn mark_read(db: &Db, ids: Option<&[i64]>, now_ms: i64) -> Result<u64, sqlx::Error> {
+    let done = match ids {
+        None => {
+            sqlx::query("UPDATE notifications SET read_at_ms = $1 WHERE read_at_ms IS NULL")
+                .bind(now_ms)
+                .execute(&db.write)
+                .await?
+        }
+        Some(ids) => {
+            let placeholders = (0..ids.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE notifications SET read_at_ms = $1 \
+                 WHERE read_at_ms IS NULL AND id IN ({placeholders})"
+            );
+            let mut statement = sqlx::query(&sql).bind(now_ms);
+            for id in ids {
+                statement = statement.bind(*id);
+            }
+            statement.execute(&db.write).await?
+        }
+    };
+    Ok(done.rows_affected())
+}
