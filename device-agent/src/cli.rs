@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 use youmi_protocol::DeviceInfo;
 
 use crate::{
-    bind, Agent, AgentOptions, Credentials, Executor, SimulatedPhone, SimulatedPhoneConfig,
+    bind, qr, Agent, AgentOptions, Credentials, Executor, SimulatedPhone, SimulatedPhoneConfig,
     AGENT_VERSION,
 };
 
@@ -81,11 +81,26 @@ impl DeviceArgs {
 #[derive(Debug, Args)]
 struct BindArgs {
     /// The server's address, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "YOUMI_AGENT_SERVER")]
-    server: String,
+    #[arg(long, env = "YOUMI_AGENT_SERVER", required_unless_present = "qr")]
+    server: Option<String>,
     /// The bind code an admin created for the operator account.
-    #[arg(long, env = "YOUMI_AGENT_CODE", hide_env_values = true)]
-    code: String,
+    #[arg(
+        long,
+        env = "YOUMI_AGENT_CODE",
+        hide_env_values = true,
+        required_unless_present = "qr"
+    )]
+    code: Option<String>,
+    /// Instead of --server and --code: an image of the bind QR code (the
+    /// server's PNG, a screenshot, or a photo of a screen showing it). Cannot
+    /// be combined with --server or --code, nor with their variables set.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "YOUMI_AGENT_QR",
+        conflicts_with_all = ["server", "code"]
+    )]
+    qr: Option<PathBuf>,
     #[command(flatten)]
     state: StateArgs,
     #[command(flatten)]
@@ -197,7 +212,18 @@ async fn run_bind(args: BindArgs) -> Result<ExitCode> {
     if path.exists() {
         warn!(path = %path.display(), "replacing the credentials of an earlier bind");
     }
-    let credentials = bind(&args.server, &args.code, args.device.to_device())
+    let (server, code) = match (&args.qr, args.server, args.code) {
+        (Some(image), _, _) => {
+            let qr = qr::read_file(image)
+                .with_context(|| format!("cannot take a bind code from {}", image.display()))?;
+            info!(server = %qr.server, "read the bind qr code");
+            (qr.server, qr.code)
+        }
+        (None, Some(server), Some(code)) => (server, code),
+        // clap requires both without --qr; this only keeps the match total.
+        (None, _, _) => anyhow::bail!("give --server and --code, or --qr"),
+    };
+    let credentials = bind(&server, &code, args.device.to_device())
         .await
         .context("cannot bind this phone")?;
     credentials

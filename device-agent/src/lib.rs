@@ -22,6 +22,8 @@
 //!   agent's state, decides what runs when and applies the delivery rules.
 //! - `connection` (private): the WebSocket connection, heartbeats, and the
 //!   reconnect backoff.
+//! - [`qr`]: reading the server address and bind code from a bind QR image
+//!   (a PNG, a screenshot or a photo of a screen), for `bind --qr`.
 //! - [`cli`]: the `youmi-agent` command line (`bind`, `run`).
 
 pub mod cli;
@@ -32,6 +34,7 @@ pub mod executor;
 mod fsutil;
 pub mod journal;
 pub mod phone;
+pub mod qr;
 pub mod session;
 pub mod simulator;
 

@@ -10,6 +10,7 @@
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
 //! - `pause`: pause and resume from the API and the phone, auto-resume.
+//! - `qr`: `youmi-agent bind --qr` with the QR image the server renders.
 //! - `cancel`: cancelling queued and running tasks, by id, account, device, kind.
 //! - `reconnect`: disconnects, lost tasks, idempotent `finished`, re-sent
 //!   assigns, replaced connections, re-binding an account, offline detection.
@@ -24,6 +25,7 @@ mod cancel;
 mod devices;
 mod dispatch;
 mod pause;
+mod qr;
 mod reconnect;
 mod restart;
 
