@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -43,6 +44,11 @@ pub struct DispatchArgs {
     #[arg(long, default_value_t = 1_000)]
     pub batch_size: usize,
 
+    /// Batch calls in flight at once, as several clients (workbenches,
+    /// scripts) submit side by side; 1 submits one batch after another.
+    #[arg(long, default_value_t = 4)]
+    pub submitters: usize,
+
     /// After the throughput run, measure submit-to-assign latency: single
     /// tasks through `POST /api/v1/tasks`, one at a time, to idle agents.
     #[arg(long)]
@@ -60,8 +66,8 @@ pub struct DispatchArgs {
 /// Runs the scenario.
 pub async fn run(args: DispatchArgs) -> anyhow::Result<Report> {
     args.common.check()?;
-    if args.agents == 0 || args.tasks == 0 || args.batch_size == 0 {
-        bail!("--agents, --tasks and --batch-size must be at least 1");
+    if args.agents == 0 || args.tasks == 0 || args.batch_size == 0 || args.submitters == 0 {
+        bail!("--agents, --tasks, --batch-size and --submitters must be at least 1");
     }
     if args.latency_probe && args.probes == 0 {
         bail!("--probes must be at least 1 with --latency-probe");
@@ -151,18 +157,25 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
     let started = Instant::now();
     let api = harness.api.clone();
     let batch_size = args.batch_size;
+    let submitters = args.submitters;
     let (submitted_tx, mut submitted) = oneshot::channel();
     let submitter = tokio::spawn(async move {
+        let mut batches = Vec::new();
         let mut tasks = tasks;
-        let outcome = async {
-            while !tasks.is_empty() {
-                let rest = tasks.split_off(batch_size.min(tasks.len()));
-                api.submit_batch(std::mem::replace(&mut tasks, rest))
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(Instant::now())
+        while !tasks.is_empty() {
+            let rest = tasks.split_off(batch_size.min(tasks.len()));
+            batches.push(std::mem::replace(&mut tasks, rest));
         }
-        .await;
+        // Batches go out in order, `submitters` of them in flight at once.
+        let outcome = futures_util::stream::iter(batches)
+            .map(|batch| {
+                let api = api.clone();
+                async move { api.submit_batch(batch).await }
+            })
+            .buffered(submitters)
+            .try_for_each(|_| async { Ok(()) })
+            .await
+            .map(|()| Instant::now());
         let _ = submitted_tx.send(outcome);
     });
     let mut submit_done = None;
@@ -205,6 +218,7 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
     report.set("agents", args.agents);
     report.set("tasks", args.tasks);
     report.set("batch_size", args.batch_size);
+    report.set("submitters", args.submitters);
     report.set("tasks_per_s", round(tasks_per_s, 1));
     report.set("elapsed_s", round(elapsed, 3));
     report.set("submit_s", round(seconds(started, submit_done), 3));

@@ -20,6 +20,7 @@ use axum::Router;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tracing::Instrument;
 use youmi_controller::{ConnectionId, DeviceSink, SinkClosed};
 use youmi_protocol::agent::error_code;
@@ -239,6 +240,12 @@ async fn serve_connection(
     {
         close.request("unavailable", "the scheduler is not running");
     } else {
+        // One timer for the idle timeout, moved only when it fires: arming a
+        // timer per frame costs more than reading the clock per frame.
+        let idle_timeout = state.gateway.idle_timeout;
+        let mut last_frame = Instant::now();
+        let idle_check = tokio::time::sleep_until(last_frame + idle_timeout);
+        tokio::pin!(idle_check);
         loop {
             let frame = tokio::select! {
                 biased;
@@ -248,16 +255,22 @@ async fn serve_connection(
                     writer_done = true;
                     break;
                 }
-                frame = tokio::time::timeout(state.gateway.idle_timeout, receiver.next()) => frame,
-            };
-            let message = match frame {
-                Err(_) => {
-                    tracing::info!("closing an idle connection");
-                    close.request("idle_timeout", "no frame from the agent for too long");
-                    break;
+                () = &mut idle_check => {
+                    let due = last_frame + idle_timeout;
+                    if Instant::now() >= due {
+                        tracing::info!("closing an idle connection");
+                        close.request("idle_timeout", "no frame from the agent for too long");
+                        break;
+                    }
+                    idle_check.as_mut().reset(due);
+                    continue;
                 }
-                Ok(None) => break,
-                Ok(Some(Err(error))) => {
+                frame = receiver.next() => frame,
+            };
+            last_frame = Instant::now();
+            let message = match frame {
+                None => break,
+                Some(Err(error)) => {
                     if is_capacity_error(error) {
                         tracing::info!("agent sent a frame over the limit");
                         close.request(error_code::FRAME_TOO_LARGE, "frames are limited to 1 MiB");
@@ -266,7 +279,7 @@ async fn serve_connection(
                     }
                     break;
                 }
-                Ok(Some(Ok(message))) => message,
+                Some(Ok(message)) => message,
             };
             match message {
                 Message::Text(text) => match serde_json::from_str::<AgentMessage>(text.as_str()) {

@@ -212,3 +212,37 @@ async fn shutdown_closes_agent_sockets() {
     assert_eq!(agent.closed().await, Some(1001));
     db.remove().await;
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_frames_keep_one_open() {
+    let app = TestApp::spawn_with(|config| config.agent_idle_timeout_secs = 1).await;
+    let chatty_account = app.account("chatty").await;
+    let silent_account = app.account("silent").await;
+    let (_, mut chatty) = app.connected_agent(chatty_account).await;
+    let (_, mut silent) = app.connected_agent(silent_account).await;
+    let heartbeat = AgentMessage::Heartbeat {
+        battery: None,
+        charging: None,
+        screen_on: None,
+        foreground_app: None,
+    };
+    // Three idle periods, with a frame every third of one.
+    for _ in 0..9 {
+        tokio::time::sleep(std::time::Duration::from_millis(330)).await;
+        chatty.send(&heartbeat).await;
+    }
+    match silent.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "idle_timeout"),
+        other => panic!("expected the idle error, got {other:?}"),
+    }
+    assert_eq!(silent.closed().await, Some(1008));
+    // The chatty one is still served.
+    chatty
+        .send(&AgentMessage::Accepted { task_id: 999_999 })
+        .await;
+    match chatty.recv().await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "not_your_task"),
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    app.finish().await;
+}
