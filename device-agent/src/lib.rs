@@ -16,6 +16,8 @@
 //!   finished and acked tasks, with its replay and compaction.
 //! - [`executor`]: the [`Executor`] trait that drives a phone, and the
 //!   [`TaskContext`] a task reports progress and sees cancellation through.
+//! - [`adb`]: [`adb::AdbPhone`], the [`phone::Phone`] over ADB (through the adb
+//!   server or directly over TCP), with a deadline on every command.
 //! - [`simulator`]: [`SimulatedPhone`], an executor that only pretends, for
 //!   tests, demos and load runs.
 //! - [`session`]: [`Agent::spawn`] and [`AgentHandle`]; the loop that owns the
@@ -26,6 +28,7 @@
 //!   (a PNG, a screenshot or a photo of a screen), for `bind --qr`.
 //! - [`cli`]: the `youmi-agent` command line (`bind`, `run`).
 
+pub mod adb;
 pub mod cli;
 mod connection;
 pub mod credentials;

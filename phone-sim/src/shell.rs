@@ -1011,6 +1011,8 @@ fn cmd(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
             sim.phone().zen_mode = zen;
             0
         }
+        // `cmd notification post [FLAGS] TAG TEXT` (Android 10+): shows a notification.
+        ["notification", "post", .., tag, text] if !tag.starts_with('-') && !text.is_empty() => 0,
         [service, ..] => {
             io.fail(format!("cmd: Can't find service: {service}\n"));
             20
