@@ -51,6 +51,18 @@ pub enum TaskFailure {
     /// The task could not be done; the error goes to the server as it is.
     #[error("{} ({})", .0.message, .0.code)]
     Failed(TaskError),
+    /// The task could not be done, and the executor kept evidence of why:
+    /// the step that failed, what the screen showed, where its UI dump and
+    /// screenshot were saved. The error goes to the server as it is and the
+    /// evidence becomes the `finished` report's `result`, so an operator can
+    /// see what happened without going to the phone.
+    #[error("{} ({})", .error.message, .error.code)]
+    FailedWithEvidence {
+        /// Why it failed.
+        error: TaskError,
+        /// A JSON object describing the failure.
+        evidence: Value,
+    },
 }
 
 impl TaskFailure {
@@ -62,6 +74,16 @@ impl TaskFailure {
             message: message.into(),
             retryable,
         })
+    }
+
+    /// The error the server gets; `None` for a cancellation.
+    pub fn error(&self) -> Option<&TaskError> {
+        match self {
+            TaskFailure::Cancelled => None,
+            TaskFailure::Failed(error) | TaskFailure::FailedWithEvidence { error, .. } => {
+                Some(error)
+            }
+        }
     }
 }
 
@@ -80,6 +102,9 @@ pub(crate) fn report(
         Ok(result) => (Outcome::Succeeded, None, result),
         Err(TaskFailure::Cancelled) => (Outcome::Cancelled, None, None),
         Err(TaskFailure::Failed(error)) => (Outcome::Failed, Some(error), None),
+        Err(TaskFailure::FailedWithEvidence { error, evidence }) => {
+            (Outcome::Failed, Some(error), Some(evidence))
+        }
     };
     FinishedReport {
         task_id,
@@ -259,5 +284,21 @@ mod tests {
         );
         assert_eq!(failed.outcome, Outcome::Failed);
         assert_eq!(failed.error.unwrap().code, "contact_not_found");
+        assert!(failed.result.is_none());
+        let evidenced = TaskFailure::FailedWithEvidence {
+            error: TaskError {
+                code: "risk_control".to_owned(),
+                message: "操作频繁".to_owned(),
+                retryable: false,
+            },
+            evidence: json!({"step": "open_chat", "screen": ["操作频繁"]}),
+        };
+        assert_eq!(evidenced.error().unwrap().code, "risk_control");
+        assert_eq!(evidenced.to_string(), "操作频繁 (risk_control)");
+        let report = report(4, Err(evidenced));
+        assert_eq!(report.outcome, Outcome::Failed);
+        assert_eq!(report.error.unwrap().code, "risk_control");
+        assert_eq!(report.result.unwrap()["step"], "open_chat");
+        assert!(TaskFailure::Cancelled.error().is_none());
     }
 }

@@ -16,6 +16,9 @@
 //!   finished and acked tasks, with its replay and compaction.
 //! - [`executor`]: the [`Executor`] trait that drives a phone, and the
 //!   [`TaskContext`] a task reports progress and sees cancellation through.
+//! - [`flow`]: the flow engine: WeCom task flows as data files (built in
+//!   and from a directory), and [`flow::FlowExecutor`], the executor that runs
+//!   them on a real phone.
 //! - [`adb`]: [`adb::AdbPhone`], the [`phone::Phone`] over ADB (through the adb
 //!   server or directly over TCP), with a deadline on every command.
 //! - [`simulator`]: [`SimulatedPhone`], an executor that only pretends, for
@@ -34,6 +37,7 @@ mod connection;
 pub mod credentials;
 mod error;
 pub mod executor;
+pub mod flow;
 mod fsutil;
 pub mod journal;
 pub mod phone;

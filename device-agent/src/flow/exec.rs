@@ -1,0 +1,265 @@
+//! [`FlowExecutor`]: the [`Executor`] that runs each task as its flow on a
+//! real phone, chosen by the installed app version.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tracing::{info, info_span, warn, Instrument};
+use youmi_protocol::{AssignedTask, TaskError, TaskKind, TaskPayload};
+
+use super::evidence;
+use super::run::{Binding, Failure, Places, Run, Stop};
+use super::FlowSet;
+use crate::executor::{BoxFuture, Executor, TaskContext, TaskFailure};
+use crate::phone::Phone;
+
+/// The WeCom package, the app the built-in flows drive.
+pub const WECOM_PACKAGE: &str = "com.tencent.wework";
+
+/// How a [`FlowExecutor`] finds its app, media and evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowOptions {
+    /// The package whose installed version picks the flow file; the flow
+    /// files for other apps are ignored.
+    pub app: String,
+    /// Where message and Moments media are, one file per media id (the file
+    /// name is the id). Without it, tasks with media fail with `media_unavailable`.
+    pub media_dir: Option<PathBuf>,
+    /// Where a failed step's UI dump and screenshot go, under a folder per
+    /// task id. Without it, failures still describe the screen, but keep no files.
+    pub evidence_dir: Option<PathBuf>,
+}
+
+impl Default for FlowOptions {
+    fn default() -> Self {
+        FlowOptions {
+            app: WECOM_PACKAGE.to_owned(),
+            media_dir: None,
+            evidence_dir: None,
+        }
+    }
+}
+
+/// Runs tasks on a phone through the flows of a [`FlowSet`].
+pub struct FlowExecutor {
+    /// The phone.
+    phone: Arc<dyn Phone>,
+    /// The flow files to choose from.
+    flows: FlowSet,
+    /// App, media and evidence places.
+    options: FlowOptions,
+}
+
+impl std::fmt::Debug for FlowExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowExecutor")
+            .field("phone", &self.phone.serial())
+            .field("flows", &self.flows)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl FlowExecutor {
+    /// An executor for `phone` with `flows`.
+    pub fn new(phone: Arc<dyn Phone>, flows: FlowSet, options: FlowOptions) -> FlowExecutor {
+        FlowExecutor {
+            phone,
+            flows,
+            options,
+        }
+    }
+
+    /// The flow files it chooses from.
+    pub fn flows(&self) -> &FlowSet {
+        &self.flows
+    }
+
+    async fn run(
+        &self,
+        task: &AssignedTask,
+        ctx: &TaskContext,
+    ) -> Result<Option<Value>, TaskFailure> {
+        let payload = TaskPayload::parse(task.kind, &task.payload)
+            .map_err(|error| TaskFailure::failed("invalid_payload", error.to_string(), false))?;
+        let app = self.options.app.as_str();
+        let version = match self.phone.app_version(app).await {
+            Ok(Some(version)) => version,
+            Ok(None) => {
+                return Err(TaskFailure::failed(
+                    "app_not_installed",
+                    format!("{app} is not installed on the phone"),
+                    false,
+                ))
+            }
+            Err(error) => {
+                return Err(TaskFailure::failed(
+                    error.code(),
+                    format!("cannot read the installed version of {app}: {error}"),
+                    error.retryable(),
+                ))
+            }
+        };
+        let Some(file) = self.flows.for_version(app, &version) else {
+            return Err(TaskFailure::failed(
+                "unsupported_app_version",
+                format!(
+                    "{app} {version} is installed, but no flow file covers it (the flow files cover: {}); add a flow file for it to the flows directory",
+                    self.flows.coverage(app)
+                ),
+                false,
+            ));
+        };
+        let Some(steps) = file.flows.get(&task.kind) else {
+            return Err(TaskFailure::failed(
+                "flow_missing",
+                format!(
+                    "{} (for {app} {}) has no flow for {} tasks",
+                    file.source,
+                    file.versions(),
+                    task.kind
+                ),
+                false,
+            ));
+        };
+        info!(flow_file = %file.source, app_version = %version, "running the flow");
+        let places = Places {
+            media_dir: self.options.media_dir.as_deref(),
+            evidence_dir: self.options.evidence_dir.as_deref(),
+        };
+        let mut run = Run::new(
+            self.phone.as_ref(),
+            file,
+            task,
+            &payload,
+            ctx,
+            &version,
+            places,
+        );
+        run.total = run.count(steps, Binding::default());
+        let place = task.kind.as_str();
+        let outcome = run.run_steps(place, steps, Binding::default()).await;
+        match outcome {
+            Ok(()) => self.finished(&run, task.kind),
+            Err(Stop::Cancelled) => {
+                info!(steps_done = run.done, "cancelled between steps");
+                Err(TaskFailure::Cancelled)
+            }
+            Err(Stop::Failed(failure)) => {
+                let evidence = evidence::collect(&run, &failure).await;
+                let error = TaskError {
+                    code: failure.code.clone(),
+                    message: describe(&failure, &evidence, &run),
+                    retryable: failure.retryable,
+                };
+                warn!(code = %error.code, retryable = error.retryable, "the flow failed: {}", error.message);
+                Err(TaskFailure::FailedWithEvidence { error, evidence })
+            }
+        }
+    }
+
+    /// The result of a flow that ran to its end.
+    fn finished(&self, run: &Run<'_>, kind: TaskKind) -> Result<Option<Value>, TaskFailure> {
+        let mut result = json!({
+            "flow_file": run.file().source(),
+            "app_version": run.version(),
+            "steps": run.done,
+        });
+        if kind == TaskKind::MassSend {
+            let skipped: Vec<&Value> = run.skipped.iter().map(|s| &s.entry).collect();
+            result["reached"] = json!(run.reached);
+            result["skipped"] = json!(skipped);
+            if run.reached == 0 {
+                if let Some(first) = run.skipped.first() {
+                    let failure = &first.failure;
+                    let error = TaskError {
+                        code: failure.code.clone(),
+                        message: format!(
+                            "no recipient could be sent to ({} skipped); the first: {}",
+                            run.skipped.len(),
+                            failure.message
+                        ),
+                        retryable: failure.retryable,
+                    };
+                    warn!(code = %error.code, "the mass send reached nobody");
+                    return Err(TaskFailure::FailedWithEvidence {
+                        error,
+                        evidence: result,
+                    });
+                }
+            }
+        }
+        info!(steps = run.done, "the flow finished");
+        Ok(Some(result))
+    }
+}
+
+/// The failure's message with the step it happened at and what the screen showed.
+fn describe(failure: &Failure, evidence: &Value, run: &Run<'_>) -> String {
+    let mut message = failure.message.clone();
+    if let Some(at) = &failure.at {
+        message.push_str(&format!(
+            "; at step {} `{}` of {} in {} ({})",
+            at.index + 1,
+            at.name,
+            at.place,
+            run.file().source(),
+            at.path
+        ));
+    }
+    let texts: Vec<&str> = evidence["screen"]
+        .as_array()
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if texts.is_empty() {
+        message.push_str("; the screen was not read");
+    } else {
+        message.push_str("; the screen showed: ");
+        message.push_str(&texts.join(" | "));
+    }
+    message
+}
+
+impl Executor for FlowExecutor {
+    fn execute<'a>(
+        &'a self,
+        task: &'a AssignedTask,
+        ctx: &'a TaskContext,
+    ) -> BoxFuture<'a, Result<Option<Value>, TaskFailure>> {
+        let span = info_span!(
+            "flow",
+            task_id = task.id,
+            kind = %task.kind,
+            attempt = task.attempt,
+            serial = self.phone.serial()
+        );
+        Box::pin(self.run(task, ctx).instrument(span))
+    }
+
+    fn set_do_not_disturb<'a>(&'a self, on: bool) -> BoxFuture<'a, Result<bool, TaskFailure>> {
+        Box::pin(async move {
+            let failure = |error: crate::phone::PhoneError| {
+                TaskFailure::failed(
+                    error.code(),
+                    format!("cannot set do-not-disturb: {error}"),
+                    error.retryable(),
+                )
+            };
+            let before = self.phone.do_not_disturb().await.map_err(failure)?;
+            if before != on {
+                self.phone.set_do_not_disturb(on).await.map_err(failure)?;
+            }
+            Ok(before)
+        })
+    }
+
+    fn show_countdown<'a>(&'a self, seconds: u32) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let text = format!("优米将在 {seconds} 秒后开始操作这台手机，请勿触碰屏幕");
+            if let Err(error) = self.phone.notify(&text).await {
+                warn!(%error, "cannot show the countdown on the phone");
+            }
+        })
+    }
+}

@@ -1,0 +1,1783 @@
+//! One flow file: its header (format, app, versions), its interrupts, its
+//! flows (one per task kind) and its procedures (shared step lists), parsed
+//! and checked in full when the file is loaded. `docs/flows.md` describes the
+//! format for people who write these files.
+//!
+//! Everything that can be checked without a phone is checked here, so a bad
+//! file is refused when the agent starts rather than half-way through a task:
+//! unknown step types and keys, selectors that are malformed or empty,
+//! template variables that the task kind (or the loop the step is in) does not
+//! give, calls to missing procedures, procedures that call themselves, loops
+//! used where there is nothing to loop over, and out-of-range durations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+use youmi_protocol::TaskKind;
+
+use super::template::Template;
+use super::vars::{self, Collections};
+use super::version::Coverage;
+use super::LoadError;
+use crate::phone::{Key, Selector, UiTree};
+
+/// The flow file format this agent reads.
+pub const FORMAT: i64 = 1;
+
+/// How long a step looks for its target when the file does not say.
+const DEFAULT_FIND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `wait_for` waits when the file does not say.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the screen is read again while waiting.
+const DEFAULT_POLL: Duration = Duration::from_millis(500);
+/// The longest wait a step may ask for: a task should fail, not hang.
+const MAX_TIMEOUT_MS: u64 = 120_000;
+/// The shortest poll interval: reading the screen costs the phone real work.
+const MIN_POLL_MS: u64 = 50;
+/// The longest `sleep`: flows wait for things with `wait_for`, not with time.
+const MAX_SLEEP_MS: u64 = 10_000;
+/// The longest press or swipe.
+const MAX_GESTURE_MS: u64 = 10_000;
+/// A long press lasts this long when the file does not say (Android's long
+/// press needs about 500 ms; 800 ms leaves room for a slow phone).
+const DEFAULT_HOLD: Duration = Duration::from_millis(800);
+/// A swipe lasts this long when the file does not say.
+const DEFAULT_SWIPE: Duration = Duration::from_millis(300);
+/// How long a screen must stay the same before `launch` presses back on it
+/// (a splash screen or an animation must not be backed out of).
+const DEFAULT_SETTLE: Duration = Duration::from_millis(1000);
+/// How long `launch` may take to reach the start screen.
+const DEFAULT_LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many levels up `near` looks for the target when the file does not say.
+const DEFAULT_NEAR_DEPTH: u32 = 1;
+
+/// The step types, as `do` names them.
+const STEP_TYPES: &[&str] = &[
+    "launch",
+    "find",
+    "tap",
+    "long_press",
+    "type",
+    "clear",
+    "wait_for",
+    "assert",
+    "back",
+    "key",
+    "swipe",
+    "sleep",
+    "push_media",
+    "call",
+    "for_each_recipient",
+    "for_each_item",
+    "for_each_media",
+    "fail",
+];
+
+/// A flow file, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct FlowFile {
+    /// Where it came from (`wecom-4.1.toml`, or a path), for messages and reports.
+    pub(crate) source: String,
+    /// The app package the flows drive.
+    pub(crate) app: String,
+    /// The file's own description, shown in logs.
+    pub(crate) description: String,
+    /// The app versions it is for.
+    pub(crate) coverage: Coverage,
+    /// Screens the app shows unasked, checked on every screen read.
+    pub(crate) interrupts: Vec<Interrupt>,
+    /// One step list per task kind.
+    pub(crate) flows: BTreeMap<TaskKind, Vec<Step>>,
+    /// Named step lists that flows call or loop over.
+    pub(crate) procedures: BTreeMap<String, Vec<Step>>,
+}
+
+impl FlowFile {
+    /// Parses and checks a flow file; `source` names it in errors (a file
+    /// name or path).
+    pub fn parse(source: &str, text: &str) -> Result<FlowFile, LoadError> {
+        let file_error = |reason: String| LoadError::File {
+            file: source.to_owned(),
+            reason,
+        };
+        let table: Table =
+            toml::from_str(text).map_err(|e| file_error(format!("not valid TOML: {e}")))?;
+        let mut fields = Fields::new(table);
+        match fields.take("format") {
+            Some(Value::Integer(FORMAT)) => {}
+            Some(other) => {
+                return Err(file_error(format!(
+                    "`format` is {other}, but this agent reads format {FORMAT} flow files"
+                )))
+            }
+            None => return Err(file_error(format!("`format = {FORMAT}` is missing"))),
+        }
+        let app = fields
+            .string("app")
+            .map_err(&file_error)?
+            .filter(|app| !app.trim().is_empty())
+            .ok_or_else(|| {
+                file_error("`app` (the package, e.g. com.tencent.wework) is missing".to_owned())
+            })?;
+        let description = fields
+            .string("description")
+            .map_err(&file_error)?
+            .unwrap_or_default();
+        let patterns = fields.strings("versions").map_err(&file_error)?;
+        let min = fields.string("min_version").map_err(&file_error)?;
+        let max = fields.string("max_version").map_err(&file_error)?;
+        let coverage = Coverage::new(
+            &patterns.unwrap_or_default(),
+            min.as_deref(),
+            max.as_deref(),
+        )
+        .map_err(&file_error)?;
+        let raw_interrupts = match fields.take("interrupts") {
+            None => Vec::new(),
+            Some(Value::Array(list)) => list,
+            Some(_) => {
+                return Err(file_error(
+                    "`interrupts` must be a list of tables ([[interrupts]])".to_owned(),
+                ))
+            }
+        };
+        let raw_flows = match fields.take("flows") {
+            None => Table::new(),
+            Some(Value::Table(table)) => table,
+            Some(_) => return Err(file_error("`flows` must be a table".to_owned())),
+        };
+        let raw_procedures = match fields.take("procedures") {
+            None => Table::new(),
+            Some(Value::Table(table)) => table,
+            Some(_) => return Err(file_error("`procedures` must be a table".to_owned())),
+        };
+        fields.finish("a flow file").map_err(&file_error)?;
+
+        let mut interrupts = Vec::new();
+        for (i, raw) in raw_interrupts.into_iter().enumerate() {
+            interrupts.push(parse_interrupt(source, i + 1, raw)?);
+        }
+
+        let mut flows = BTreeMap::new();
+        for (name, raw) in raw_flows {
+            let kind: TaskKind = name.parse().map_err(|_| {
+                file_error(format!(
+                    "`flows.{name}` is not a task kind (known: {})",
+                    TaskKind::ALL.map(TaskKind::as_str).join(", ")
+                ))
+            })?;
+            let place = format!("flow `{name}`");
+            let list = match raw {
+                Value::Table(mut table) => {
+                    let steps = table.remove("steps");
+                    table.remove("description");
+                    if let Some(key) = table.keys().next() {
+                        return Err(file_error(format!(
+                            "`flows.{name}` has an unknown key `{key}` (a flow has `steps` and an optional `description`)"
+                        )));
+                    }
+                    match steps {
+                        Some(Value::Array(list)) => list,
+                        _ => {
+                            return Err(file_error(format!(
+                                "`flows.{name}` needs `steps`, a list of steps"
+                            )))
+                        }
+                    }
+                }
+                _ => return Err(file_error(format!("`flows.{name}` must be a table"))),
+            };
+            flows.insert(kind, parse_steps(source, &place, list)?);
+        }
+
+        let mut procedures = BTreeMap::new();
+        for (name, raw) in raw_procedures {
+            let place = format!("procedure `{name}`");
+            let Value::Array(list) = raw else {
+                return Err(file_error(format!(
+                    "`procedures.{name}` must be a list of steps"
+                )));
+            };
+            procedures.insert(name, parse_steps(source, &place, list)?);
+        }
+
+        let file = FlowFile {
+            source: source.to_owned(),
+            app: app.trim().to_owned(),
+            description,
+            coverage,
+            interrupts,
+            flows,
+            procedures,
+        };
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Where the file came from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The app package its flows drive.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The file's description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The versions it covers, as people read them (`4.1.*`, `4.0 to 4.1`).
+    pub fn versions(&self) -> String {
+        self.coverage.to_string()
+    }
+
+    /// Whether it is for app version `version`.
+    pub fn covers(&self, version: &str) -> bool {
+        self.coverage.covers(version)
+    }
+
+    /// Whether it has a flow for `kind`.
+    pub fn has_flow(&self, kind: TaskKind) -> bool {
+        self.flows.contains_key(&kind)
+    }
+
+    /// Checks what needs the whole file: calls, loops, stored nodes and the
+    /// template variables each step can use where it runs.
+    fn check(&self) -> Result<(), LoadError> {
+        let stores: BTreeSet<&str> = self
+            .flows
+            .values()
+            .chain(self.procedures.values())
+            .flatten()
+            .filter_map(|step| step.stores())
+            .collect();
+        let mut called = BTreeSet::new();
+        for (kind, steps) in &self.flows {
+            let scope = Scope {
+                vars: vars::of_kind(*kind).into_iter().collect(),
+                collections: vars::collections(*kind),
+                flow: kind.as_str().to_owned(),
+                ..Scope::default()
+            };
+            let place = format!("flow `{kind}`");
+            self.check_list(&place, steps, &scope, &stores, &mut Vec::new(), &mut called)?;
+        }
+        // A procedure no flow calls is still checked, against every variable
+        // any flow has, so that a typo is found before someone calls it.
+        let everything = Scope {
+            vars: vars::all().into_iter().collect(),
+            collections: Collections {
+                recipients: true,
+                items: true,
+                media: true,
+            },
+            media_source: true,
+            flow: String::new(),
+            ..Scope::default()
+        };
+        for (name, steps) in &self.procedures {
+            if !called.contains(name.as_str()) {
+                let place = format!("procedure `{name}`");
+                let mut stack = vec![name.clone()];
+                self.check_list(&place, steps, &everything, &stores, &mut stack, &mut called)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_list<'a>(
+        &'a self,
+        place: &str,
+        steps: &'a [Step],
+        scope: &Scope,
+        stores: &BTreeSet<&str>,
+        stack: &mut Vec<String>,
+        called: &mut BTreeSet<&'a str>,
+    ) -> Result<(), LoadError> {
+        for (i, step) in steps.iter().enumerate() {
+            let fail = |reason: String| LoadError::Step {
+                file: self.source.clone(),
+                place: place.to_owned(),
+                step: i + 1,
+                reason,
+            };
+            for name in step.variables() {
+                scope.check_variable(name).map_err(&fail)?;
+            }
+            match &step.action {
+                Action::Tap {
+                    aim: Aim::Stored(name),
+                    ..
+                }
+                | Action::LongPress {
+                    aim: Aim::Stored(name),
+                    ..
+                }
+                | Action::Clear {
+                    aim: Aim::Stored(name),
+                } if !stores.contains(name.as_str()) => {
+                    return Err(fail(format!("no `find` step stores a node named `{name}`")));
+                }
+                Action::PushMedia if !scope.media_source => {
+                    return Err(fail(
+                        "push_media needs a media file: use it in the procedure for image or file items, or inside for_each_media"
+                            .to_owned(),
+                    ));
+                }
+                Action::Call(procedure) => {
+                    let inner = scope.clone();
+                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                }
+                Action::ForEachRecipient { procedure, .. } => {
+                    if !scope.collections.recipients || scope.in_recipient {
+                        return Err(fail(self.no_loop(
+                            "for_each_recipient",
+                            scope,
+                            "recipients",
+                        )));
+                    }
+                    let mut inner = scope.clone();
+                    inner.in_recipient = true;
+                    inner.vars.extend(vars::RECIPIENT);
+                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                }
+                Action::ForEachItem {
+                    text,
+                    image,
+                    link,
+                    file,
+                } => {
+                    if !scope.collections.items || scope.in_item {
+                        return Err(fail(self.no_loop("for_each_item", scope, "message items")));
+                    }
+                    for (procedure, extra, media) in [
+                        (text, vars::ITEM_TEXT, false),
+                        (image, vars::ITEM_MEDIA, true),
+                        (link, vars::ITEM_LINK, false),
+                        (file, vars::ITEM_MEDIA, true),
+                    ] {
+                        let mut inner = scope.clone();
+                        inner.in_item = true;
+                        inner.media_source = media;
+                        inner.vars.extend(vars::ITEM);
+                        inner.vars.extend(extra);
+                        self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                    }
+                }
+                Action::ForEachMedia(procedure) => {
+                    if !scope.collections.media || scope.in_media {
+                        return Err(fail(self.no_loop("for_each_media", scope, "media")));
+                    }
+                    let mut inner = scope.clone();
+                    inner.in_media = true;
+                    inner.media_source = true;
+                    inner.vars.extend(vars::MEDIA);
+                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn no_loop(&self, what: &str, scope: &Scope, over: &str) -> String {
+        if scope.flow.is_empty() {
+            format!("{what} cannot be used here: there are no {over} to loop over, or the loop is already running")
+        } else {
+            format!(
+                "{what} cannot be used in the {} flow here: there are no {over} to loop over, or the loop is already running",
+                scope.flow
+            )
+        }
+    }
+
+    /// Checks procedure `name`, called from step `index` of `place`, in `scope`.
+    #[allow(clippy::too_many_arguments)]
+    fn enter<'a>(
+        &'a self,
+        place: &str,
+        index: usize,
+        name: &str,
+        scope: &Scope,
+        stores: &BTreeSet<&str>,
+        stack: &mut Vec<String>,
+        called: &mut BTreeSet<&'a str>,
+    ) -> Result<(), LoadError> {
+        let fail = |reason: String| LoadError::Step {
+            file: self.source.clone(),
+            place: place.to_owned(),
+            step: index + 1,
+            reason,
+        };
+        let Some((key, steps)) = self.procedures.get_key_value(name) else {
+            return Err(fail(format!("there is no procedure `{name}`")));
+        };
+        if stack.iter().any(|entry| entry == name) {
+            let mut cycle = stack.clone();
+            cycle.push(name.to_owned());
+            return Err(fail(format!(
+                "procedure `{name}` would call itself ({})",
+                cycle.join(" > ")
+            )));
+        }
+        called.insert(key.as_str());
+        stack.push(name.to_owned());
+        let inner_place = if scope.flow.is_empty() {
+            format!("procedure `{name}`")
+        } else {
+            format!("procedure `{name}` (run by flow `{}`)", scope.flow)
+        };
+        let result = self.check_list(&inner_place, steps, scope, stores, stack, called);
+        stack.pop();
+        result
+    }
+}
+
+/// What a step can use where it runs, for the load-time checks.
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    /// The template variables that have values here.
+    vars: BTreeSet<&'static str>,
+    /// The loops the flow's task kind has.
+    collections: Collections,
+    /// Inside `for_each_recipient`.
+    in_recipient: bool,
+    /// Inside `for_each_item`.
+    in_item: bool,
+    /// Inside `for_each_media`.
+    in_media: bool,
+    /// Whether a media file is at hand for `push_media`.
+    media_source: bool,
+    /// The flow being checked (empty for a procedure no flow calls).
+    flow: String,
+}
+
+impl Scope {
+    fn check_variable(&self, name: &str) -> Result<(), String> {
+        if self.vars.contains(name) {
+            return Ok(());
+        }
+        let known: Vec<&str> = self.vars.iter().copied().collect();
+        if vars::all().contains(&name) {
+            Err(format!(
+                "`{{{name}}}` has no value here (this step can use: {})",
+                known.join(", ")
+            ))
+        } else {
+            Err(format!(
+                "unknown template variable `{{{name}}}` (this step can use: {})",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
+/// A selector field, for [`SelectorTemplate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SelectorField {
+    Text,
+    TextContains,
+    Desc,
+    DescContains,
+    ResourceId,
+    Class,
+}
+
+/// A selector whose strings are templates, filled in for each task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SelectorTemplate {
+    /// The fields the selector sets, each a template.
+    fields: Vec<(SelectorField, Template)>,
+}
+
+impl SelectorTemplate {
+    fn new(selector: &Selector) -> Result<SelectorTemplate, String> {
+        let mut fields = Vec::new();
+        for (field, value) in [
+            (SelectorField::Text, &selector.text),
+            (SelectorField::TextContains, &selector.text_contains),
+            (SelectorField::Desc, &selector.desc),
+            (SelectorField::DescContains, &selector.desc_contains),
+            (SelectorField::ResourceId, &selector.resource_id),
+            (SelectorField::Class, &selector.class),
+        ] {
+            if let Some(value) = value {
+                fields.push((field, Template::parse(value).map_err(|e| e.to_string())?));
+            }
+        }
+        Ok(SelectorTemplate { fields })
+    }
+
+    /// The variables its templates use.
+    pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .flat_map(|(_, template)| template.variables())
+    }
+
+    /// The selector for one task; `lookup` gives variable values.
+    pub(crate) fn render<E>(
+        &self,
+        lookup: &impl Fn(&str) -> Result<String, E>,
+    ) -> Result<Selector, E> {
+        let mut selector = Selector::default();
+        for (field, template) in &self.fields {
+            let value = Some(render(template, lookup)?);
+            match field {
+                SelectorField::Text => selector.text = value,
+                SelectorField::TextContains => selector.text_contains = value,
+                SelectorField::Desc => selector.desc = value,
+                SelectorField::DescContains => selector.desc_contains = value,
+                SelectorField::ResourceId => selector.resource_id = value,
+                SelectorField::Class => selector.class = value,
+            }
+        }
+        Ok(selector)
+    }
+}
+
+/// Renders `template` with a fallible lookup (the runner's lookup fails with
+/// a task failure when a value is missing).
+pub(crate) fn render<E>(
+    template: &Template,
+    lookup: &impl Fn(&str) -> Result<String, E>,
+) -> Result<String, E> {
+    let mut failure = None;
+    let rendered = template.render(|name| match lookup(name) {
+        Ok(value) => Some(value),
+        Err(error) => {
+            failure.get_or_insert(error);
+            None
+        }
+    });
+    match (rendered, failure) {
+        (_, Some(error)) => Err(error),
+        (Ok(text), None) => Ok(text),
+        // The lookup gave every value, so rendering cannot have failed.
+        (Err(_), None) => Ok(String::new()),
+    }
+}
+
+/// Where the target is relative to another node: among the descendants of the
+/// anchor's ancestor `depth` levels up (0 is the anchor itself), trying the
+/// nearest level first. This picks the "通过" button in one person's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Near {
+    /// The node the target is near.
+    pub anchor: SelectorTemplate,
+    /// How many levels up to look.
+    pub depth: u32,
+}
+
+/// How to find a node: what, near what, and how long to look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Locate {
+    /// The node.
+    pub target: SelectorTemplate,
+    /// Narrows the search to the neighbourhood of another node.
+    pub near: Option<Near>,
+    /// How long to keep reading the screen until it shows up.
+    pub timeout: Duration,
+    /// How long to wait between reads.
+    pub poll: Duration,
+}
+
+/// What a tap, long press or clear acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Aim {
+    /// A node looked up on the screen.
+    Find(Box<Locate>),
+    /// A node an earlier `find` stored, by name.
+    Stored(String),
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Condition {
+    /// Only when the variable has a non-empty value.
+    If(String),
+    /// Only when the variable has no value or an empty one.
+    Unless(String),
+}
+
+/// How a step's own failure is reported, when the file says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OnFail {
+    /// The error code, instead of `element_not_found` (required for `assert` and `fail`).
+    pub code: Option<String>,
+    /// The message for people.
+    pub message: Option<Template>,
+    /// Whether running the task again may help.
+    pub retryable: Option<bool>,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Action {
+    /// Brings the app to the front and backs out to its start screen.
+    Launch {
+        /// What the start screen shows.
+        home: SelectorTemplate,
+        /// Force-stop the app first.
+        restart: bool,
+        /// How long a screen must stay the same before backing out of it.
+        settle: Duration,
+        /// How long reaching the start screen may take.
+        timeout: Duration,
+    },
+    /// Looks a node up and stores it.
+    Find {
+        /// The node.
+        locate: Box<Locate>,
+        /// The name it is stored under.
+        store: String,
+    },
+    /// Taps a node's centre.
+    Tap {
+        /// The node.
+        aim: Aim,
+        /// Also store the node under this name.
+        store: Option<String>,
+    },
+    /// Presses and holds a node's centre.
+    LongPress {
+        /// The node.
+        aim: Aim,
+        /// How long to hold.
+        hold: Duration,
+    },
+    /// Types text into the focused field.
+    Type {
+        /// The text.
+        text: Template,
+        /// Whether to read the screen afterwards and check the text arrived.
+        check: bool,
+    },
+    /// Empties a text field.
+    Clear {
+        /// The field.
+        aim: Aim,
+    },
+    /// Waits until a node appears (or, with `gone`, disappears).
+    WaitFor {
+        /// The node.
+        locate: Box<Locate>,
+        /// Wait for it to go away instead.
+        gone: bool,
+        /// Stop waiting and fail as soon as this shows up.
+        fail_on: Option<SelectorTemplate>,
+        /// Store the node under this name.
+        store: Option<String>,
+    },
+    /// Checks the screen once: a node is there (or is not).
+    Assert {
+        /// The node.
+        selector: SelectorTemplate,
+        /// Narrows the check to the neighbourhood of another node.
+        near: Option<Near>,
+        /// Whether it must be there (`present`) or not (`absent`).
+        present: bool,
+    },
+    /// Presses BACK.
+    Back,
+    /// Presses a key.
+    Key(Key),
+    /// Swipes between two points given as fractions of the screen.
+    Swipe {
+        /// Start, `[x, y]` in 0..=1.
+        from: [f64; 2],
+        /// End, `[x, y]` in 0..=1.
+        to: [f64; 2],
+        /// How long the swipe takes.
+        duration: Duration,
+    },
+    /// Waits a moment.
+    Sleep(Duration),
+    /// Copies the current item's or media's file to the phone's gallery.
+    PushMedia,
+    /// Runs a procedure.
+    Call(String),
+    /// Runs a procedure once per recipient of a mass send.
+    ForEachRecipient {
+        /// The procedure.
+        procedure: String,
+        /// Failures with these codes skip the recipient instead of ending the task.
+        skip_codes: Vec<String>,
+    },
+    /// Runs, per message item, the procedure for its type.
+    ForEachItem {
+        /// For text items.
+        text: String,
+        /// For image items.
+        image: String,
+        /// For link items.
+        link: String,
+        /// For file items.
+        file: String,
+    },
+    /// Runs a procedure once per Moments media file.
+    ForEachMedia(String),
+    /// Ends the task with the step's code and message.
+    Fail,
+}
+
+/// One step of a flow or procedure.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Step {
+    /// Its name in progress reports and failures (the `do` word unless the file names it).
+    pub name: String,
+    /// The `do` word.
+    pub kind: &'static str,
+    /// When it runs.
+    pub condition: Option<Condition>,
+    /// What it does.
+    pub action: Action,
+    /// How its failure is reported.
+    pub on_fail: OnFail,
+}
+
+impl Step {
+    /// The name a `find`, `tap` or `wait_for` stores a node under.
+    fn stores(&self) -> Option<&str> {
+        match &self.action {
+            Action::Find { store, .. } => Some(store),
+            Action::Tap { store, .. } | Action::WaitFor { store, .. } => store.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Every template variable the step uses, its condition included.
+    fn variables(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        match &self.condition {
+            Some(Condition::If(name) | Condition::Unless(name)) => out.push(name),
+            None => {}
+        }
+        if let Some(message) = &self.on_fail.message {
+            out.extend(message.variables());
+        }
+        match &self.action {
+            Action::Launch { home, .. } => out.extend(home.variables()),
+            Action::Find { locate, .. } => locate_variables(locate, &mut out),
+            Action::Tap { aim, .. } | Action::LongPress { aim, .. } | Action::Clear { aim } => {
+                if let Aim::Find(locate) = aim {
+                    locate_variables(locate, &mut out);
+                }
+            }
+            Action::Type { text, .. } => out.extend(text.variables()),
+            Action::WaitFor {
+                locate, fail_on, ..
+            } => {
+                locate_variables(locate, &mut out);
+                if let Some(fail_on) = fail_on {
+                    out.extend(fail_on.variables());
+                }
+            }
+            Action::Assert { selector, near, .. } => {
+                out.extend(selector.variables());
+                if let Some(near) = near {
+                    out.extend(near.anchor.variables());
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+}
+
+/// The variables a node lookup uses: its target's and its anchor's.
+fn locate_variables<'a>(locate: &'a Locate, out: &mut Vec<&'a str>) {
+    out.extend(locate.target.variables());
+    if let Some(near) = &locate.near {
+        out.extend(near.anchor.variables());
+    }
+}
+
+/// What to do about an interrupt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InterruptAction {
+    /// End the task with the interrupt's code.
+    Fail,
+    /// Tap the first of these that is on screen, then go on; fail with the
+    /// interrupt's code when none is.
+    Dismiss(Vec<Selector>),
+}
+
+/// A screen the app shows unasked (an update prompt, a risk-control warning,
+/// a system permission dialog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Interrupt {
+    /// Its name in logs.
+    pub name: String,
+    /// The error code when it ends a task.
+    pub code: String,
+    /// It is showing when any of these is on screen (or when the list is empty)...
+    pub any: Vec<Selector>,
+    /// ...and all of these are.
+    pub all: Vec<Selector>,
+    /// What to do about it.
+    pub action: InterruptAction,
+    /// The message for people when it ends a task.
+    pub message: String,
+    /// Whether a task it ended may be run again (never for `risk_control`).
+    pub retryable: bool,
+}
+
+impl Interrupt {
+    /// Whether `tree` shows it.
+    pub(crate) fn matches(&self, tree: &UiTree) -> bool {
+        (self.any.is_empty() || self.any.iter().any(|s| tree.find(s).is_some()))
+            && self.all.iter().all(|s| tree.find(s).is_some())
+    }
+}
+
+/// The code that can never be retried: a person must look at the account.
+pub(crate) const RISK_CONTROL: &str = "risk_control";
+
+fn parse_interrupt(source: &str, number: usize, raw: Value) -> Result<Interrupt, LoadError> {
+    let mut name = format!("#{number}");
+    let fail = |name: &str, reason: String| LoadError::Interrupt {
+        file: source.to_owned(),
+        number,
+        name: name.to_owned(),
+        reason,
+    };
+    let Value::Table(table) = raw else {
+        return Err(fail(&name, "an interrupt must be a table".to_owned()));
+    };
+    let mut fields = Fields::new(table);
+    if let Some(given) = fields.string("name").map_err(|e| fail(&name, e))? {
+        name = given;
+    }
+    let code = fields
+        .string("code")
+        .map_err(|e| fail(&name, e))?
+        .ok_or_else(|| fail(&name, "`code` is missing".to_owned()))?;
+    check_code(&code).map_err(|e| fail(&name, e))?;
+    let any = fields
+        .selectors("any")
+        .map_err(|e| fail(&name, e))?
+        .unwrap_or_default();
+    let all = fields
+        .selectors("all")
+        .map_err(|e| fail(&name, e))?
+        .unwrap_or_default();
+    if any.is_empty() && all.is_empty() {
+        return Err(fail(
+            &name,
+            "give `any` or `all`: the selectors that show the interrupt is on screen".to_owned(),
+        ));
+    }
+    let dismiss = fields.selectors("dismiss").map_err(|e| fail(&name, e))?;
+    let action = match fields
+        .string("action")
+        .map_err(|e| fail(&name, e))?
+        .as_deref()
+    {
+        Some("fail") if dismiss.is_some() => {
+            return Err(fail(
+                &name,
+                "`dismiss` only goes with `action = \"dismiss\"`".to_owned(),
+            ))
+        }
+        Some("fail") => InterruptAction::Fail,
+        Some("dismiss") => match dismiss {
+            Some(list) if !list.is_empty() => InterruptAction::Dismiss(list),
+            _ => {
+                return Err(fail(
+                    &name,
+                    "`action = \"dismiss\"` needs `dismiss`, the buttons to tap".to_owned(),
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(fail(
+                &name,
+                format!("`action` is `{other}`; it must be `fail` or `dismiss`"),
+            ))
+        }
+        None => {
+            return Err(fail(
+                &name,
+                "`action` (`fail` or `dismiss`) is missing".to_owned(),
+            ))
+        }
+    };
+    let message = fields
+        .string("message")
+        .map_err(|e| fail(&name, e))?
+        .unwrap_or_else(|| format!("the app showed {name}"));
+    let retryable = fields
+        .bool("retryable")
+        .map_err(|e| fail(&name, e))?
+        .unwrap_or(false);
+    if retryable && code == RISK_CONTROL {
+        return Err(fail(
+            &name,
+            "a risk_control interrupt is never retryable: a person must check the account"
+                .to_owned(),
+        ));
+    }
+    fields.finish("an interrupt").map_err(|e| fail(&name, e))?;
+    Ok(Interrupt {
+        name,
+        code,
+        any,
+        all,
+        action,
+        message,
+        retryable,
+    })
+}
+
+fn parse_steps(source: &str, place: &str, list: Vec<Value>) -> Result<Vec<Step>, LoadError> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            parse_step(raw).map_err(|reason| LoadError::Step {
+                file: source.to_owned(),
+                place: place.to_owned(),
+                step: i + 1,
+                reason,
+            })
+        })
+        .collect()
+}
+
+fn parse_step(raw: Value) -> Result<Step, String> {
+    let Value::Table(table) = raw else {
+        return Err(
+            "a step must be a table, such as `{ do = \"tap\", target = { text = \"发送\" } }`"
+                .to_owned(),
+        );
+    };
+    let mut f = Fields::new(table);
+    let word = f.string("do")?.ok_or("`do` (the step type) is missing")?;
+    let Some(kind) = STEP_TYPES.iter().copied().find(|known| *known == word) else {
+        return Err(format!(
+            "unknown step type `{word}` (known: {})",
+            STEP_TYPES.join(", ")
+        ));
+    };
+    let name = match f.string("name")? {
+        Some(name) if name.trim().is_empty() => return Err("`name` is empty".to_owned()),
+        Some(name) => name.trim().to_owned(),
+        None => kind.to_owned(),
+    };
+    let condition = match (f.string("if")?, f.string("unless")?) {
+        (Some(_), Some(_)) => return Err("a step takes `if` or `unless`, not both".to_owned()),
+        (Some(var), None) => Some(Condition::If(variable_name(&var)?)),
+        (None, Some(var)) => Some(Condition::Unless(variable_name(&var)?)),
+        (None, None) => None,
+    };
+    let code = f.string("code")?;
+    if let Some(code) = &code {
+        check_code(code)?;
+    }
+    let on_fail = OnFail {
+        code,
+        message: f.string("message")?.map(|m| template(&m)).transpose()?,
+        retryable: f.bool("retryable")?,
+    };
+    if matches!(kind, "assert" | "fail") && on_fail.code.is_none() {
+        return Err(format!(
+            "`{kind}` needs `code`, the error code it fails with"
+        ));
+    }
+    let action = match kind {
+        "launch" => Action::Launch {
+            home: f
+                .selector("home")?
+                .ok_or("`launch` needs `home`, a selector for the app's start screen")?,
+            restart: f.bool("restart")?.unwrap_or(false),
+            settle: f
+                .millis("settle_ms", MAX_TIMEOUT_MS)?
+                .unwrap_or(DEFAULT_SETTLE),
+            timeout: f
+                .millis("timeout_ms", MAX_TIMEOUT_MS)?
+                .unwrap_or(DEFAULT_LAUNCH_TIMEOUT),
+        },
+        "find" => Action::Find {
+            locate: locate(&mut f, DEFAULT_FIND_TIMEOUT)?.ok_or("`find` needs `target`")?,
+            store: store_name(
+                f.string("store")?
+                    .ok_or("`find` needs `store`, the name to keep the node under")?,
+            )?,
+        },
+        "tap" => Action::Tap {
+            aim: aim(&mut f, kind)?,
+            store: f.string("store")?.map(store_name).transpose()?,
+        },
+        "long_press" => Action::LongPress {
+            aim: aim(&mut f, kind)?,
+            hold: f.millis("hold_ms", MAX_GESTURE_MS)?.unwrap_or(DEFAULT_HOLD),
+        },
+        "clear" => Action::Clear {
+            aim: aim(&mut f, kind)?,
+        },
+        "type" => Action::Type {
+            text: template(&f.string("text")?.ok_or("`type` needs `text`")?)?,
+            check: f.bool("check")?.unwrap_or(true),
+        },
+        "wait_for" => {
+            let locate =
+                locate(&mut f, DEFAULT_WAIT_TIMEOUT)?.ok_or("`wait_for` needs `target`")?;
+            let gone = f.bool("gone")?.unwrap_or(false);
+            let store = f.string("store")?.map(store_name).transpose()?;
+            if gone && store.is_some() {
+                return Err(
+                    "`store` does not go with `gone = true`: nothing is left to store".to_owned(),
+                );
+            }
+            Action::WaitFor {
+                locate,
+                gone,
+                fail_on: f.selector("fail_on")?,
+                store,
+            }
+        }
+        "assert" => {
+            let (selector, present) = match (f.selector("present")?, f.selector("absent")?) {
+                (Some(selector), None) => (selector, true),
+                (None, Some(selector)) => (selector, false),
+                _ => return Err("`assert` needs exactly one of `present` and `absent`".to_owned()),
+            };
+            Action::Assert {
+                selector,
+                near: near(&mut f)?,
+                present,
+            }
+        }
+        "back" => Action::Back,
+        "key" => Action::Key(key(f.take("key").ok_or("`key` needs `key`")?)?),
+        "swipe" => Action::Swipe {
+            from: f
+                .point("from")?
+                .ok_or("`swipe` needs `from`, e.g. [0.5, 0.8]")?,
+            to: f
+                .point("to")?
+                .ok_or("`swipe` needs `to`, e.g. [0.5, 0.2]")?,
+            duration: f
+                .millis("duration_ms", MAX_GESTURE_MS)?
+                .unwrap_or(DEFAULT_SWIPE),
+        },
+        "sleep" => Action::Sleep(f.millis("ms", MAX_SLEEP_MS)?.ok_or("`sleep` needs `ms`")?),
+        "push_media" => Action::PushMedia,
+        "call" => Action::Call(f.string("procedure")?.ok_or("`call` needs `procedure`")?),
+        "for_each_recipient" => Action::ForEachRecipient {
+            procedure: f
+                .string("procedure")?
+                .ok_or("`for_each_recipient` needs `procedure`")?,
+            skip_codes: {
+                let codes = f.strings("skip_codes")?.unwrap_or_default();
+                for code in &codes {
+                    check_code(code)?;
+                }
+                codes
+            },
+        },
+        "for_each_item" => {
+            let mut procedure = |key: &str| -> Result<String, String> {
+                f.string(key)?.ok_or_else(|| {
+                    format!("`for_each_item` needs `{key}`, the procedure for {key} items")
+                })
+            };
+            Action::ForEachItem {
+                text: procedure("text")?,
+                image: procedure("image")?,
+                link: procedure("link")?,
+                file: procedure("file")?,
+            }
+        }
+        "for_each_media" => Action::ForEachMedia(
+            f.string("procedure")?
+                .ok_or("`for_each_media` needs `procedure`")?,
+        ),
+        "fail" => Action::Fail,
+        _ => return Err(format!("unknown step type `{kind}`")),
+    };
+    f.finish(&format!("`{kind}`"))?;
+    Ok(Step {
+        name,
+        kind,
+        condition,
+        action,
+        on_fail,
+    })
+}
+
+fn template(text: &str) -> Result<Template, String> {
+    Template::parse(text).map_err(|e| e.to_string())
+}
+
+fn variable_name(text: &str) -> Result<String, String> {
+    let parsed = template(&format!("{{{}}}", text.trim()))?;
+    let name = parsed.variables().next().map(str::to_owned);
+    name.ok_or_else(|| {
+        format!("`if` and `unless` take a variable name such as `greeting`, not `{text}`")
+    })
+}
+
+fn store_name(name: String) -> Result<String, String> {
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        Err("`store` is empty".to_owned())
+    } else {
+        Ok(name)
+    }
+}
+
+/// Error codes are stable snake_case words, as the protocol's are.
+fn check_code(code: &str) -> Result<(), String> {
+    let ok = !code.is_empty()
+        && code.starts_with(|c: char| c.is_ascii_lowercase())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{code}` is not a snake_case error code"))
+    }
+}
+
+fn locate(f: &mut Fields, default_timeout: Duration) -> Result<Option<Box<Locate>>, String> {
+    let Some(target) = f.selector("target")? else {
+        return Ok(None);
+    };
+    let timeout = f
+        .millis("timeout_ms", MAX_TIMEOUT_MS)?
+        .unwrap_or(default_timeout);
+    let poll = f.millis("poll_ms", MAX_TIMEOUT_MS)?.unwrap_or(DEFAULT_POLL);
+    if poll < Duration::from_millis(MIN_POLL_MS) {
+        return Err(format!("`poll_ms` must be at least {MIN_POLL_MS}"));
+    }
+    Ok(Some(Box::new(Locate {
+        target,
+        near: near(f)?,
+        timeout,
+        poll,
+    })))
+}
+
+fn near(f: &mut Fields) -> Result<Option<Near>, String> {
+    let depth = f.u32("near_depth")?;
+    match f.selector("near")? {
+        Some(anchor) => Ok(Some(Near {
+            anchor,
+            depth: depth.unwrap_or(DEFAULT_NEAR_DEPTH),
+        })),
+        None if depth.is_some() => Err("`near_depth` only goes with `near`".to_owned()),
+        None => Ok(None),
+    }
+}
+
+fn aim(f: &mut Fields, kind: &str) -> Result<Aim, String> {
+    let node = f.string("node")?;
+    match (locate(f, DEFAULT_FIND_TIMEOUT)?, node) {
+        (Some(locate), None) => Ok(Aim::Find(locate)),
+        (None, Some(node)) => Ok(Aim::Stored(node.trim().to_owned())),
+        (Some(_), Some(_)) => Err(format!("`{kind}` takes `target` or `node`, not both")),
+        (None, None) => Err(format!(
+            "`{kind}` needs `target` (a selector) or `node` (a node a `find` stored)"
+        )),
+    }
+}
+
+fn key(value: Value) -> Result<Key, String> {
+    match value {
+        Value::String(name) => match name.to_ascii_lowercase().as_str() {
+            "back" => Ok(Key::Back),
+            "home" => Ok(Key::Home),
+            "enter" => Ok(Key::Enter),
+            "delete" | "del" => Ok(Key::Delete),
+            "wakeup" => Ok(Key::WakeUp),
+            "endcall" => Ok(Key::EndCall),
+            _ => Err(format!(
+                "unknown key `{name}` (known: back, home, enter, delete, wakeup, endcall, or an Android key code)"
+            )),
+        },
+        Value::Integer(code) => u16::try_from(code)
+            .ok()
+            .filter(|code| *code > 0 && *code < 1000)
+            .map(Key::Code)
+            .ok_or_else(|| format!("key code {code} is not an Android key code")),
+        other => Err(format!("`key` must be a name or a key code, not {other}")),
+    }
+}
+
+/// The keys of one TOML table, taken one by one so that whatever is left at
+/// the end is a key nobody asked for: a typo the file's author wants to hear about.
+struct Fields {
+    /// What has not been taken yet.
+    table: Table,
+}
+
+impl Fields {
+    fn new(table: Table) -> Fields {
+        Fields { table }
+    }
+
+    fn take(&mut self, key: &str) -> Option<Value> {
+        self.table.remove(key)
+    }
+
+    fn string(&mut self, key: &str) -> Result<Option<String>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(format!("`{key}` must be a string, not {other}")),
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(list)) => list
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    other => Err(format!(
+                        "`{key}` must be a list of strings, not hold {other}"
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(format!("`{key}` must be a list of strings, not {other}")),
+        }
+    }
+
+    fn bool(&mut self, key: &str) -> Result<Option<bool>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(b)),
+            Some(other) => Err(format!("`{key}` must be true or false, not {other}")),
+        }
+    }
+
+    fn u32(&mut self, key: &str) -> Result<Option<u32>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) => u32::try_from(n)
+                .map(Some)
+                .map_err(|_| format!("`{key}` must be a small non-negative number, not {n}")),
+            Some(other) => Err(format!("`{key}` must be a number, not {other}")),
+        }
+    }
+
+    fn millis(&mut self, key: &str, max: u64) -> Result<Option<Duration>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) => match u64::try_from(n) {
+                Ok(ms) if ms <= max => Ok(Some(Duration::from_millis(ms))),
+                _ => Err(format!(
+                    "`{key}` must be from 0 to {max} (milliseconds), not {n}"
+                )),
+            },
+            Some(other) => Err(format!(
+                "`{key}` must be a number of milliseconds, not {other}"
+            )),
+        }
+    }
+
+    fn point(&mut self, key: &str) -> Result<Option<[f64; 2]>, String> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        let bad = || {
+            format!("`{key}` must be [x, y] with both from 0.0 to 1.0 (fractions of the screen)")
+        };
+        let Value::Array(list) = value else {
+            return Err(bad());
+        };
+        let numbers: Vec<f64> = list
+            .iter()
+            .map(|v| match v {
+                Value::Float(x) => Some(*x),
+                Value::Integer(n) => Some(*n as f64),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(bad)?;
+        match numbers.as_slice() {
+            [x, y] if (0.0..=1.0).contains(x) && (0.0..=1.0).contains(y) => Ok(Some([*x, *y])),
+            _ => Err(bad()),
+        }
+    }
+
+    fn plain_selector(key: &str, value: Value) -> Result<Selector, String> {
+        if !value.is_table() {
+            return Err(format!(
+                "`{key}` must be a selector table such as {{ text = \"发送\" }}, not {value}"
+            ));
+        }
+        let selector = Selector::deserialize(value)
+            .map_err(|e| format!("`{key}` is not a valid selector: {}", e.to_string().trim()))?;
+        if selector.is_empty() {
+            return Err(format!(
+                "`{key}` is an empty selector: it would match everything"
+            ));
+        }
+        Ok(selector)
+    }
+
+    fn selector(&mut self, key: &str) -> Result<Option<SelectorTemplate>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(value) => {
+                let selector = Self::plain_selector(key, value)?;
+                SelectorTemplate::new(&selector)
+                    .map(Some)
+                    .map_err(|e| format!("`{key}`: {e}"))
+            }
+        }
+    }
+
+    fn selectors(&mut self, key: &str) -> Result<Option<Vec<Selector>>, String> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| Self::plain_selector(&format!("{key}[{i}]"), v))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(format!("`{key}` must be a list of selectors, not {other}")),
+        }
+    }
+
+    /// Fails when a key was not taken: `what` does not know it.
+    fn finish(self, what: &str) -> Result<(), String> {
+        match self.table.keys().next() {
+            None => Ok(()),
+            Some(key) => Err(format!("{what} does not take `{key}`")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "format = 1\napp = \"com.tencent.wework\"\nversions = [\"4.1.*\"]\n";
+
+    fn load(body: &str) -> Result<FlowFile, LoadError> {
+        FlowFile::parse("test.toml", &format!("{HEAD}{body}"))
+    }
+
+    /// The load error for a file whose send_message flow is `steps`.
+    fn step_error(steps: &str) -> String {
+        load(&format!("[flows.send_message]\nsteps = [{steps}]\n"))
+            .expect_err("the file should be refused")
+            .to_string()
+    }
+
+    fn assert_has(message: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(message.contains(needle), "{needle:?} not in: {message}");
+        }
+    }
+
+    #[test]
+    fn the_header_is_checked() {
+        let not_toml = FlowFile::parse("a.toml", "format = = 1")
+            .unwrap_err()
+            .to_string();
+        assert_has(&not_toml, &["a.toml: not valid TOML"]);
+        let no_format = FlowFile::parse("a.toml", "app = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert_has(&no_format, &["a.toml: `format = 1` is missing"]);
+        let future = FlowFile::parse("a.toml", "format = 2\nnew_thing = 1")
+            .unwrap_err()
+            .to_string();
+        assert_has(&future, &["`format` is 2", "reads format 1"]);
+        let no_app = FlowFile::parse("a.toml", "format = 1\nversions = [\"4.1.*\"]")
+            .unwrap_err()
+            .to_string();
+        assert_has(&no_app, &["`app`", "is missing"]);
+        let no_versions = FlowFile::parse("a.toml", "format = 1\napp = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert_has(&no_versions, &["says no versions"]);
+        let bad_version =
+            FlowFile::parse("a.toml", "format = 1\napp = \"x\"\nversions = [\"4.*.1\"]")
+                .unwrap_err()
+                .to_string();
+        assert_has(&bad_version, &["`4.*.1`", "last component"]);
+        let unknown = load("colour = \"blue\"").unwrap_err().to_string();
+        assert_has(&unknown, &["test.toml: a flow file does not take `colour`"]);
+        let kind = load("[flows.send_messages]\nsteps = []")
+            .unwrap_err()
+            .to_string();
+        assert_has(
+            &kind,
+            &["`flows.send_messages` is not a task kind", "send_message,"],
+        );
+        let no_steps = load("[flows.send_message]\ndescription = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert_has(&no_steps, &["`flows.send_message` needs `steps`"]);
+        let extra = load("[flows.send_message]\nsteps = []\nretries = 3")
+            .unwrap_err()
+            .to_string();
+        assert_has(&extra, &["unknown key `retries`"]);
+        let procedure = load("[procedures]\nx = 1").unwrap_err().to_string();
+        assert_has(&procedure, &["`procedures.x` must be a list of steps"]);
+    }
+
+    #[test]
+    fn unknown_step_types_and_keys_name_the_flow_and_step() {
+        let message = step_error(r#"{ do = "back" }, { do = "tapp", target = { text = "x" } }"#);
+        assert_has(
+            &message,
+            &[
+                "test.toml: flow `send_message`, step 2: unknown step type `tapp`",
+                "long_press",
+            ],
+        );
+        assert_has(
+            &step_error(r#"{ target = { text = "x" } }"#),
+            &["step 1", "`do`", "missing"],
+        );
+        assert_has(
+            &step_error(r#""tap""#),
+            &["step 1", "a step must be a table"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = { text = "x" }, gone = true }"#),
+            &["`tap` does not take `gone`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "back", name = "" }"#),
+            &["`name` is empty"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "sleep", ms = "5" }"#),
+            &["`ms` must be a number"],
+        );
+    }
+
+    #[test]
+    fn bad_and_empty_selectors_are_refused() {
+        assert_has(
+            &step_error(r#"{ do = "tap", target = { txt = "发送" } }"#),
+            &["step 1", "`target` is not a valid selector", "txt"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = "发送" }"#),
+            &["`target` must be a selector table"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = {} }"#),
+            &["`target` is an empty selector"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "wait_for", target = { text = "x" }, fail_on = {} }"#),
+            &["`fail_on` is an empty selector"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = { text = 3 } }"#),
+            &["`target` is not a valid selector"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = { text = "{to.name" } }"#),
+            &["`target`", "never closed"],
+        );
+    }
+
+    #[test]
+    fn template_variables_are_checked_where_the_step_runs() {
+        assert_has(
+            &step_error(r#"{ do = "type", text = "{to.nmae}" }"#),
+            &["step 1", "unknown template variable `{to.nmae}`", "to.name"],
+        );
+        // `item.text` exists, but only inside for_each_item's text procedure.
+        assert_has(
+            &step_error(r#"{ do = "type", text = "{item.text}" }"#),
+            &["`{item.text}` has no value here"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", if = "greeting", target = { text = "x" } }"#),
+            &["`{greeting}` has no value here"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "back", if = "greeting", unless = "remark" }"#),
+            &["`if` or `unless`, not both"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "back", if = "Not A Name" }"#),
+            &["bad variable name"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "fail", code = "x", message = "{nobody}" }"#),
+            &["unknown template variable `{nobody}`"],
+        );
+        // In a procedure, the error names it and the flow that runs it.
+        let message = load(
+            r#"
+[flows.send_message]
+steps = [{ do = "for_each_item", text = "t", image = "m", link = "t", file = "m" }]
+[procedures]
+t = [{ do = "type", text = "{item.text}" }]
+m = [{ do = "push_media" }, { do = "type", text = "{item.text}" }]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_has(
+            &message,
+            &[
+                "procedure `m` (run by flow `send_message`), step 2",
+                "`{item.text}` has no value here",
+                "item.media_id",
+            ],
+        );
+    }
+
+    #[test]
+    fn calls_and_loops_are_checked() {
+        assert_has(
+            &step_error(r#"{ do = "call", procedure = "nowhere" }"#),
+            &["step 1", "there is no procedure `nowhere`"],
+        );
+        let recursive = load(
+            "[flows.send_message]\nsteps = [{ do = \"call\", procedure = \"a\" }]\n[procedures]\na = [{ do = \"call\", procedure = \"b\" }]\nb = [{ do = \"call\", procedure = \"a\" }]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_has(&recursive, &["would call itself (a > b > a)"]);
+        let unused_recursive = load("[procedures]\na = [{ do = \"call\", procedure = \"a\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert_has(
+            &unused_recursive,
+            &["procedure `a`, step 1", "would call itself"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "for_each_recipient", procedure = "p" }"#),
+            &["for_each_recipient cannot be used in the send_message flow"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "for_each_media", procedure = "p" }"#),
+            &["for_each_media cannot be used"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "for_each_item", text = "p", image = "p", link = "p" }"#),
+            &["`for_each_item` needs `file`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "push_media" }"#),
+            &["push_media needs a media file"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", node = "row" }"#),
+            &["no `find` step stores a node named `row`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", node = "row", target = { text = "x" } }"#),
+            &["`target` or `node`, not both"],
+        );
+        assert_has(&step_error(r#"{ do = "tap" }"#), &["`tap` needs `target`"]);
+        assert_has(
+            &step_error(r#"{ do = "find", target = { text = "x" } }"#),
+            &["`find` needs `store`"],
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused() {
+        assert_has(
+            &step_error(r#"{ do = "sleep", ms = 60000 }"#),
+            &["`ms` must be from 0 to 10000"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "wait_for", target = { text = "x" }, timeout_ms = 600000 }"#),
+            &["`timeout_ms` must be from 0 to 120000"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "wait_for", target = { text = "x" }, poll_ms = 5 }"#),
+            &["`poll_ms` must be at least 50"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "swipe", from = [0.5, 1.5], to = [0.5, 0.1] }"#),
+            &["`from` must be [x, y]"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "key", key = "volume" }"#),
+            &["unknown key `volume`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "key", key = 70000 }"#),
+            &["not an Android key code"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "assert", present = { text = "x" } }"#),
+            &["`assert` needs `code`"],
+        );
+        assert_has(
+            &step_error(
+                r#"{ do = "assert", code = "x", present = { text = "x" }, absent = { text = "y" } }"#,
+            ),
+            &["exactly one of `present` and `absent`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "fail", code = "Contact-Not-Found" }"#),
+            &["`Contact-Not-Found` is not a snake_case error code"],
+        );
+        assert_has(
+            &step_error(
+                r#"{ do = "wait_for", target = { text = "x" }, gone = true, store = "x" }"#,
+            ),
+            &["`store` does not go with `gone = true`"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "tap", target = { text = "x" }, near_depth = 2 }"#),
+            &["`near_depth` only goes with `near`"],
+        );
+    }
+
+    #[test]
+    fn interrupts_are_checked() {
+        let interrupt = |body: &str| {
+            load(&format!("[[interrupts]]\n{body}\n"))
+                .map(|file| file.interrupts)
+                .map_err(|e| e.to_string())
+        };
+        let ok = interrupt(
+            "name = \"update\"\ncode = \"app_update_prompt\"\naction = \"dismiss\"\nany = [{ text = \"发现新版本\" }]\ndismiss = [{ text = \"以后再说\" }]",
+        )
+        .unwrap();
+        assert_eq!(ok[0].name, "update");
+        assert!(!ok[0].retryable);
+        let no_code =
+            interrupt("name = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]").unwrap_err();
+        assert_has(&no_code, &["test.toml: interrupt 1 (x): `code` is missing"]);
+        let no_action = interrupt("code = \"x\"\nany = [{ text = \"y\" }]").unwrap_err();
+        assert_has(&no_action, &["interrupt 1 (#1)", "`action`", "missing"]);
+        let bad_action =
+            interrupt("code = \"x\"\naction = \"ignore\"\nany = [{ text = \"y\" }]").unwrap_err();
+        assert_has(&bad_action, &["`action` is `ignore`"]);
+        let no_buttons =
+            interrupt("code = \"x\"\naction = \"dismiss\"\nany = [{ text = \"y\" }]").unwrap_err();
+        assert_has(&no_buttons, &["needs `dismiss`"]);
+        let stray_buttons = interrupt(
+            "code = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]\ndismiss = [{ text = \"z\" }]",
+        )
+        .unwrap_err();
+        assert_has(&stray_buttons, &["`dismiss` only goes with"]);
+        let nothing = interrupt("code = \"x\"\naction = \"fail\"").unwrap_err();
+        assert_has(&nothing, &["give `any` or `all`"]);
+        let empty = interrupt("code = \"x\"\naction = \"fail\"\nany = [{}]").unwrap_err();
+        assert_has(&empty, &["`any[0]` is an empty selector"]);
+        let retry_risk = interrupt(
+            "code = \"risk_control\"\naction = \"fail\"\nany = [{ text = \"y\" }]\nretryable = true",
+        )
+        .unwrap_err();
+        assert_has(&retry_risk, &["never retryable"]);
+        let unknown =
+            interrupt("code = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]\nwhen = 1")
+                .unwrap_err();
+        assert_has(&unknown, &["an interrupt does not take `when`"]);
+        let list = load("interrupts = 3").unwrap_err().to_string();
+        assert_has(&list, &["`interrupts` must be a list"]);
+    }
+
+    #[test]
+    fn interrupts_need_any_one_and_all_of_their_selectors() {
+        let file = load(
+            r#"
+[[interrupts]]
+name = "risk"
+code = "risk_control"
+action = "fail"
+any = [{ text_contains = "操作频繁" }, { text_contains = "账号存在异常" }]
+all = [{ text = "我知道了" }]
+"#,
+        )
+        .unwrap();
+        let interrupt = &file.interrupts[0];
+        let screen = |texts: &[&str]| {
+            let nodes: String = texts
+                .iter()
+                .map(|t| format!("<node text=\"{t}\" bounds=\"[0,0][100,100]\" />"))
+                .collect();
+            UiTree::parse(&format!("<hierarchy>{nodes}</hierarchy>")).unwrap()
+        };
+        assert!(interrupt.matches(&screen(&["操作频繁，请稍后再试", "我知道了"])));
+        assert!(interrupt.matches(&screen(&["你的账号存在异常", "我知道了"])));
+        assert!(
+            !interrupt.matches(&screen(&["客户说：操作频繁吗？"])),
+            "a chat message is not a warning"
+        );
+        assert!(!interrupt.matches(&screen(&["我知道了"])));
+    }
+
+    #[test]
+    fn a_file_with_every_step_type_loads() {
+        let file = load(
+            r#"
+description = "all steps"
+[flows.mass_send]
+steps = [
+  { do = "for_each_recipient", procedure = "one", skip_codes = ["contact_not_found"] },
+]
+[flows.moments_post]
+steps = [
+  { do = "for_each_media", procedure = "media" },
+  { do = "swipe", from = [0.5, 0.8], to = [0.5, 0.2], duration_ms = 200 },
+  { do = "type", if = "text", text = "{text}", check = false },
+]
+[flows.friend_add]
+steps = [
+  { do = "launch", home = { desc = "消息" }, restart = true, settle_ms = 500, timeout_ms = 20000 },
+  { do = "find", target = { text = "添加客户" }, store = "add", timeout_ms = 0 },
+  { do = "tap", node = "add" },
+  { do = "clear", target = { class = "android.widget.EditText" } },
+  { do = "type", text = "{target.query}" },
+  { do = "key", key = "enter" },
+  { do = "key", key = 66 },
+  { do = "wait_for", target = { text = "添加到通讯录" }, fail_on = { text = "该用户不存在" }, code = "friend_not_found" },
+  { do = "long_press", target = { text = "x" }, near = { text = "y" }, near_depth = 2, hold_ms = 1000 },
+  { do = "assert", absent = { text = "该用户不存在" }, code = "friend_not_found", retryable = false },
+  { do = "back", unless = "greeting" },
+  { do = "sleep", ms = 100 },
+  { do = "fail", code = "not_yet", message = "stop for {target.query}" },
+]
+[procedures]
+one = [
+  { do = "type", text = "{to.name} {recipient.number}/{recipient.count}" },
+  { do = "for_each_item", text = "text", image = "media_item", link = "text", file = "media_item" },
+]
+text = [{ do = "type", text = "{item.number}: {item.type}" }]
+media_item = [{ do = "push_media" }, { do = "tap", target = { text = "{item.device_name}" } }]
+media = [{ do = "push_media" }, { do = "type", text = "{media.id} {media.device_path}" }]
+unused = [{ do = "type", text = "{item.url}" }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(file.description(), "all steps");
+        assert_eq!(file.versions(), "4.1.*");
+        assert!(file.covers("4.1.30"));
+        assert!(file.has_flow(TaskKind::FriendAdd));
+        assert!(!file.has_flow(TaskKind::DeleteChat));
+        let steps = &file.flows[&TaskKind::FriendAdd];
+        assert_eq!(steps.len(), 13);
+        assert_eq!(steps[0].name, "launch");
+        assert!(
+            matches!(steps[2].action, Action::Tap { aim: Aim::Stored(ref n), .. } if n == "add")
+        );
+        assert_eq!(steps[5].action, Action::Key(Key::Enter));
+        assert_eq!(steps[6].action, Action::Key(Key::Code(66)));
+        assert_eq!(
+            steps[10].condition,
+            Some(Condition::Unless("greeting".to_owned()))
+        );
+        assert_eq!(steps[12].on_fail.code.as_deref(), Some("not_yet"));
+    }
+}

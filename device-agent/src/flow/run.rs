@@ -1,0 +1,1303 @@
+//! Running one task's flow on a phone: the steps in order, the loops over
+//! recipients, items and media, the screen reads that watch for interrupts,
+//! and failures that say which step failed and what the screen showed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tracing::{debug, info, info_span, warn, Instrument};
+use youmi_protocol::task::{Contact, Item};
+use youmi_protocol::{AssignedTask, TaskPayload};
+
+use super::file::{
+    render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
+    Step, RISK_CONTROL,
+};
+use crate::executor::{BoxFuture, TaskContext};
+use crate::phone::{Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
+
+/// How long to let a dismissed popup go away before reading the screen again.
+const DISMISS_SETTLE: Duration = Duration::from_millis(300);
+/// How many times in a row one read of the screen may dismiss popups before
+/// the popup counts as one that will not go away.
+const MAX_DISMISS_IN_A_ROW: u32 = 3;
+/// How many popups one task may dismiss in all.
+const MAX_DISMISSALS: u32 = 20;
+/// How often `launch` reads the screen while it backs out to the start screen.
+const LAUNCH_POLL: Duration = Duration::from_millis(300);
+/// How long `type` waits for the typed text to show on screen.
+const TYPE_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often `type` reads the screen while it waits.
+const TYPE_CHECK_POLL: Duration = Duration::from_millis(300);
+/// KEYCODE_MOVE_END: puts the cursor after the last character before `clear` deletes.
+const KEY_MOVE_END: u16 = 123;
+/// The most characters `clear` deletes (one key press each).
+const MAX_CLEAR_CHARS: usize = 500;
+
+/// Where in a flow a step is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    /// The flow or procedure, e.g. `flow send_message` or `procedure open_chat`.
+    pub place: String,
+    /// The step's index in it, from 0.
+    pub index: usize,
+    /// The step's name.
+    pub name: String,
+    /// The whole way there, e.g. `mass_send#1 > send_to_one#2 > open_chat#4`.
+    pub path: String,
+    /// The step's number in the task's progress (1 for the first step run).
+    pub progress: u32,
+}
+
+/// Why a flow stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    /// The stable snake_case error code.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// Whether running the task again may help.
+    pub retryable: bool,
+    /// The step that failed.
+    pub at: Option<Position>,
+    /// The phone cannot be reached: do not ask it for evidence.
+    pub phone_down: bool,
+    /// Raised by an interrupt (a risk-control warning, say): never skipped.
+    pub interrupt: bool,
+}
+
+impl Failure {
+    fn new(code: &str, message: impl Into<String>, retryable: bool) -> Failure {
+        Failure {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable: retryable && code != RISK_CONTROL,
+            at: None,
+            phone_down: false,
+            interrupt: false,
+        }
+    }
+
+    fn phone(error: &PhoneError) -> Failure {
+        let mut failure = Failure::new(error.code(), error.to_string(), error.retryable());
+        failure.phone_down = matches!(
+            error,
+            PhoneError::Unreachable { .. }
+                | PhoneError::Timeout { .. }
+                | PhoneError::Truncated { .. }
+        );
+        failure
+    }
+}
+
+/// How a flow run ends early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The task was cancelled.
+    Cancelled,
+    /// A step failed.
+    Failed(Box<Failure>),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(Box::new(failure))
+    }
+}
+
+fn phone_error(error: PhoneError) -> Stop {
+    Failure::phone(&error).into()
+}
+
+/// The loop variables in effect.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Binding<'p> {
+    /// The mass-send recipient, and its index.
+    recipient: Option<(usize, &'p Contact)>,
+    /// The message item, and its index.
+    item: Option<(usize, &'p Item)>,
+    /// The Moments media id, and its index.
+    media: Option<(usize, &'p str)>,
+}
+
+/// A recipient a mass send skipped.
+#[derive(Debug, Clone)]
+pub(crate) struct Skipped {
+    /// The report entry: recipient, code, message, evidence.
+    pub entry: Value,
+    /// The failure itself.
+    pub failure: Failure,
+}
+
+/// What the runner needs besides the flow: where media and evidence live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Places<'a> {
+    /// Media files, named by media id.
+    pub media_dir: Option<&'a Path>,
+    /// Failure evidence goes under `<evidence_dir>/<task_id>/`.
+    pub evidence_dir: Option<&'a Path>,
+}
+
+/// One task's run through its flow.
+pub(crate) struct Run<'a> {
+    /// The phone.
+    phone: &'a dyn Phone,
+    /// The flow file in use.
+    file: &'a FlowFile,
+    /// The task.
+    task: &'a AssignedTask,
+    /// Its parsed payload.
+    payload: &'a TaskPayload,
+    /// Progress and cancellation.
+    ctx: &'a TaskContext,
+    /// The installed app version.
+    version: &'a str,
+    /// Where media and evidence live.
+    places: Places<'a>,
+    /// Steps begun so far.
+    pub done: u32,
+    /// Steps in all (as counted before the start).
+    pub total: u32,
+    /// The last screen read, for failures and evidence.
+    pub last_tree: Option<UiTree>,
+    /// Nodes `find` stored, by name.
+    stored: HashMap<String, UiNode>,
+    /// Media already pushed in this run: media id -> path on the phone.
+    pushed: HashMap<String, String>,
+    /// Popups dismissed so far.
+    dismissals: u32,
+    /// The flows and procedures being run, with the step index in each.
+    frames: Vec<(String, usize)>,
+    /// Mass-send recipients that were sent to.
+    pub reached: u32,
+    /// Mass-send recipients that were skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+impl<'a> Run<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        phone: &'a dyn Phone,
+        file: &'a FlowFile,
+        task: &'a AssignedTask,
+        payload: &'a TaskPayload,
+        ctx: &'a TaskContext,
+        version: &'a str,
+        places: Places<'a>,
+    ) -> Run<'a> {
+        Run {
+            phone,
+            file,
+            task,
+            payload,
+            ctx,
+            version,
+            places,
+            done: 0,
+            total: 0,
+            last_tree: None,
+            stored: HashMap::new(),
+            pushed: HashMap::new(),
+            dismissals: 0,
+            frames: Vec::new(),
+            reached: 0,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The phone this run drives.
+    pub(crate) fn phone(&self) -> &'a dyn Phone {
+        self.phone
+    }
+
+    /// The flow file in use.
+    pub(crate) fn file(&self) -> &'a FlowFile {
+        self.file
+    }
+
+    /// The task.
+    pub(crate) fn task(&self) -> &'a AssignedTask {
+        self.task
+    }
+
+    /// The installed app version.
+    pub(crate) fn version(&self) -> &'a str {
+        self.version
+    }
+
+    /// Where evidence goes.
+    pub(crate) fn evidence_dir(&self) -> Option<&'a Path> {
+        self.places.evidence_dir
+    }
+
+    /// Counts the steps `steps` will run for this task, loops unrolled and
+    /// conditions applied, so progress can say "3 of 12".
+    pub(crate) fn count(&self, steps: &[Step], binding: Binding<'a>) -> u32 {
+        let mut total: u32 = 0;
+        for step in steps {
+            if !self.holds(step, binding) {
+                continue;
+            }
+            let n = match &step.action {
+                Action::Call(procedure) => self.count_procedure(procedure, binding),
+                Action::ForEachRecipient { procedure, .. } => self
+                    .recipients()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, contact)| {
+                        let inner = Binding {
+                            recipient: Some((i, contact)),
+                            ..binding
+                        };
+                        self.count_procedure(procedure, inner)
+                    })
+                    .fold(0u32, u32::saturating_add),
+                Action::ForEachItem {
+                    text,
+                    image,
+                    link,
+                    file,
+                } => self
+                    .items()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let procedure = item_procedure(item, text, image, link, file);
+                        let inner = Binding {
+                            item: Some((i, item)),
+                            ..binding
+                        };
+                        self.count_procedure(procedure, inner)
+                    })
+                    .fold(0u32, u32::saturating_add),
+                Action::ForEachMedia(procedure) => self
+                    .media_ids()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        let inner = Binding {
+                            media: Some((i, id.as_str())),
+                            ..binding
+                        };
+                        self.count_procedure(procedure, inner)
+                    })
+                    .fold(0u32, u32::saturating_add),
+                _ => 1,
+            };
+            total = total.saturating_add(n);
+        }
+        total
+    }
+
+    fn count_procedure(&self, name: &str, binding: Binding<'a>) -> u32 {
+        self.file
+            .procedures
+            .get(name)
+            .map_or(0, |steps| self.count(steps, binding))
+    }
+
+    /// Runs `steps` (the flow or procedure `place`).
+    pub(crate) fn run_steps<'s>(
+        &'s mut self,
+        place: &'s str,
+        steps: &'a [Step],
+        binding: Binding<'a>,
+    ) -> BoxFuture<'s, Result<(), Stop>> {
+        Box::pin(async move {
+            for (index, step) in steps.iter().enumerate() {
+                if !self.holds(step, binding) {
+                    debug!(step = %step.name, "skipped: its condition does not hold");
+                    continue;
+                }
+                self.frames.push((place.to_owned(), index));
+                let result = self.run_step(place, index, step, binding).await;
+                self.frames.pop();
+                result?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn run_step(
+        &mut self,
+        place: &str,
+        index: usize,
+        step: &'a Step,
+        binding: Binding<'a>,
+    ) -> Result<(), Stop> {
+        match &step.action {
+            Action::Call(procedure) => {
+                let steps = self.procedure(procedure)?;
+                self.run_steps(procedure, steps, binding).await
+            }
+            Action::ForEachRecipient {
+                procedure,
+                skip_codes,
+            } => {
+                let steps = self.procedure(procedure)?;
+                for (i, contact) in self.recipients().iter().enumerate() {
+                    let inner = Binding {
+                        recipient: Some((i, contact)),
+                        ..binding
+                    };
+                    let start = self.done;
+                    let planned = self.count(steps, inner);
+                    let span = info_span!(
+                        "recipient",
+                        number = i + 1,
+                        name = contact.name.as_deref().unwrap_or("")
+                    );
+                    match self
+                        .run_steps(procedure, steps, inner)
+                        .instrument(span)
+                        .await
+                    {
+                        Ok(()) => self.reached += 1,
+                        Err(Stop::Failed(failure))
+                            if !failure.interrupt && skip_codes.contains(&failure.code) =>
+                        {
+                            warn!(recipient = i + 1, code = %failure.code, "recipient skipped: {}", failure.message);
+                            let evidence = super::evidence::collect(self, &failure).await;
+                            self.skipped.push(Skipped {
+                                entry: json!({
+                                    "recipient": contact,
+                                    "code": failure.code,
+                                    "message": failure.message,
+                                    "evidence": evidence,
+                                }),
+                                failure: *failure,
+                            });
+                            // The rest of this recipient's steps will not run.
+                            self.done = start.saturating_add(planned).max(self.done);
+                        }
+                        Err(stop) => return Err(stop),
+                    }
+                }
+                Ok(())
+            }
+            Action::ForEachItem {
+                text,
+                image,
+                link,
+                file,
+            } => {
+                for (i, item) in self.items().iter().enumerate() {
+                    let name = item_procedure(item, text, image, link, file);
+                    let steps = self.procedure(name)?;
+                    let inner = Binding {
+                        item: Some((i, item)),
+                        ..binding
+                    };
+                    self.run_steps(name, steps, inner).await?;
+                }
+                Ok(())
+            }
+            Action::ForEachMedia(procedure) => {
+                let steps = self.procedure(procedure)?;
+                for (i, id) in self.media_ids().iter().enumerate() {
+                    let inner = Binding {
+                        media: Some((i, id.as_str())),
+                        ..binding
+                    };
+                    self.run_steps(procedure, steps, inner).await?;
+                }
+                Ok(())
+            }
+            _ => {
+                self.ctx
+                    .step(&step.name, self.done, self.total)
+                    .await
+                    .map_err(|_| Stop::Cancelled)?;
+                self.done += 1;
+                let span =
+                    info_span!("step", number = self.done, name = %step.name, kind = step.kind);
+                let result = self.leaf(step, binding).instrument(span).await;
+                result.map_err(|stop| self.place_failure(stop, place, index, step))
+            }
+        }
+    }
+
+    /// Names the step in a failure that does not name one yet.
+    fn place_failure(&self, stop: Stop, place: &str, index: usize, step: &Step) -> Stop {
+        match stop {
+            Stop::Failed(mut failure) if failure.at.is_none() => {
+                let path = self
+                    .frames
+                    .iter()
+                    .map(|(name, i)| format!("{name}#{}", i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" > ");
+                let kind = if self.file.procedures.contains_key(place)
+                    && !self.file.flows.keys().any(|k| k.as_str() == place)
+                {
+                    "procedure"
+                } else {
+                    "flow"
+                };
+                failure.at = Some(Position {
+                    place: format!("{kind} {place}"),
+                    index,
+                    name: step.name.clone(),
+                    path,
+                    progress: self.done,
+                });
+                Stop::Failed(failure)
+            }
+            other => other,
+        }
+    }
+
+    fn procedure(&self, name: &str) -> Result<&'a [Step], Stop> {
+        let file: &'a FlowFile = self.file;
+        file.procedures.get(name).map(Vec::as_slice).ok_or_else(|| {
+            Failure::new(
+                "flow_error",
+                format!("{} has no procedure `{name}`", file.source),
+                false,
+            )
+            .into()
+        })
+    }
+
+    fn recipients(&self) -> &'a [Contact] {
+        match self.payload {
+            TaskPayload::MassSend { recipients, .. } => recipients,
+            _ => &[],
+        }
+    }
+
+    fn items(&self) -> &'a [Item] {
+        match self.payload {
+            TaskPayload::SendMessage { items, .. }
+            | TaskPayload::MassSend { items, .. }
+            | TaskPayload::SmartMarketing { items, .. } => items,
+            _ => &[],
+        }
+    }
+
+    fn media_ids(&self) -> &'a [String] {
+        match self.payload {
+            TaskPayload::MomentsPost { media_ids, .. } => media_ids,
+            _ => &[],
+        }
+    }
+
+    /// Whether a step's condition holds.
+    fn holds(&self, step: &Step, binding: Binding<'a>) -> bool {
+        match &step.condition {
+            None => true,
+            Some(Condition::If(name)) => self
+                .value(name, binding)
+                .is_some_and(|value| !value.is_empty()),
+            Some(Condition::Unless(name)) => self
+                .value(name, binding)
+                .is_none_or(|value| value.is_empty()),
+        }
+    }
+
+    /// A template variable's value; `None` when the task has none.
+    fn value(&self, name: &str, binding: Binding<'a>) -> Option<String> {
+        fn contact_field(contact: &Contact, field: &str) -> Option<String> {
+            match field {
+                "name" => contact.name.clone(),
+                "external_id" => contact.external_id.clone(),
+                "customer_id" => contact.customer_id.map(|id| id.to_string()),
+                _ => None,
+            }
+        }
+        let (head, field) = name.split_once('.').unwrap_or((name, ""));
+        let payload = self.payload;
+        match (head, payload) {
+            ("task", _) if field == "id" => Some(self.task.id.to_string()),
+            ("app", _) if field == "version" => Some(self.version.to_owned()),
+            ("to", _) if binding.recipient.is_some() => {
+                binding.recipient.and_then(|(_, c)| contact_field(c, field))
+            }
+            (
+                "to",
+                TaskPayload::SendMessage { to, .. } | TaskPayload::SmartMarketing { to, .. },
+            ) => contact_field(to, field),
+            ("with", TaskPayload::DeleteChat { with }) => contact_field(with, field),
+            ("from", TaskPayload::AcceptFriendRequest { from, .. }) => contact_field(from, field),
+            ("marketing", TaskPayload::SmartMarketing { flow_id, step, .. }) => match field {
+                "flow_id" => Some(flow_id.to_string()),
+                "step" => Some(step.to_string()),
+                _ => None,
+            },
+            ("recipient", TaskPayload::MassSend { recipients, .. }) => match field {
+                "count" => Some(recipients.len().to_string()),
+                "number" => binding.recipient.map(|(i, _)| (i + 1).to_string()),
+                _ => None,
+            },
+            ("text", TaskPayload::MomentsPost { text, .. }) => Some(text.clone()),
+            ("media_ids", TaskPayload::MomentsPost { media_ids, .. }) => Some(media_ids.join(",")),
+            (
+                "visible_to_tags",
+                TaskPayload::MomentsPost {
+                    visible_to_tags, ..
+                },
+            ) => visible_to_tags.as_ref().map(|tags| tags.join(",")),
+            ("target", TaskPayload::FriendAdd { target, .. }) => match field {
+                "phone" => target.phone.clone(),
+                "wecom_id" => target.wecom_id.clone(),
+                "query" => target.phone.clone().or_else(|| target.wecom_id.clone()),
+                _ => None,
+            },
+            ("greeting", TaskPayload::FriendAdd { greeting, .. }) => greeting.clone(),
+            (
+                "remark",
+                TaskPayload::FriendAdd { remark, .. }
+                | TaskPayload::AcceptFriendRequest { remark, .. },
+            ) => remark.clone(),
+            ("tags", TaskPayload::FriendAdd { tags, .. }) => tags.as_ref().map(|t| t.join(",")),
+            ("item", _) => {
+                let (i, item) = binding.item?;
+                match (field, item) {
+                    ("number", _) => Some((i + 1).to_string()),
+                    ("type", item) => Some(item_type(item).to_owned()),
+                    ("text", Item::Text { text }) => Some(text.clone()),
+                    ("url", Item::Link { url, .. }) => Some(url.clone()),
+                    ("title", Item::Link { title, .. }) => Some(title.clone()),
+                    ("description", Item::Link { description, .. }) => description.clone(),
+                    ("media_id", Item::Image { media_id } | Item::File { media_id }) => {
+                        Some(media_id.clone())
+                    }
+                    ("device_path", Item::Image { media_id } | Item::File { media_id }) => {
+                        self.pushed.get(media_id).cloned()
+                    }
+                    ("device_name", Item::Image { media_id } | Item::File { media_id }) => {
+                        self.pushed.get(media_id).map(|p| file_name(p).to_owned())
+                    }
+                    _ => None,
+                }
+            }
+            ("media", _) => {
+                let (i, id) = binding.media?;
+                match field {
+                    "id" => Some(id.to_owned()),
+                    "number" => Some((i + 1).to_string()),
+                    "device_path" => self.pushed.get(id).cloned(),
+                    "device_name" => self.pushed.get(id).map(|p| file_name(p).to_owned()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A lookup for templates: a missing value fails the step.
+    fn lookup(&self, binding: Binding<'a>) -> impl Fn(&str) -> Result<String, Stop> + '_ {
+        move |name: &str| {
+            self.value(name, binding).ok_or_else(|| {
+                Failure::new(
+                    "missing_value",
+                    format!("the task gives no value for `{{{name}}}`, which this step needs"),
+                    false,
+                )
+                .into()
+            })
+        }
+    }
+
+    fn selector(
+        &self,
+        template: &SelectorTemplate,
+        binding: Binding<'a>,
+    ) -> Result<Selector, Stop> {
+        template.render(&self.lookup(binding))
+    }
+
+    fn near(
+        &self,
+        near: &Option<Near>,
+        binding: Binding<'a>,
+    ) -> Result<Option<(Selector, u32)>, Stop> {
+        near.as_ref()
+            .map(|n| Ok((self.selector(&n.anchor, binding)?, n.depth)))
+            .transpose()
+    }
+
+    /// Waits `duration`, or less when the task is cancelled.
+    async fn pause(&self, duration: Duration) -> Result<(), Stop> {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => Ok(()),
+            () = self.ctx.cancelled() => Err(Stop::Cancelled),
+        }
+    }
+
+    /// Reads the screen, dealing with interrupts first: a popup the file says
+    /// to dismiss is dismissed and the screen read again; one it says to fail
+    /// on ends the task.
+    pub(crate) async fn dump(&mut self) -> Result<UiTree, Stop> {
+        let mut in_a_row = 0;
+        loop {
+            let tree = self.phone.dump_ui().await.map_err(phone_error)?;
+            self.last_tree = Some(tree.clone());
+            let file: &'a FlowFile = self.file;
+            let Some(interrupt) = file.interrupts.iter().find(|i| i.matches(&tree)) else {
+                return Ok(tree);
+            };
+            let fail = |message: String| -> Stop {
+                let mut failure = Failure::new(&interrupt.code, message, interrupt.retryable);
+                failure.interrupt = true;
+                failure.into()
+            };
+            match &interrupt.action {
+                InterruptAction::Fail => {
+                    warn!(interrupt = %interrupt.name, code = %interrupt.code, "the app showed an interrupt that ends the task");
+                    return Err(fail(interrupt.message.clone()));
+                }
+                InterruptAction::Dismiss(buttons) => {
+                    in_a_row += 1;
+                    self.dismissals += 1;
+                    if in_a_row > MAX_DISMISS_IN_A_ROW || self.dismissals > MAX_DISMISSALS {
+                        return Err(fail(format!(
+                            "{} (it kept coming back after being dismissed)",
+                            interrupt.message
+                        )));
+                    }
+                    let Some(button) = buttons.iter().find_map(|s| tree.find(s)) else {
+                        return Err(fail(format!(
+                            "{} (none of its dismiss buttons is on screen)",
+                            interrupt.message
+                        )));
+                    };
+                    info!(interrupt = %interrupt.name, button = %button.text, "dismissing a popup");
+                    self.phone
+                        .tap(button.bounds.center())
+                        .await
+                        .map_err(phone_error)?;
+                    self.pause(DISMISS_SETTLE).await?;
+                }
+            }
+        }
+    }
+
+    /// Reads the screen until `target` shows (near `near`), or until the
+    /// timeout; `fail_on` ends the wait at once when it shows.
+    async fn locate(
+        &mut self,
+        locate: &Locate,
+        binding: Binding<'a>,
+        fail_on: Option<&Selector>,
+    ) -> Result<Located, Stop> {
+        let target = self.selector(&locate.target, binding)?;
+        let near = self.near(&locate.near, binding)?;
+        let deadline = Instant::now() + locate.timeout;
+        loop {
+            let tree = self.dump().await?;
+            if let Some(node) = find(&tree, &target, near.as_ref()) {
+                return Ok(Located::Found(node.clone()));
+            }
+            if let Some(stop) = fail_on {
+                if tree.find(stop).is_some() {
+                    return Ok(Located::FailOn);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Located::Missing(target));
+            }
+            self.pause(locate.poll.min(deadline - now)).await?;
+        }
+    }
+
+    /// The node a tap, long press or clear acts on.
+    async fn aim(&mut self, step: &Step, aim: &Aim, binding: Binding<'a>) -> Result<UiNode, Stop> {
+        match aim {
+            Aim::Stored(name) => self.stored.get(name).cloned().ok_or_else(|| {
+                Failure::new(
+                    "flow_error",
+                    format!(
+                        "no node is stored as `{name}` yet: the `find` that stores it has not run"
+                    ),
+                    false,
+                )
+                .into()
+            }),
+            Aim::Find(locate) => match self.locate(locate, binding, None).await? {
+                Located::Found(node) => Ok(node),
+                Located::Missing(selector) => {
+                    Err(self.not_found(step, binding, &selector, locate.timeout))
+                }
+                // Without a `fail_on` selector the wait cannot end this way.
+                Located::FailOn => {
+                    Err(self.not_found(step, binding, &Selector::default(), locate.timeout))
+                }
+            },
+        }
+    }
+
+    /// The failure for a target that never showed, as the step describes it.
+    fn not_found(
+        &self,
+        step: &Step,
+        binding: Binding<'a>,
+        selector: &Selector,
+        timeout: Duration,
+    ) -> Stop {
+        let default = format!(
+            "{selector} did not appear within {:.1} s",
+            timeout.as_secs_f64()
+        );
+        self.step_failure(step, binding, "element_not_found", default, true)
+    }
+
+    /// A failure with the step's own code and message when it has them.
+    fn step_failure(
+        &self,
+        step: &Step,
+        binding: Binding<'a>,
+        default_code: &str,
+        default_message: String,
+        default_retryable: bool,
+    ) -> Stop {
+        let code = step.on_fail.code.as_deref().unwrap_or(default_code);
+        let message = match &step.on_fail.message {
+            Some(template) => match render(template, &self.lookup(binding)) {
+                Ok(message) => format!("{message} ({default_message})"),
+                Err(_) => default_message,
+            },
+            None => default_message,
+        };
+        // A code of the file's own (contact_not_found, say) is a fact about
+        // the task, which a rerun will not change, unless the file says so.
+        let retryable = step
+            .on_fail
+            .retryable
+            .unwrap_or(if step.on_fail.code.is_some() {
+                false
+            } else {
+                default_retryable
+            });
+        Failure::new(code, message, retryable).into()
+    }
+
+    async fn leaf(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<(), Stop> {
+        debug!(kind = step.kind, "step");
+        match &step.action {
+            Action::Launch {
+                home,
+                restart,
+                settle,
+                timeout,
+            } => {
+                self.launch(step, binding, home, *restart, *settle, *timeout)
+                    .await
+            }
+            Action::Find { locate, store } => {
+                let node = self.aim(step, &Aim::Find(locate.clone()), binding).await?;
+                self.stored.insert(store.clone(), node);
+                Ok(())
+            }
+            Action::Tap { aim, store } => {
+                let node = self.aim(step, aim, binding).await?;
+                self.phone
+                    .tap(node.bounds.center())
+                    .await
+                    .map_err(phone_error)?;
+                if let Some(store) = store {
+                    self.stored.insert(store.clone(), node);
+                }
+                Ok(())
+            }
+            Action::LongPress { aim, hold } => {
+                let node = self.aim(step, aim, binding).await?;
+                self.phone
+                    .long_press(node.bounds.center(), *hold)
+                    .await
+                    .map_err(phone_error)
+            }
+            Action::Clear { aim } => self.clear(step, aim, binding).await,
+            Action::Type { text, check } => {
+                let text = render(text, &self.lookup(binding))?;
+                if text.is_empty() {
+                    return Ok(());
+                }
+                self.phone.type_text(&text).await.map_err(phone_error)?;
+                if *check {
+                    self.check_typed(&text).await?;
+                }
+                Ok(())
+            }
+            Action::WaitFor {
+                locate,
+                gone,
+                fail_on,
+                store,
+            } => {
+                let fail_on = fail_on
+                    .as_ref()
+                    .map(|s| self.selector(s, binding))
+                    .transpose()?;
+                if *gone {
+                    return self
+                        .wait_gone(step, locate, binding, fail_on.as_ref())
+                        .await;
+                }
+                match self.locate(locate, binding, fail_on.as_ref()).await? {
+                    Located::Found(node) => {
+                        if let Some(store) = store {
+                            self.stored.insert(store.clone(), node);
+                        }
+                        Ok(())
+                    }
+                    Located::Missing(selector) => {
+                        Err(self.not_found(step, binding, &selector, locate.timeout))
+                    }
+                    Located::FailOn => {
+                        let shown = fail_on.map(|s| s.to_string()).unwrap_or_default();
+                        Err(self.step_failure(
+                            step,
+                            binding,
+                            "element_not_found",
+                            format!("{shown} appeared instead"),
+                            false,
+                        ))
+                    }
+                }
+            }
+            Action::Assert {
+                selector,
+                near,
+                present,
+            } => {
+                let selector = self.selector(selector, binding)?;
+                let near = self.near(near, binding)?;
+                let tree = self.dump().await?;
+                let found = find(&tree, &selector, near.as_ref()).is_some();
+                if found == *present {
+                    Ok(())
+                } else {
+                    let what = if *present {
+                        format!("{selector} is not on screen")
+                    } else {
+                        format!("{selector} is on screen")
+                    };
+                    Err(self.step_failure(step, binding, "assertion_failed", what, false))
+                }
+            }
+            Action::Back => self.phone.key(Key::Back).await.map_err(phone_error),
+            Action::Key(key) => self.phone.key(*key).await.map_err(phone_error),
+            Action::Swipe { from, to, duration } => {
+                let screen = match self.last_tree.as_ref().and_then(|t| t.nodes.first()) {
+                    Some(root) if !root.bounds.is_empty() => root.bounds,
+                    _ => {
+                        let tree = self.dump().await?;
+                        tree.nodes.first().map(|n| n.bounds).unwrap_or_default()
+                    }
+                };
+                let at = |f: &[f64; 2]| Point {
+                    x: screen.left + ((screen.right - screen.left) as f64 * f[0]).round() as i32,
+                    y: screen.top + ((screen.bottom - screen.top) as f64 * f[1]).round() as i32,
+                };
+                self.phone
+                    .swipe(at(from), at(to), *duration)
+                    .await
+                    .map_err(phone_error)
+            }
+            Action::Sleep(duration) => self.pause(*duration).await,
+            Action::PushMedia => self.push_media(binding).await,
+            Action::Fail => Err(self.step_failure(
+                step,
+                binding,
+                "flow_failed",
+                "the flow stopped here".to_owned(),
+                false,
+            )),
+            Action::Call(_)
+            | Action::ForEachRecipient { .. }
+            | Action::ForEachItem { .. }
+            | Action::ForEachMedia(_) => Ok(()),
+        }
+    }
+
+    /// Brings the app up and backs out until its start screen shows.
+    async fn launch(
+        &mut self,
+        step: &Step,
+        binding: Binding<'a>,
+        home: &SelectorTemplate,
+        restart: bool,
+        settle: Duration,
+        timeout: Duration,
+    ) -> Result<(), Stop> {
+        let home = self.selector(home, binding)?;
+        let app = self.file.app.clone();
+        if restart {
+            self.phone.stop_app(&app).await.map_err(phone_error)?;
+        }
+        self.phone.launch_app(&app).await.map_err(phone_error)?;
+        let deadline = Instant::now() + timeout;
+        let mut previous: Option<(String, Instant)> = None;
+        let mut launched = Instant::now();
+        loop {
+            let tree = self.dump().await?;
+            if tree.find(&home).is_some() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.step_failure(
+                    step,
+                    binding,
+                    "start_screen_not_reached",
+                    format!(
+                        "{app} did not reach its start screen ({home}) within {:.0} s",
+                        timeout.as_secs_f64()
+                    ),
+                    true,
+                ));
+            }
+            let on_app = tree.nodes.iter().any(|n| n.package == app);
+            if !on_app {
+                // A cold start shows the launcher for a moment: give it `settle`
+                // before starting the app again.
+                if now.duration_since(launched) >= settle {
+                    debug!("the app is not in front: launching it");
+                    self.phone.launch_app(&app).await.map_err(phone_error)?;
+                    launched = Instant::now();
+                }
+                previous = None;
+            } else {
+                match &previous {
+                    Some((xml, since))
+                        if *xml == tree.xml && now.duration_since(*since) >= settle =>
+                    {
+                        debug!("backing out of a screen that is not the start screen");
+                        self.phone.key(Key::Back).await.map_err(phone_error)?;
+                        previous = None;
+                    }
+                    Some((xml, _)) if *xml == tree.xml => {}
+                    _ => previous = Some((tree.xml.clone(), now)),
+                }
+            }
+            self.pause(LAUNCH_POLL).await?;
+        }
+    }
+
+    /// Checks that typed text arrived in the focused field.
+    async fn check_typed(&mut self, text: &str) -> Result<(), Stop> {
+        let deadline = Instant::now() + TYPE_CHECK_TIMEOUT;
+        loop {
+            let tree = self.dump().await?;
+            let arrived = match tree.focused() {
+                Some(field) => field.text.contains(text),
+                None => tree.contains_text(text),
+            };
+            if arrived {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Failure::new(
+                    "text_not_typed",
+                    format!(
+                        "typed {:?}, but the focused field does not show it",
+                        shorten(text, 60)
+                    ),
+                    true,
+                )
+                .into());
+            }
+            self.pause(TYPE_CHECK_POLL.min(deadline - now)).await?;
+        }
+    }
+
+    /// Focuses a field, moves to its end and deletes what it holds.
+    async fn clear(&mut self, step: &Step, aim: &Aim, binding: Binding<'a>) -> Result<(), Stop> {
+        let node = self.aim(step, aim, binding).await?;
+        self.phone
+            .tap(node.bounds.center())
+            .await
+            .map_err(phone_error)?;
+        let count = node.text.chars().count().min(MAX_CLEAR_CHARS);
+        if count == 0 {
+            return Ok(());
+        }
+        self.phone
+            .key(Key::Code(KEY_MOVE_END))
+            .await
+            .map_err(phone_error)?;
+        for _ in 0..count {
+            self.phone.key(Key::Delete).await.map_err(phone_error)?;
+        }
+        let tree = self.dump().await?;
+        let still = tree
+            .nodes
+            .iter()
+            .any(|n| n.bounds == node.bounds && n.class == node.class && n.text == node.text);
+        if still {
+            return Err(Failure::new(
+                "text_not_cleared",
+                format!("the field still shows {:?}", shorten(&node.text, 60)),
+                true,
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Waits until a node is no longer on screen.
+    async fn wait_gone(
+        &mut self,
+        step: &Step,
+        locate: &Locate,
+        binding: Binding<'a>,
+        fail_on: Option<&Selector>,
+    ) -> Result<(), Stop> {
+        let target = self.selector(&locate.target, binding)?;
+        let near = self.near(&locate.near, binding)?;
+        let deadline = Instant::now() + locate.timeout;
+        loop {
+            let tree = self.dump().await?;
+            if find(&tree, &target, near.as_ref()).is_none() {
+                return Ok(());
+            }
+            if let Some(stop) = fail_on {
+                if tree.find(stop).is_some() {
+                    return Err(self.step_failure(
+                        step,
+                        binding,
+                        "element_not_gone",
+                        format!("{stop} appeared while waiting for {target} to go away"),
+                        false,
+                    ));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.step_failure(
+                    step,
+                    binding,
+                    "element_not_gone",
+                    format!(
+                        "{target} was still on screen after {:.1} s",
+                        locate.timeout.as_secs_f64()
+                    ),
+                    true,
+                ));
+            }
+            self.pause(locate.poll.min(deadline - now)).await?;
+        }
+    }
+
+    /// Copies the current item's or media's file to the phone, once per run.
+    async fn push_media(&mut self, binding: Binding<'a>) -> Result<(), Stop> {
+        let id: &str = match (binding.item, binding.media) {
+            (Some((_, Item::Image { media_id } | Item::File { media_id })), _) => media_id,
+            (_, Some((_, id))) => id,
+            _ => {
+                return Err(Failure::new(
+                    "flow_error",
+                    "push_media ran where there is no media file",
+                    false,
+                )
+                .into())
+            }
+        };
+        if self.pushed.contains_key(id) {
+            return Ok(());
+        }
+        let local = media_file(self.places.media_dir, id)?;
+        let on_phone = self.phone.push_media(&local).await.map_err(phone_error)?;
+        info!(media_id = id, path = %on_phone, "media pushed to the phone");
+        self.pushed.insert(id.to_owned(), on_phone);
+        Ok(())
+    }
+}
+
+/// What `locate` found.
+enum Located {
+    /// The node.
+    Found(UiNode),
+    /// Nothing before the timeout; the selector that was looked for.
+    Missing(Selector),
+    /// The `fail_on` selector showed first.
+    FailOn,
+}
+
+/// The procedure `for_each_item` runs for `item`.
+fn item_procedure<'s>(
+    item: &Item,
+    text: &'s str,
+    image: &'s str,
+    link: &'s str,
+    file: &'s str,
+) -> &'s str {
+    match item {
+        Item::Text { .. } => text,
+        Item::Image { .. } => image,
+        Item::Link { .. } => link,
+        Item::File { .. } => file,
+    }
+}
+
+fn item_type(item: &Item) -> &'static str {
+    match item {
+        Item::Text { .. } => "text",
+        Item::Image { .. } => "image",
+        Item::Link { .. } => "link",
+        Item::File { .. } => "file",
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The local file of media `id`: `<media_dir>/<id>`. An id that is not a
+/// plain file name is refused, so a payload cannot make the agent copy any
+/// other file of the computer to the phone.
+pub(crate) fn media_file(media_dir: Option<&Path>, id: &str) -> Result<PathBuf, Stop> {
+    let unavailable = |why: String| -> Stop {
+        Failure::new("media_unavailable", format!("media {id:?}: {why}"), false).into()
+    };
+    let Some(dir) = media_dir else {
+        return Err(unavailable(
+            "the agent has no media directory configured".to_owned(),
+        ));
+    };
+    let plain = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && !id.contains(['/', '\\', '\0'])
+        && !id.starts_with('.');
+    if !plain {
+        return Err(unavailable(
+            "a media id must be a plain file name".to_owned(),
+        ));
+    }
+    let path = dir.join(id);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err(unavailable(format!("{} is not a file", path.display()))),
+        Err(error) => Err(unavailable(format!("{}: {error}", path.display()))),
+    }
+}
+
+/// The node `selector` finds, near `near` when given: among the descendants
+/// of the anchor's ancestor `depth` levels up, nearest level first.
+pub(crate) fn find<'t>(
+    tree: &'t UiTree,
+    selector: &Selector,
+    near: Option<&(Selector, u32)>,
+) -> Option<&'t UiNode> {
+    let Some((anchor, depth)) = near else {
+        return tree.find(selector);
+    };
+    for (index, node) in tree.nodes.iter().enumerate() {
+        if !anchor.matches(node) {
+            continue;
+        }
+        let mut scope = index;
+        for _level in 0..=*depth {
+            if let Some(found) = descendants(tree, scope).find(|n| selector.matches(n)) {
+                return Some(found);
+            }
+            match tree.nodes[scope].parent {
+                Some(parent) => scope = parent,
+                None => break,
+            }
+        }
+    }
+    None
+}
+
+/// The nodes under `index` (a subtree is contiguous in document order).
+fn descendants(tree: &UiTree, index: usize) -> impl Iterator<Item = &UiNode> {
+    let depth = tree.nodes[index].depth;
+    tree.nodes[index + 1..]
+        .iter()
+        .take_while(move |n| n.depth > depth)
+}
+
+/// At most `max` characters of `text`, with an ellipsis when cut.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut out: String = text.chars().take(max).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two rows of 新的客户: 陈七's is already accepted, 周八's is not.
+    const REQUESTS: &str = r#"<hierarchy><node class="android.widget.ListView" bounds="[0,0][1080,2000]">
+<node class="android.widget.RelativeLayout" bounds="[0,0][1080,200]">
+  <node text="陈七" bounds="[200,30][800,90]" />
+  <node text="已添加" bounds="[840,50][1044,150]" />
+</node>
+<node class="android.widget.RelativeLayout" bounds="[0,200][1080,400]">
+  <node text="周八" bounds="[200,230][800,290]" />
+  <node text="通过" bounds="[840,250][1044,350]" />
+</node>
+</node></hierarchy>"#;
+
+    #[test]
+    fn near_finds_the_target_in_the_anchors_row_only() {
+        let tree = UiTree::parse(REQUESTS).unwrap();
+        let accept = Selector::text("通过");
+        let near = |name: &str, depth| Some((Selector::text(name), depth));
+        let found = find(&tree, &accept, near("周八", 1).as_ref()).unwrap();
+        assert_eq!(found.bounds.top, 250);
+        assert!(
+            find(&tree, &accept, near("陈七", 1).as_ref()).is_none(),
+            "周八's button is not in 陈七's row"
+        );
+        assert!(
+            find(&tree, &accept, near("陈七", 2).as_ref()).is_some(),
+            "two levels up is the whole list"
+        );
+        assert!(find(&tree, &accept, near("周八", 0).as_ref()).is_none());
+        assert!(find(&tree, &accept, near("王五", 3).as_ref()).is_none());
+        assert_eq!(find(&tree, &accept, None).unwrap().bounds.top, 250);
+    }
+
+    #[test]
+    fn media_files_must_be_plain_names_in_the_media_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m1"), b"jpeg").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        assert_eq!(
+            media_file(Some(dir.path()), "m1").unwrap(),
+            dir.path().join("m1")
+        );
+        let code = |result: Result<PathBuf, Stop>| match result {
+            Err(Stop::Failed(failure)) => {
+                assert!(!failure.retryable);
+                format!("{}: {}", failure.code, failure.message)
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        for bad in ["../m1", "/etc/passwd", ".hidden", "", "..", "a\\b"] {
+            let message = code(media_file(Some(dir.path()), bad));
+            assert!(message.contains("plain file name"), "{bad}: {message}");
+        }
+        assert!(code(media_file(Some(dir.path()), "m2")).starts_with("media_unavailable"));
+        assert!(code(media_file(Some(dir.path()), "sub")).contains("not a file"));
+        assert!(code(media_file(None, "m1")).contains("no media directory"));
+    }
+
+    #[test]
+    fn risk_control_failures_are_never_retryable() {
+        assert!(!Failure::new(RISK_CONTROL, "x", true).retryable);
+        assert!(Failure::new("element_not_found", "x", true).retryable);
+        let down = Failure::phone(&PhoneError::Unreachable {
+            serial: "s".into(),
+            reason: "gone".into(),
+        });
+        assert!(down.phone_down && down.retryable);
+        assert_eq!(down.code, "phone_unreachable");
+        assert_eq!(shorten("你好世界", 2), "你好…");
+        assert_eq!(shorten("你好", 2), "你好");
+    }
+}
