@@ -121,6 +121,15 @@ impl ChildProcess {
         rss_bytes(pid)
     }
 
+    /// The CPU time the child has used so far (user + system), from `/proc/<pid>/stat`.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let pid = self
+            .child
+            .id()
+            .ok_or_else(|| anyhow!("the {} process has exited", self.name))?;
+        cpu_seconds(pid)
+    }
+
     /// An error with the end of the child's log if it exited.
     pub fn check(&mut self) -> anyhow::Result<()> {
         match self.child.try_wait() {
@@ -165,6 +174,29 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     parse_vm_rss(&status).ok_or_else(|| anyhow!("no VmRSS line in {path}"))
 }
 
+/// The CPU time (user + system) process `pid` has used, in seconds.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    parse_cpu_ticks(&stat)
+        .filter(|_| ticks > 0)
+        .map(|used| used as f64 / ticks as f64)
+        .ok_or_else(|| anyhow!("cannot read the cpu times in {path}"))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock
+/// ticks. The command name (field 2) may hold spaces, so fields are counted
+/// from its closing parenthesis.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// `VmRSS:     1234 kB` to bytes.
 fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
@@ -206,6 +238,13 @@ pub fn on_stdin_closed(stop: impl FnOnce() + Send + 'static) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_ticks_are_fields_14_and_15() {
+        let stat = "4242 (youmi bench) S 1 4242 4242 0 -1 4194560 9 0 0 0 123 45 0 0 20 0 8 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(168));
+        assert_eq!(parse_cpu_ticks("4242 (x) S 1"), None);
+    }
 
     #[test]
     fn vm_rss_is_read_in_bytes() {

@@ -42,7 +42,7 @@ use youmi_protocol::{
 };
 
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use sink::{DeviceSink, SinkClosed};
+pub use sink::{Assign, DeviceSink, SinkClosed};
 pub use store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
     TaskRecord,

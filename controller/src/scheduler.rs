@@ -30,12 +30,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::agent::error_code;
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, AssignedTask, DeviceInfo, FinishedReport, OperatorAccountId,
-    Outcome, ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
+    AgentMessage, AgentSettings, DeviceInfo, FinishedReport, OperatorAccountId, Outcome,
+    ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
 };
 
 use crate::clock::Clock;
-use crate::sink::DeviceSink;
+use crate::sink::{Assign, DeviceSink};
 use crate::store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
 };
@@ -467,6 +467,15 @@ impl<C: Clock> Scheduler<C> {
         }));
     }
 
+    /// Sends `assign` once this turn's changes are committed, as [`Scheduler::send`].
+    fn send_assign(&mut self, sink: Arc<dyn DeviceSink>, assign: Assign) {
+        self.effect(Box::new(move || {
+            if sink.send_assign(assign).is_err() {
+                sink.close("overloaded", "the connection could not keep up");
+            }
+        }));
+    }
+
     /// Sends a frame to a device if it is connected and greeted.
     fn send_to(&mut self, device_id: &str, message: ServerMessage) {
         if let Some(sink) = self.devices.get(device_id).and_then(Device::greeted_sink) {
@@ -552,12 +561,12 @@ impl<C: Clock> Scheduler<C> {
             task.state = TaskState::Dispatched;
             task.attempt += 1;
             task.device = Some(device_id.clone());
-            let assign = AssignedTask {
+            let assign = Assign {
                 id,
                 kind: task.kind,
-                payload: raw_payload(&task.payload),
                 attempt: task.attempt,
                 not_after_ms: task.not_after,
+                payload: task.payload.clone(),
             };
             let attempt = task.attempt;
             tracing::debug!(task_id = id, device_id = %device_id, attempt, "dispatching");
@@ -567,7 +576,7 @@ impl<C: Clock> Scheduler<C> {
                 attempt,
                 at_ms: now,
             });
-            self.send(sink, ServerMessage::Assign { task: assign });
+            self.send_assign(sink, assign);
             self.timers
                 .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));
             return;
@@ -1431,19 +1440,22 @@ impl<C: Clock> Scheduler<C> {
                     let Some(device_id) = task.device.clone() else {
                         continue;
                     };
-                    let assign = AssignedTask {
+                    let assign = Assign {
                         id,
                         kind: task.kind,
-                        payload: raw_payload(&task.payload),
                         attempt: task.attempt,
                         not_after_ms: task.not_after,
+                        payload: task.payload.clone(),
                     };
                     tracing::debug!(
                         task_id = id,
                         device_id,
                         "assign not accepted in time; sending it again"
                     );
-                    self.send_to(&device_id, ServerMessage::Assign { task: assign });
+                    if let Some(sink) = self.devices.get(&device_id).and_then(Device::greeted_sink)
+                    {
+                        self.send_assign(sink, assign);
+                    }
                     self.timers
                         .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));
                 }
@@ -1510,11 +1522,4 @@ impl<C: Clock> Scheduler<C> {
         statuses.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         statuses
     }
-}
-
-/// The payload as a JSON value for the `assign` frame. The text was checked at
-/// submission; should it not parse (a hand-edited database), the agent gets it
-/// as a string rather than the scheduler stopping.
-fn raw_payload(payload: &str) -> serde_json::Value {
-    serde_json::from_str(payload).unwrap_or_else(|_| serde_json::Value::String(payload.to_owned()))
 }

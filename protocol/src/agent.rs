@@ -295,3 +295,43 @@ pub mod error_code {
     /// and notifies the admins; an operator resumes the queue by hand.
     pub const RISK_CONTROL: &str = "risk_control";
 }
+
+/// The `assign` frame for a task whose payload is JSON text, written as it is,
+/// without parsing it into a [`Value`] and writing that out again. It is the
+/// frame serializing [`ServerMessage::Assign`] gives, except that the payload
+/// keeps its own spacing and key order (a [`Value`] sorts keys). A payload
+/// that is not JSON is an error.
+pub fn assign_frame(
+    id: TaskId,
+    kind: TaskKind,
+    attempt: u32,
+    not_after_ms: Option<i64>,
+    payload: &str,
+) -> Result<String, serde_json::Error> {
+    /// [`AssignedTask`] with the payload as raw JSON; the field order and the
+    /// skipped field match, which a test checks.
+    #[derive(Serialize)]
+    struct RawTask<'a> {
+        id: TaskId,
+        kind: TaskKind,
+        payload: &'a serde_json::value::RawValue,
+        attempt: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        not_after_ms: Option<i64>,
+    }
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "assign")]
+    struct RawAssign<'a> {
+        task: RawTask<'a>,
+    }
+    let payload: &serde_json::value::RawValue = serde_json::from_str(payload)?;
+    serde_json::to_string(&RawAssign {
+        task: RawTask {
+            id,
+            kind,
+            payload,
+            attempt,
+            not_after_ms,
+        },
+    })
+}

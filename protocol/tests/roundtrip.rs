@@ -263,3 +263,47 @@ fn hello_fields_default_when_absent() {
     let value: Value = serde_json::to_value(AgentMessage::Accepted { task_id: 1 }).unwrap();
     assert_eq!(value, json!({"type": "accepted", "task_id": 1}));
 }
+
+#[test]
+fn assign_frames_from_payload_text_match_the_message() {
+    use youmi_protocol::agent::assign_frame;
+    use youmi_protocol::{AssignedTask, TaskKind};
+    // Keys in sorted order, as a `Value` writes them, so the texts compare.
+    let payloads = [
+        r#"{"items":[{"text":"hi \"there\"\n","type":"text"}],"to":{"name":"张三"}}"#,
+        r#"{"items":[],"recipients":[]}"#,
+    ];
+    for payload in payloads {
+        for not_after_ms in [None, Some(1_795_000_000_000)] {
+            let message = ServerMessage::Assign {
+                task: AssignedTask {
+                    id: 42,
+                    kind: TaskKind::SendMessage,
+                    payload: serde_json::from_str(payload).unwrap(),
+                    attempt: 2,
+                    not_after_ms,
+                },
+            };
+            let frame = assign_frame(42, TaskKind::SendMessage, 2, not_after_ms, payload).unwrap();
+            assert_eq!(frame, serde_json::to_string(&message).unwrap());
+            assert_eq!(
+                serde_json::from_str::<ServerMessage>(&frame).unwrap(),
+                message
+            );
+        }
+    }
+    // Any other key order is kept, and means the same.
+    let unsorted = r#"{"to":{"name":"Ann"},"items":[]}"#;
+    let frame = assign_frame(7, TaskKind::SendMessage, 1, None, unsorted).unwrap();
+    assert!(frame.contains(unsorted), "{frame}");
+    match serde_json::from_str::<ServerMessage>(&frame).unwrap() {
+        ServerMessage::Assign { task } => {
+            assert_eq!(
+                task.payload,
+                serde_json::from_str::<serde_json::Value>(unsorted).unwrap()
+            )
+        }
+        other => panic!("not an assign: {other:?}"),
+    }
+    assert!(assign_frame(1, TaskKind::SendMessage, 1, None, "{not json").is_err());
+}

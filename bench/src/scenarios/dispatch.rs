@@ -154,6 +154,7 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
         .collect();
     fleet.stats.expect_acks(args.tasks as u64);
     let bar = progress(args.tasks as u64, "tasks acked");
+    let cpu_before = harness.server.cpu_seconds()?;
     let started = Instant::now();
     let api = harness.api.clone();
     let batch_size = args.batch_size;
@@ -211,6 +212,7 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
             .map_err(|_| anyhow!("the task submitter stopped without an answer"))??,
     };
     let elapsed = seconds(started, done);
+    let server_cpu = harness.server.cpu_seconds()? - cpu_before;
     let tasks_per_s = args.tasks as f64 / elapsed;
     let assigns = fleet.stats.assigns.load(Ordering::Relaxed);
 
@@ -223,6 +225,9 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
     report.set("elapsed_s", round(elapsed, 3));
     report.set("submit_s", round(seconds(started, submit_done), 3));
     report.set("assigns", assigns);
+    // CPU per task moves far less than tasks/s when the machine is shared.
+    report.set("server_cpu_s", round(server_cpu, 3));
+    report.set("server_cpu_us_per_task", round(server_cpu * 1e6 / args.tasks as f64, 1));
     report.line(format!(
         "dispatch on {}: {} tasks over {} agents in {elapsed:.2} s: {tasks_per_s:.0} tasks/s \
          (submitting took {:.2} s, {} assigns)",
@@ -231,6 +236,10 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
         args.agents,
         seconds(started, submit_done),
         assigns
+    ));
+    report.line(format!(
+        "server cpu: {server_cpu:.2} s, {:.1} us per task",
+        server_cpu * 1e6 / args.tasks as f64
     ));
 
     if args.latency_probe {

@@ -22,7 +22,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
-use youmi_controller::{ConnectionId, DeviceSink, SinkClosed};
+use youmi_controller::{Assign, ConnectionId, DeviceSink, SinkClosed};
 use youmi_protocol::agent::error_code;
 use youmi_protocol::{AgentMessage, ServerMessage, MAX_FRAME_BYTES};
 
@@ -179,6 +179,15 @@ impl DeviceSink for ConnectionSink {
         }
         let text = serde_json::to_string(&message).map_err(|_| SinkClosed)?;
         self.frames.try_send(text).map_err(|_| SinkClosed)
+    }
+
+    fn send_assign(&self, assign: Assign) -> Result<(), SinkClosed> {
+        if self.close.is_closing() {
+            return Err(SinkClosed);
+        }
+        self.frames
+            .try_send(assign.to_json())
+            .map_err(|_| SinkClosed)
     }
 
     fn close(&self, code: &str, reason: &str) {
