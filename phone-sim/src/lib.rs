@@ -38,6 +38,12 @@
 //!   focus when tapped.
 //! - Long press (`input swipe X Y X Y 800`) on a chat in the chat list opens its menu
 //!   ("删除" deletes after a confirmation).
+//! - Pictures and files in a chat: the "更多功能按钮，已折叠" button opens the
+//!   more-functions panel; its "图片" opens the album (the pictures and videos that a
+//!   `MEDIA_SCANNER_SCAN_FILE` broadcast registered, newest first, each described
+//!   "照片, NAME"; "发送(N)" sends), and "文件" > "手机存储" lists the files in storage,
+//!   newest first, by name (tap one, then "发送(1)"). Each sent one is a
+//!   [`SentEvent::Image`] or [`SentEvent::File`] with its device path.
 
 mod adb;
 mod phone;
@@ -226,6 +232,12 @@ impl SimHandle {
     /// Sets the battery level `dumpsys battery` reports.
     pub fn set_battery_level(&self, level: u8) {
         self.shared.phone().battery_level = level.min(100);
+    }
+
+    /// Changes the WeCom `versionName` that `dumpsys package` reports from now on, as
+    /// updating (or downgrading) the app by hand would.
+    pub fn set_wecom_version(&self, version: &str) {
+        self.shared.phone().wecom_version = version.to_owned();
     }
 
     /// What is on screen now.

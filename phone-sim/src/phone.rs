@@ -62,6 +62,21 @@ pub enum SentEvent {
         /// The contact's display name.
         with: String,
     },
+    /// A picture from the album was sent in a chat (more-functions panel > 图片).
+    Image {
+        /// The contact's display name.
+        to: String,
+        /// The picture's device path, as the media scan registered it.
+        path: String,
+    },
+    /// A file from the phone's storage was sent in a chat (more-functions panel > 文件 >
+    /// 手机存储).
+    File {
+        /// The contact's display name.
+        to: String,
+        /// The file's device path.
+        path: String,
+    },
 }
 
 /// A fault scripted into the simulator, before start or at run time.
@@ -117,6 +132,8 @@ enum Screen {
     Chat {
         with: String,
         draft: String,
+        /// The more-functions panel (图片, 文件, ...) is open below the input bar.
+        panel: bool,
     },
     ContactSearch {
         query: String,
@@ -140,8 +157,20 @@ enum Screen {
         text: String,
         media: Vec<String>,
     },
+    /// The album. `chat` names the contact the picked pictures go to; `None` is the
+    /// Moments composer's picker.
     Picker {
         selected: Vec<String>,
+        chat: Option<String>,
+    },
+    /// 选择文件: where a file for `chat` comes from.
+    FileSource {
+        chat: String,
+    },
+    /// 手机存储: the files in the phone's storage, newest first.
+    Storage {
+        chat: String,
+        selected: Option<String>,
     },
 }
 
@@ -157,7 +186,29 @@ enum Overlay {
 #[derive(Debug, Clone)]
 struct Chat {
     with: String,
-    messages: Vec<(bool, String)>,
+    /// Oldest first; `true` marks the operator's own messages.
+    messages: Vec<(bool, Bubble)>,
+}
+
+/// One message in a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bubble {
+    Text(String),
+    /// A picture, by device path.
+    Image(String),
+    /// A file, by device path.
+    File(String),
+}
+
+impl Bubble {
+    /// What the chat list shows as the last message, as WeCom abbreviates media.
+    fn preview(&self) -> String {
+        match self {
+            Bubble::Text(text) => text.clone(),
+            Bubble::Image(_) => "[图片]".to_owned(),
+            Bubble::File(path) => format!("[文件] {}", file_name(path)),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -173,6 +224,9 @@ pub(crate) struct SimFile {
     pub data: Vec<u8>,
     pub mode: u32,
     pub mtime: u32,
+    /// Write order: the file picker lists the newest first, and `mtime` has only
+    /// whole seconds.
+    pub seq: u64,
 }
 
 /// The phone's whole mutable state; guarded by one mutex in [`crate::Simulator`].
@@ -195,6 +249,8 @@ pub(crate) struct Phone {
     requests: Vec<FriendRequest>,
     pub media: Vec<String>,
     pub files: BTreeMap<String, SimFile>,
+    /// The `seq` the next written file gets.
+    next_seq: u64,
     pub dirs: Vec<String>,
     pub faults: Vec<Fault>,
     sent: Vec<SentEvent>,
@@ -245,11 +301,11 @@ impl Phone {
             chats: vec![
                 Chat {
                     with: "张三".to_owned(),
-                    messages: vec![(false, "你好，请问产品还有货吗？".to_owned())],
+                    messages: vec![(false, Bubble::Text("你好，请问产品还有货吗？".to_owned()))],
                 },
                 Chat {
                     with: "李四".to_owned(),
-                    messages: vec![(false, "收到，谢谢".to_owned())],
+                    messages: vec![(false, Bubble::Text("收到，谢谢".to_owned()))],
                 },
             ],
             contacts: ["张三", "李四", "王五", "赵六"]
@@ -270,6 +326,7 @@ impl Phone {
             ],
             media: Vec::new(),
             files: BTreeMap::new(),
+            next_seq: 1,
             dirs: dirs.into_iter().map(str::to_owned).collect(),
             faults: config.faults.clone(),
             sent: Vec::new(),
@@ -315,12 +372,15 @@ impl Phone {
         if self.is_dir(&p) {
             return Err(format!("{path}: Is a directory"));
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.files.insert(
             p,
             SimFile {
                 data,
                 mode: 0o100000 | (mode & 0o7777),
                 mtime: now_secs(),
+                seq,
             },
         );
         Ok(())
@@ -401,6 +461,12 @@ impl Phone {
                 "com.tencent.wework.moments.controller.CustomerMomentsActivity"
             }
             Screen::Picker { .. } => "com.tencent.wework.common.picker.MediaPickerActivity",
+            Screen::FileSource { .. } => {
+                "com.tencent.wework.filemanager.controller.FileSelectSourceActivity"
+            }
+            Screen::Storage { .. } => {
+                "com.tencent.wework.filemanager.controller.LocalFileSelectActivity"
+            }
         };
         (WECOM_PACKAGE.to_owned(), activity.to_owned())
     }
@@ -434,7 +500,12 @@ impl Phone {
                 Screen::FriendRequests => "friend_requests".to_owned(),
                 Screen::MomentsHome => "moments".to_owned(),
                 Screen::Composer { .. } => "moments_composer".to_owned(),
-                Screen::Picker { .. } => "media_picker".to_owned(),
+                Screen::Picker { chat: None, .. } => "media_picker".to_owned(),
+                Screen::Picker {
+                    chat: Some(with), ..
+                } => format!("chat_album:{with}"),
+                Screen::FileSource { .. } => "file_source".to_owned(),
+                Screen::Storage { .. } => "phone_storage".to_owned(),
             }
         };
         match &self.overlay {
@@ -517,6 +588,15 @@ impl Phone {
         if self.focused && matches!(self.top(), Screen::Chat { .. }) {
             // The first BACK only hides the keyboard.
             self.focused = false;
+            return;
+        }
+        if let Screen::Chat {
+            panel: panel @ true,
+            ..
+        } = self.top_mut()
+        {
+            // ... or the more-functions panel.
+            *panel = false;
             return;
         }
         if self.stack.len() <= 1 {
@@ -633,22 +713,83 @@ impl Phone {
                 self.push(Screen::Chat {
                     with,
                     draft: String::new(),
+                    panel: false,
                 });
             }
             Action::Back => self.back(),
-            Action::FocusInput => self.focused = true,
+            Action::FocusInput => {
+                // The keyboard takes the more-functions panel's place.
+                if let Screen::Chat { panel, .. } = self.top_mut() {
+                    *panel = false;
+                }
+                self.focused = true;
+            }
+            Action::TogglePanel => {
+                if let Screen::Chat { panel, .. } = self.top_mut() {
+                    *panel = !*panel;
+                    // The panel takes the keyboard's place.
+                    self.focused = false;
+                }
+            }
+            Action::OpenAlbum => {
+                let Screen::Chat { with, .. } = self.top().clone() else {
+                    return;
+                };
+                self.push(Screen::Picker {
+                    selected: Vec::new(),
+                    chat: Some(with),
+                });
+            }
+            Action::OpenFiles => {
+                let Screen::Chat { with, .. } = self.top().clone() else {
+                    return;
+                };
+                self.push(Screen::FileSource { chat: with });
+            }
+            Action::OpenPhoneStorage => {
+                let Screen::FileSource { chat } = self.top().clone() else {
+                    return;
+                };
+                self.push(Screen::Storage {
+                    chat,
+                    selected: None,
+                });
+            }
+            Action::PickFile(path) => {
+                if let Screen::Storage { selected, .. } = self.top_mut() {
+                    // One file at a time; tapping the picked one again unpicks it.
+                    *selected = if selected.as_ref() == Some(&path) {
+                        None
+                    } else {
+                        Some(path)
+                    };
+                }
+            }
+            Action::SendFile => {
+                let Screen::Storage {
+                    chat,
+                    selected: Some(path),
+                } = self.top().clone()
+                else {
+                    return;
+                };
+                // Back to the chat, past 选择文件, with the panel folded.
+                self.stack.truncate(self.stack.len().saturating_sub(2));
+                if let Screen::Chat { panel, .. } = self.top_mut() {
+                    *panel = false;
+                }
+                self.deliver(&chat, Bubble::File(path.clone()));
+                self.record(SentEvent::File { to: chat, path });
+                self.changed();
+            }
             Action::Send => {
                 let (with, text) = match self.top_mut() {
-                    Screen::Chat { with, draft } if !draft.is_empty() => {
+                    Screen::Chat { with, draft, .. } if !draft.is_empty() => {
                         (with.clone(), std::mem::take(draft))
                     }
                     _ => return,
                 };
-                if let Some(i) = self.chats.iter().position(|c| c.with == with) {
-                    let mut chat = self.chats.remove(i);
-                    chat.messages.push((true, text.clone()));
-                    self.chats.insert(0, chat);
-                }
+                self.deliver(&with, Bubble::Text(text.clone()));
                 self.record(SentEvent::Message { to: with, text });
             }
             Action::OpenContactSearch => self.push(Screen::ContactSearch {
@@ -729,10 +870,13 @@ impl Phone {
                     Screen::Composer { media, .. } => media.clone(),
                     _ => Vec::new(),
                 };
-                self.push(Screen::Picker { selected });
+                self.push(Screen::Picker {
+                    selected,
+                    chat: None,
+                });
             }
             Action::ToggleMedia(path) => {
-                if let Screen::Picker { selected } = self.top_mut() {
+                if let Screen::Picker { selected, .. } = self.top_mut() {
                     if let Some(i) = selected.iter().position(|p| *p == path) {
                         selected.remove(i);
                     } else if selected.len() < 9 {
@@ -741,9 +885,28 @@ impl Phone {
                 }
             }
             Action::PickerDone => {
-                let Screen::Picker { selected } = self.top().clone() else {
+                let Screen::Picker { selected, chat } = self.top().clone() else {
                     return;
                 };
+                if let Some(to) = chat {
+                    // 发送 stays disabled until a picture is picked.
+                    if selected.is_empty() {
+                        return;
+                    }
+                    self.stack.pop();
+                    if let Screen::Chat { panel, .. } = self.top_mut() {
+                        *panel = false;
+                    }
+                    for path in selected {
+                        self.deliver(&to, Bubble::Image(path.clone()));
+                        self.record(SentEvent::Image {
+                            to: to.clone(),
+                            path,
+                        });
+                    }
+                    self.changed();
+                    return;
+                }
                 self.stack.pop();
                 if let Screen::Composer { media, .. } = self.top_mut() {
                     *media = selected;
@@ -770,6 +933,38 @@ impl Phone {
                 self.record(SentEvent::ChatDeleted { with });
             }
         }
+    }
+
+    /// Appends the operator's message to the chat with `with`, which moves to the top
+    /// of the chat list.
+    fn deliver(&mut self, with: &str, bubble: Bubble) {
+        if let Some(i) = self.chats.iter().position(|c| c.with == with) {
+            let mut chat = self.chats.remove(i);
+            chat.messages.push((true, bubble));
+            self.chats.insert(0, chat);
+        }
+    }
+
+    /// Pictures and videos the media scan registered, newest first, as the album shows
+    /// them: other files are in the media store too, but not in the album.
+    fn album(&self) -> Vec<&String> {
+        self.media
+            .iter()
+            .rev()
+            .filter(|path| is_album_media(path))
+            .collect()
+    }
+
+    /// The files in the phone's shared storage, newest first, as 手机存储 lists them;
+    /// hidden files are left out.
+    fn storage_files(&self) -> Vec<(&String, &SimFile)> {
+        let mut files: Vec<(&String, &SimFile)> = self
+            .files
+            .iter()
+            .filter(|(path, _)| path.starts_with("/sdcard/") && !file_name(path).starts_with('.'))
+            .collect();
+        files.sort_by_key(|(_, file)| std::cmp::Reverse(file.seq));
+        files
     }
 
     // ----- the UI tree -----
@@ -803,7 +998,7 @@ impl Phone {
                     Tab::Messages => {
                         let rows = self.chats.iter().enumerate().map(|(i, c)| {
                             let top = 248 + 200 * i as i32;
-                            let last = c.messages.last().map(|m| m.1.as_str()).unwrap_or("");
+                            let last = c.messages.last().map(|m| m.1.preview()).unwrap_or_default();
                             Node::new(
                                 "android.widget.RelativeLayout",
                                 p,
@@ -836,7 +1031,7 @@ impl Phone {
                                     Rect::new(212, top + 110, 1000, top + 160),
                                 )
                                 .id("content")
-                                .text(last),
+                                .text(&last),
                             )
                         });
                         Node::new("androidx.recyclerview.widget.RecyclerView", p, content)
@@ -907,62 +1102,105 @@ impl Phone {
                     .child(body)
                     .child(bar)
             }
-            Screen::Chat { with, draft } => {
-                let chat = self.chats.iter().find(|c| c.with == *with);
-                let bubbles = chat
-                    .map(|c| c.messages.as_slice())
-                    .unwrap_or(&[])
+            Screen::Chat { with, draft, panel } => {
+                // With the more-functions panel open the input bar moves up above it.
+                let bar_top = if *panel { PANEL_TOP - 168 } else { 2232 };
+                let messages = self
+                    .chats
                     .iter()
-                    .enumerate()
-                    .map(|(i, (mine, text))| {
-                        let top = 268 + 150 * i as i32;
-                        let r = if *mine {
-                            Rect::new(400, top, 1044, top + 120)
-                        } else {
-                            Rect::new(36, top, 680, top + 120)
-                        };
-                        Node::new("android.widget.TextView", p, r)
+                    .find(|c| c.with == *with)
+                    .map(|c| c.messages.as_slice())
+                    .unwrap_or(&[]);
+                // The list shows the latest messages that fit, as it scrolls to the end.
+                let fit = ((bar_top - 268) / 150).max(0) as usize;
+                let shown = &messages[messages.len().saturating_sub(fit)..];
+                let bubbles = shown.iter().enumerate().map(|(i, (mine, bubble))| {
+                    let top = 268 + 150 * i as i32;
+                    let r = if *mine {
+                        Rect::new(400, top, 1044, top + 120)
+                    } else {
+                        Rect::new(36, top, 680, top + 120)
+                    };
+                    match bubble {
+                        Bubble::Text(text) => Node::new("android.widget.TextView", p, r)
                             .id("chat_bubble")
-                            .text(text)
-                    });
+                            .text(text),
+                        Bubble::Image(_) => Node::new("android.widget.ImageView", p, r)
+                            .id("chat_image")
+                            .desc("图片"),
+                        Bubble::File(path) => {
+                            let size = self.file(path).map_or(0, |f| f.data.len());
+                            Node::new("android.widget.LinearLayout", p, r)
+                                .id("chat_file")
+                                .child(
+                                    Node::new(
+                                        "android.widget.TextView",
+                                        p,
+                                        Rect::new(r.left + 24, top + 10, r.right - 24, top + 60),
+                                    )
+                                    .id("file_name")
+                                    .text(file_name(path)),
+                                )
+                                .child(
+                                    Node::new(
+                                        "android.widget.TextView",
+                                        p,
+                                        Rect::new(r.left + 24, top + 64, r.right - 24, top + 110),
+                                    )
+                                    .id("file_size")
+                                    .text(&human_size(size)),
+                                )
+                        }
+                    }
+                });
                 let list = Node::new(
                     "androidx.recyclerview.widget.RecyclerView",
                     p,
-                    Rect::new(0, 248, SCREEN_W, 2232),
+                    Rect::new(0, 248, SCREEN_W, bar_top),
                 )
                 .id("message_list")
                 .children(bubbles);
-                let mut input =
-                    Node::new("android.widget.EditText", p, Rect::new(24, 2256, 840, 2376))
-                        .id("input_editor")
-                        .text(draft)
-                        .on_tap(Action::FocusInput);
+                let (field_top, field_bottom) = (bar_top + 24, bar_top + 144);
+                let mut input = Node::new(
+                    "android.widget.EditText",
+                    p,
+                    Rect::new(24, field_top, 840, field_bottom),
+                )
+                .id("input_editor")
+                .text(draft)
+                .on_tap(Action::FocusInput);
                 input.focusable = true;
                 input.focused = self.focused;
+                let button_rect = Rect::new(864, field_top, 1056, field_bottom);
                 let button = if draft.is_empty() {
-                    Node::new(
-                        "android.widget.ImageView",
-                        p,
-                        Rect::new(864, 2256, 1056, 2376),
-                    )
-                    .id("more_button")
-                    .desc("更多功能按钮，已折叠")
+                    Node::new("android.widget.ImageView", p, button_rect)
+                        .id("more_button")
+                        .desc(if *panel {
+                            "更多功能按钮，已展开"
+                        } else {
+                            "更多功能按钮，已折叠"
+                        })
+                        .on_tap(Action::TogglePanel)
                 } else {
-                    Node::new("android.widget.Button", p, Rect::new(864, 2256, 1056, 2376))
+                    Node::new("android.widget.Button", p, button_rect)
                         .id("send_button")
                         .text("发送")
                         .on_tap(Action::Send)
                 };
-                root.child(title_bar(p, with, true)).child(list).child(
+                let mut screen = root.child(title_bar(p, with, true)).child(list).child(
                     Node::new(
                         "android.widget.LinearLayout",
                         p,
-                        Rect::new(0, 2232, SCREEN_W, SCREEN_H),
+                        Rect::new(0, bar_top, SCREEN_W, bar_top + 168),
                     )
                     .id("input_panel")
                     .child(input)
                     .child(button),
-                )
+                );
+                if *panel {
+                    screen = screen.child(more_panel(p));
+                }
+                screen
             }
             Screen::ContactSearch { query } => {
                 let mut field =
@@ -1200,18 +1438,23 @@ impl Phone {
                     .on_tap(Action::OpenPicker),
                 )
             }
-            Screen::Picker { selected } => {
+            Screen::Picker { selected, chat } => {
+                // From a chat the album sends at once; for Moments it hands the
+                // pictures back to the composer.
+                let verb = if chat.is_some() { "发送" } else { "完成" };
                 let mut n = root.child(title_bar(p, "图片和视频", true)).child(
                     Node::new("android.widget.Button", p, Rect::new(840, 100, 1044, 228))
                         .id("done_button")
                         .text(&if selected.is_empty() {
-                            "完成".to_owned()
+                            verb.to_owned()
                         } else {
-                            format!("完成({})", selected.len())
+                            format!("{verb}({})", selected.len())
                         })
                         .on_tap(Action::PickerDone),
                 );
-                for (i, m) in self.media.iter().enumerate() {
+                // The grid shows the rows that fit above the bottom bar.
+                let fit = 4 * ((2208 - 248) / 270) as usize;
+                for (i, m) in self.album().into_iter().take(fit).enumerate() {
                     let l = 270 * (i as i32 % 4);
                     let t = 248 + 270 * (i as i32 / 4);
                     let mut cell = Node::new(
@@ -1225,9 +1468,202 @@ impl Phone {
                     cell.checked = Some(selected.contains(m));
                     n = n.child(cell);
                 }
+                if chat.is_some() {
+                    let mut original = Node::new(
+                        "android.widget.CheckBox",
+                        p,
+                        Rect::new(400, 2240, 680, 2380),
+                    )
+                    .id("original_checkbox")
+                    .text("原图");
+                    original.checked = Some(false);
+                    n = n.child(
+                        Node::new(
+                            "android.widget.RelativeLayout",
+                            p,
+                            Rect::new(0, 2208, SCREEN_W, SCREEN_H),
+                        )
+                        .id("bottom_bar")
+                        .child(
+                            Node::new("android.widget.TextView", p, Rect::new(36, 2240, 236, 2380))
+                                .id("preview_button")
+                                .text("预览"),
+                        )
+                        .child(original),
+                    );
+                }
                 n
             }
+            Screen::FileSource { .. } => root.child(title_bar(p, "选择文件", true)).child(
+                Node::new("android.widget.ListView", p, content)
+                    .id("source_list")
+                    .child(row(p, 268, "微盘文件").id("source_item"))
+                    .child(row(p, 428, "聊天中的文件").id("source_item"))
+                    .child(entry(p, 588, "手机存储", Action::OpenPhoneStorage).id("source_item")),
+            ),
+            Screen::Storage { selected, .. } => {
+                let fit = ((2208 - 268) / 160) as usize;
+                let files = self.storage_files();
+                let empty = files.is_empty();
+                let rows = files
+                    .into_iter()
+                    .take(fit)
+                    .enumerate()
+                    .map(|(i, (path, file))| {
+                        let top = 268 + 160 * i as i32;
+                        let mut check = Node::new(
+                            "android.widget.CheckBox",
+                            p,
+                            Rect::new(930, top + 40, 1010, top + 120),
+                        )
+                        .id("file_checkbox");
+                        check.checked = Some(selected.as_ref() == Some(path));
+                        Node::new(
+                            "android.widget.RelativeLayout",
+                            p,
+                            Rect::new(0, top, SCREEN_W, top + 150),
+                        )
+                        .id("file_item")
+                        .on_tap(Action::PickFile(path.clone()))
+                        .child(
+                            Node::new(
+                                "android.widget.ImageView",
+                                p,
+                                Rect::new(36, top + 25, 136, top + 125),
+                            )
+                            .id("file_icon"),
+                        )
+                        .child(
+                            Node::new(
+                                "android.widget.TextView",
+                                p,
+                                Rect::new(172, top + 20, 900, top + 80),
+                            )
+                            .id("file_name")
+                            .text(file_name(path)),
+                        )
+                        .child(
+                            Node::new(
+                                "android.widget.TextView",
+                                p,
+                                Rect::new(172, top + 86, 900, top + 136),
+                            )
+                            .id("file_size")
+                            .text(&human_size(file.data.len())),
+                        )
+                        .child(check)
+                    });
+                let mut list = Node::new(
+                    "android.widget.ListView",
+                    p,
+                    Rect::new(0, 248, SCREEN_W, 2208),
+                )
+                .id("file_list")
+                .children(rows);
+                if empty {
+                    list = list.child(
+                        Node::new(
+                            "android.widget.TextView",
+                            p,
+                            Rect::new(0, 300, SCREEN_W, 400),
+                        )
+                        .text("暂无文件"),
+                    );
+                }
+                root.child(title_bar(p, "手机存储", true))
+                    .child(list)
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(840, 2240, 1044, 2380))
+                            .id("send_button")
+                            .text(if selected.is_some() {
+                                "发送(1)"
+                            } else {
+                                "发送"
+                            })
+                            .on_tap(Action::SendFile),
+                    )
+            }
         }
+    }
+}
+
+/// Where the chat's more-functions panel starts; it fills the screen below.
+const PANEL_TOP: i32 = 1728;
+
+/// The chat's more-functions panel, as WeCom lays it out: two rows of four. Only 图片
+/// and 文件 lead anywhere in the simulator.
+fn more_panel(p: &str) -> Node {
+    let items = [
+        ("图片", Some(Action::OpenAlbum)),
+        ("拍摄", None),
+        ("视频通话", None),
+        ("位置", None),
+        ("红包", None),
+        ("文件", Some(Action::OpenFiles)),
+        ("名片", None),
+        ("微盘", None),
+    ];
+    Node::new(
+        "android.widget.GridView",
+        p,
+        Rect::new(0, PANEL_TOP, SCREEN_W, SCREEN_H),
+    )
+    .id("more_panel")
+    .children(items.into_iter().enumerate().map(|(i, (label, action))| {
+        let l = 270 * (i as i32 % 4);
+        let t = PANEL_TOP + 336 * (i as i32 / 4);
+        let mut item = Node::new(
+            "android.widget.LinearLayout",
+            p,
+            Rect::new(l, t, l + 270, t + 336),
+        )
+        .id("panel_item")
+        .child(
+            Node::new(
+                "android.widget.ImageView",
+                p,
+                Rect::new(l + 75, t + 40, l + 195, t + 160),
+            )
+            .id("panel_icon"),
+        )
+        .child(
+            Node::new(
+                "android.widget.TextView",
+                p,
+                Rect::new(l, t + 180, l + 270, t + 240),
+            )
+            .id("panel_label")
+            .text(label),
+        );
+        if let Some(action) = action {
+            item = item.on_tap(action);
+        }
+        item
+    }))
+}
+
+/// Whether the album shows the file: pictures and videos, by extension, as the media
+/// store files them.
+fn is_album_media(path: &str) -> bool {
+    let ext = file_name(path)
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "jpg" | "jpeg" | "png" | "gif" | "webp" | "bmp" | "heic" | "mp4" | "3gp" | "mov"
+    )
+}
+
+/// A file size as WeCom's file views show it: `512B`, `12.5K`, `3.1M`.
+fn human_size(bytes: usize) -> String {
+    let b = bytes as f64;
+    if bytes < 1024 {
+        format!("{bytes}B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1}K", b / 1024.0)
+    } else {
+        format!("{:.1}M", b / (1024.0 * 1024.0))
     }
 }
 
@@ -1280,12 +1716,16 @@ fn back_button(p: &str) -> Node {
 }
 
 fn entry(p: &str, top: i32, label: &str, action: Action) -> Node {
+    row(p, top, label).on_tap(action)
+}
+
+/// A list row with a label; [`entry`] makes it lead somewhere.
+fn row(p: &str, top: i32, label: &str) -> Node {
     Node::new(
         "android.widget.RelativeLayout",
         p,
         Rect::new(0, top, SCREEN_W, top + 150),
     )
-    .on_tap(action)
     .child(
         Node::new(
             "android.widget.TextView",

@@ -62,6 +62,18 @@ pub(crate) enum Action {
     MenuClose,
     ConfirmDelete(String),
     DismissOverlay,
+    /// The chat's more-functions button: opens or folds the panel.
+    TogglePanel,
+    /// The panel's 图片: the album, sending to the chat.
+    OpenAlbum,
+    /// The panel's 文件: 选择文件.
+    OpenFiles,
+    /// 选择文件 > 手机存储.
+    OpenPhoneStorage,
+    /// A file row of 手机存储: picks it (or unpicks it).
+    PickFile(String),
+    /// 手机存储's 发送: sends the picked file to the chat.
+    SendFile,
 }
 
 /// One node of the view hierarchy.

@@ -142,3 +142,32 @@ async fn getevent_streams_hardware_keys_until_closed() {
     c.send(b"CLSE", l, r, &[]).await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_wecom_version_changes_when_the_app_is_updated() {
+    let sim = Simulator::start(SimConfig {
+        wecom_version: "3.0.0".into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let (mut c, _) = RawAdb::connect(sim.addr()).await.unwrap();
+    assert_eq!(version_name(&mut c).await, "versionName=3.0.0");
+    sim.set_wecom_version("4.1.32");
+    assert_eq!(version_name(&mut c).await, "versionName=4.1.32");
+    sim.shutdown().await;
+}
+
+/// The `versionName` line `dumpsys package` prints for WeCom.
+async fn version_name(c: &mut RawAdb) -> String {
+    let (l, r) = c
+        .open("shell:dumpsys package com.tencent.wework | grep versionName")
+        .await
+        .unwrap()
+        .unwrap();
+    let (out, _) = timeout(DEADLINE, c.read_stream(l, r))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8(out).unwrap().trim().to_owned()
+}

@@ -6,6 +6,8 @@
 //! Each module is one area; each test asserts what a user or an agent sees.
 //!
 //! # Layout
+//! - `adb`: the agent's WeCom flows over real adb on the phone simulator:
+//!   every task kind, and every fault a phone throws.
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
@@ -18,6 +20,7 @@
 //! - `restart`: `kill -9` and graceful restarts of the server.
 //! - `bad_input`: every bad input of issue 2, with its answer, changing nothing.
 
+mod adb;
 mod agent_cli;
 mod bad_input;
 mod bind;

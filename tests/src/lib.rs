@@ -19,11 +19,14 @@
 //!   connections and follow a restarted server.
 //! - [`process`]: the real binaries as child processes, killed when dropped.
 //! - [`payloads`]: valid payloads of every task kind.
+//! - [`phones`]: the phone simulator behind a private adb server, and
+//!   in-process agents running the built-in WeCom flows on it over ADB.
 
 pub mod api;
 pub mod app;
 pub mod db;
 pub mod payloads;
+pub mod phones;
 pub mod process;
 pub mod proxy;
 pub mod raw;

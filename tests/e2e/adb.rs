@@ -1,0 +1,648 @@
+//! The agent on phones over ADB, end to end: a task submitted to the real
+//! server's API runs as its built-in WeCom flow in an in-process agent, through
+//! a private real adb server (or straight over TCP) on the phone simulator, and
+//! each test checks what the simulator recorded. Every task kind, and every
+//! fault a phone throws: a risk-control warning, an update prompt, busy
+//! screens, a hanging command, dropped connections, a WeCom version no flow
+//! file covers, no ADBKeyBoard. Each fault ends in its error code without
+//! hanging, and the agent carries on with the next task.
+//!
+//! Phones that do not depend on each other run at the same time, one operator
+//! account each, on one server. The tests print "SKIPPED: adb not on PATH" and
+//! pass when `adb` is missing.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use youmi_agent::adb::AdbConfig;
+use youmi_phone_sim::{Fault, SentEvent, SimConfig};
+use youmi_protocol::api::{NotificationPage, TaskView};
+use youmi_protocol::{TaskId, TaskKind, TaskState};
+use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::{eventually, expect_json, TestApp};
+
+/// The longest one task may take, retries included, before the test calls it
+/// a hang. Far above what any task here needs.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// Where the agent pushes media on the phone.
+const MEDIA: &str = "/sdcard/DCIM/Youmi";
+
+/// Deadlines for phones that behave: well above what a call to the simulator
+/// takes on a busy machine, so that only a real hang would reach them.
+fn patient() -> AdbConfig {
+    AdbConfig {
+        command_timeout: Duration::from_secs(15),
+        dump_timeout: Duration::from_secs(15),
+        dump_attempts: 3,
+        dump_retry_pause: Duration::from_millis(50),
+        transfer_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs(5),
+        probe_interval: Duration::from_secs(1),
+        probe_timeout: Duration::from_secs(3),
+    }
+}
+
+/// Short deadlines, for the phone whose command hangs: the hang ends in a
+/// couple of seconds rather than the default 15.
+fn impatient() -> AdbConfig {
+    AdbConfig {
+        command_timeout: Duration::from_secs(2),
+        ..patient()
+    }
+}
+
+/// A default simulator with its own serial, so that the server's device list
+/// tells the phones apart.
+fn phone(serial: &str) -> SimConfig {
+    SimConfig {
+        serial: serial.to_owned(),
+        ..SimConfig::default()
+    }
+}
+
+/// A `send_message` payload: one text to `name`.
+fn text_to(name: &str, text: &str) -> Value {
+    json!({ "to": { "name": name }, "items": [{ "type": "text", "text": text }] })
+}
+
+/// The simulator's record of a text sent to `to`.
+fn message(to: &str, text: &str) -> SentEvent {
+    SentEvent::Message {
+        to: to.to_owned(),
+        text: text.to_owned(),
+    }
+}
+
+/// Asserts that the task succeeded on its first attempt with the built-in 4.1 flows.
+fn assert_succeeded_at_once(task: &TaskView) {
+    assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
+    assert_eq!(task.attempt, 1, "no retry was needed: {task:?}");
+    assert!(task.error.is_none(), "{task:?}");
+    let result = task.result.as_ref().expect("a result");
+    assert_eq!(result["flow_file"], "built-in wecom-4.1.toml", "{result}");
+    assert_eq!(result["app_version"], "4.1.30", "{result}");
+}
+
+/// Asserts that the task failed with `code` on its first attempt and was not retried.
+fn assert_failed_for_good(task: &TaskView, code: &str) {
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    let error = task.error.as_ref().expect("a failure says why");
+    assert_eq!(error.code, code, "{task:?}");
+    assert!(!error.retryable, "{task:?}");
+    assert_eq!(task.attempt, 1, "not retried: {task:?}");
+}
+
+/// Waits until the task's first attempt has failed with `code`, retryable, and
+/// the server took it back for another attempt (the failure stays on the task
+/// while it waits and runs again).
+async fn first_attempt_failed(app: &TestApp, id: TaskId, code: &str) -> TaskView {
+    eventually(
+        &format!("task {id} to fail its first attempt with {code}"),
+        DEADLINE,
+        || async {
+            let task = app.task(id).await;
+            assert!(
+                !task.state.is_terminal(),
+                "task {id} ended before a retry: {task:?}"
+            );
+            let failed = task
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == code && e.retryable);
+            failed.then_some(task)
+        },
+    )
+    .await
+}
+
+/// A private adb server, or `None` (with the SKIPPED line) when adb is missing.
+async fn adb_server() -> Option<AdbServer> {
+    if !adb_on_path() {
+        return None;
+    }
+    Some(AdbServer::start().await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_kind_reaches_the_phone() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (chats, mass, moments, friends) = tokio::join!(
+        PhoneAgent::start(&app, Route::Server(&adb), phone("E2E-CHATS"), patient()),
+        PhoneAgent::start(&app, Route::Server(&adb), phone("E2E-MASS"), patient()),
+        PhoneAgent::start(&app, Route::Server(&adb), phone("E2E-MOMENTS"), patient()),
+        // One phone is reached straight over TCP, without the adb server.
+        PhoneAgent::start(&app, Route::Tcp, phone("E2E-FRIENDS"), patient()),
+    );
+    tokio::join!(
+        messages_of_every_item_type(&app, &chats),
+        a_mass_send(&app, &mass),
+        a_moments_post_and_a_deleted_chat(&app, &moments),
+        friends_over_tcp(&app, &friends),
+    );
+}
+
+/// `send_message` with a text, an image, a file and a link, then `smart_marketing`.
+async fn messages_of_every_item_type(app: &TestApp, p: &PhoneAgent) {
+    p.add_media("photo1.jpg", b"\xff\xd8\xff\xe0 a picture");
+    p.add_media("catalog.pdf", b"%PDF-1.4 a price list");
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            json!({
+                "to": { "name": "张三" },
+                "items": [
+                    { "type": "text", "text": "你好，这是本周的报价" },
+                    { "type": "image", "media_id": "photo1.jpg" },
+                    { "type": "file", "media_id": "catalog.pdf" },
+                    { "type": "link", "url": "https://example.com/p/1", "title": "新品介绍" },
+                ],
+            }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent(),
+        vec![
+            message("张三", "你好，这是本周的报价"),
+            SentEvent::Image {
+                to: "张三".into(),
+                path: format!("{MEDIA}/photo1.jpg"),
+            },
+            SentEvent::File {
+                to: "张三".into(),
+                path: format!("{MEDIA}/catalog.pdf"),
+            },
+            message("张三", "新品介绍 https://example.com/p/1"),
+        ]
+    );
+    assert_eq!(
+        p.sim.file(&format!("{MEDIA}/catalog.pdf")).as_deref(),
+        Some(&b"%PDF-1.4 a price list"[..]),
+        "the file arrived whole"
+    );
+
+    let task = p
+        .run(
+            app,
+            TaskKind::SmartMarketing,
+            json!({
+                "flow_id": 7,
+                "step": 2,
+                "to": { "name": "李四" },
+                "items": [{ "type": "text", "text": "活动今晚结束" }],
+            }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(p.sim.sent()[4..], [message("李四", "活动今晚结束")]);
+}
+
+/// `mass_send` of a text and a picture to three customers.
+async fn a_mass_send(app: &TestApp, p: &PhoneAgent) {
+    p.add_media("sale.png", b"\x89PNG a poster");
+    let task = p
+        .run(
+            app,
+            TaskKind::MassSend,
+            json!({
+                "recipients": [{ "name": "张三" }, { "name": "李四" }, { "name": "王五" }],
+                "items": [
+                    { "type": "text", "text": "周末大促" },
+                    { "type": "image", "media_id": "sale.png" },
+                ],
+            }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    let result = task.result.expect("a result");
+    assert_eq!(result["reached"], 3, "{result}");
+    assert_eq!(result["skipped"], json!([]), "{result}");
+    let expected: Vec<SentEvent> = ["张三", "李四", "王五"]
+        .into_iter()
+        .flat_map(|to| {
+            [
+                message(to, "周末大促"),
+                SentEvent::Image {
+                    to: to.into(),
+                    path: format!("{MEDIA}/sale.png"),
+                },
+            ]
+        })
+        .collect();
+    assert_eq!(p.sim.sent(), expected);
+}
+
+/// `moments_post` with a text and two pictures, then `delete_chat`.
+async fn a_moments_post_and_a_deleted_chat(app: &TestApp, p: &PhoneAgent) {
+    p.add_media("m1.jpg", b"\xff\xd8\xff first");
+    p.add_media("m2.jpg", b"\xff\xd8\xff second");
+    let task = p
+        .run(
+            app,
+            TaskKind::MomentsPost,
+            json!({ "text": "新品上市，欢迎咨询", "media_ids": ["m1.jpg", "m2.jpg"] }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent(),
+        vec![SentEvent::MomentPost {
+            text: "新品上市，欢迎咨询".into(),
+            media: vec![format!("{MEDIA}/m1.jpg"), format!("{MEDIA}/m2.jpg")],
+        }]
+    );
+
+    let task = p
+        .run(
+            app,
+            TaskKind::DeleteChat,
+            json!({ "with": { "name": "李四" } }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent()[1..],
+        [SentEvent::ChatDeleted {
+            with: "李四".into()
+        }]
+    );
+}
+
+/// `friend_add` and `accept_friend_request` on a phone reached without the adb server.
+async fn friends_over_tcp(app: &TestApp, p: &PhoneAgent) {
+    let task = p
+        .run(
+            app,
+            TaskKind::FriendAdd,
+            json!({ "target": { "phone": "13800138000" }, "greeting": "你好，我是优米的小优" }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    let task = p
+        .run(
+            app,
+            TaskKind::AcceptFriendRequest,
+            json!({ "from": { "name": "陈七" } }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent(),
+        vec![
+            SentEvent::FriendRequestSent {
+                query: "13800138000".into(),
+                name: "用户8000".into(),
+                greeting: "你好，我是优米的小优".into(),
+            },
+            SentEvent::FriendRequestAccepted {
+                name: "陈七".into()
+            },
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risk_control_warning_fails_the_task_and_stops_the_account() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let p = PhoneAgent::start(&app, Route::Server(&adb), phone("E2E-RISK"), patient()).await;
+    let device = p.device_id().to_owned();
+    // An auto-resume setting, which a risk-control pause must ignore.
+    let response = app
+        .put_json(
+            "/api/v1/devices/settings",
+            &json!({ "device_ids": [device], "settings": { "auto_resume_after_min": 1 } }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    p.sim.set_fault(Fault::RiskControl {
+        title: "账号存在异常".into(),
+        message: "该账号存在异常行为，部分功能已被限制".into(),
+    });
+    let task = p
+        .run(
+            &app,
+            TaskKind::SendMessage,
+            text_to("张三", "你好"),
+            DEADLINE,
+        )
+        .await;
+    assert_failed_for_good(&task, "risk_control");
+    assert!(p.sim.sent().is_empty(), "nothing was sent");
+
+    // The evidence: the screen's texts, its UI dump and a screenshot on disk.
+    let result = task.result.as_ref().expect("the failure's evidence");
+    let screen = result["screen"].to_string();
+    assert!(screen.contains("账号存在异常"), "{result}");
+    for key in ["ui_dump", "screenshot"] {
+        let path = result[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {result}"));
+        assert!(
+            path.starts_with(&p.evidence_dir.display().to_string()),
+            "{path}"
+        );
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(!bytes.is_empty(), "{path} is empty");
+    }
+    let ui_dump = std::fs::read_to_string(result["ui_dump"].as_str().expect("a path"))
+        .expect("the UI dump is text");
+    assert!(ui_dump.contains("text=\"我知道了\""), "{ui_dump}");
+
+    // The queue is paused for good, and the admins are told.
+    let view = app
+        .wait_device(&device, "the risk-control pause", DEADLINE, |d| {
+            d.queue_paused
+        })
+        .await;
+    assert_eq!(
+        view.pause_reason.as_deref(),
+        Some("risk_control"),
+        "{view:?}"
+    );
+    assert_eq!(view.resume_at_ms, None, "no auto-resume: {view:?}");
+    let page: NotificationPage =
+        expect_json(app.get("/api/v1/notifications").await, StatusCode::OK).await;
+    let notice = page
+        .notifications
+        .iter()
+        .find(|n| n.task_id == Some(task.id))
+        .unwrap_or_else(|| panic!("no notification for task {}: {page:?}", task.id));
+    assert_eq!(notice.kind, "risk_control");
+    assert_eq!(notice.device_id, device);
+    assert_eq!(notice.operator_account_id, p.account);
+    assert!(
+        notice.message.contains("账号存在异常"),
+        "{}",
+        notice.message
+    );
+    assert!(page.unread >= 1);
+
+    // A new task waits while the queue is paused.
+    let next = p
+        .submit(&app, TaskKind::SendMessage, text_to("张三", "我们恢复了"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.task(next).await.state, TaskState::Queued);
+
+    // A person reads the warning on the phone, closes it, and resumes the queue.
+    let button = p
+        .sim
+        .screen()
+        .tree
+        .find_text("我知道了")
+        .map(|n| n.bounds)
+        .expect("the warning is still on screen");
+    let (x, y) = (
+        (button.left + button.right) / 2,
+        (button.top + button.bottom) / 2,
+    );
+    adb.shell(&p.serial, &format!("input tap {x} {y}")).await;
+    assert_eq!(app.resume(&[device.as_str()]).await.affected, 1);
+    let done = app
+        .wait_task_state(next, TaskState::Succeeded, DEADLINE)
+        .await;
+    assert_succeeded_at_once(&done);
+    assert_eq!(p.sim.sent(), vec![message("张三", "我们恢复了")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_faults_end_in_their_error_and_the_agent_carries_on() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    // Retries wait 1.5 s (and 3 s): long enough to see the failed attempt in the
+    // API, and for a person to reconnect adb before the attempts run out.
+    let app = TestApp::spawn_with(|config| config.retry_delay_ms = 1500).await;
+    let server = Route::Server(&adb);
+    let (popups, never_idle, hang, dropped, dropped_tcp, old_wecom, no_keyboard) = tokio::join!(
+        PhoneAgent::start(&app, server, phone("E2E-POPUPS"), patient()),
+        PhoneAgent::start(&app, server, phone("E2E-NEVER-IDLE"), patient()),
+        PhoneAgent::start(&app, server, phone("E2E-HANG"), impatient()),
+        PhoneAgent::start(&app, server, phone("E2E-DROP"), patient()),
+        PhoneAgent::start(&app, Route::Tcp, phone("E2E-DROP-TCP"), patient()),
+        PhoneAgent::start(
+            &app,
+            server,
+            SimConfig {
+                wecom_version: "3.0.0".into(),
+                ..phone("E2E-OLD-WECOM")
+            },
+            patient()
+        ),
+        PhoneAgent::start(
+            &app,
+            server,
+            SimConfig {
+                ime_installed: false,
+                ..phone("E2E-NO-IME")
+            },
+            patient()
+        ),
+    );
+    tokio::join!(
+        an_update_prompt_and_a_busy_screen(&app, &popups),
+        a_screen_that_never_settles(&app, &never_idle),
+        a_hanging_command(&app, &hang),
+        a_dropped_connection_through_adb(&app, &adb, &dropped),
+        a_dropped_connection_over_tcp(&app, &dropped_tcp),
+        a_wecom_version_without_flows(&app, &old_wecom),
+        no_adb_keyboard(&app, &no_keyboard),
+    );
+}
+
+/// The update prompt is dismissed and a screen that is busy once is read
+/// again: both tasks succeed.
+async fn an_update_prompt_and_a_busy_screen(app: &TestApp, p: &PhoneAgent) {
+    p.sim.set_fault(Fault::UpdatePrompt);
+    let task = p
+        .run(app, TaskKind::SendMessage, text_to("张三", "一"), DEADLINE)
+        .await;
+    assert_succeeded_at_once(&task);
+    assert!(
+        !p.sim.screen().name.contains("update_prompt"),
+        "the prompt was dismissed: {}",
+        p.sim.screen().name
+    );
+
+    p.sim.set_fault(Fault::DumpNotIdle { times: 1 });
+    let task = p
+        .run(app, TaskKind::SendMessage, text_to("李四", "二"), DEADLINE)
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent(),
+        vec![message("张三", "一"), message("李四", "二")]
+    );
+}
+
+/// A screen that never settles cannot be read: every attempt fails with
+/// `screen_unreadable`, which is retryable, until the attempts run out.
+async fn a_screen_that_never_settles(app: &TestApp, p: &PhoneAgent) {
+    p.sim.set_fault(Fault::DumpNotIdle { times: u32::MAX });
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            text_to("张三", "你好"),
+            DEADLINE,
+        )
+        .await;
+    assert_eq!(task.state, TaskState::Failed, "{task:?}");
+    let error = task.error.as_ref().expect("a failure says why");
+    assert_eq!(error.code, "screen_unreadable", "{task:?}");
+    assert!(error.retryable, "{task:?}");
+    assert_eq!(task.attempt, 3, "every attempt was used: {task:?}");
+    assert!(
+        error.message.contains("could not get idle state"),
+        "{}",
+        error.message
+    );
+    assert!(p.sim.sent().is_empty());
+
+    p.sim.clear_faults();
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            text_to("张三", "好了"),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(p.sim.sent(), vec![message("张三", "好了")]);
+}
+
+/// A command that never answers ends at its deadline with `phone_timeout`;
+/// the server runs the task again, and it succeeds.
+async fn a_hanging_command(app: &TestApp, p: &PhoneAgent) {
+    p.sim.set_fault(Fault::Hang {
+        pattern: "input tap".into(),
+        times: 1,
+    });
+    let id = p
+        .submit(app, TaskKind::SendMessage, text_to("张三", "在吗"))
+        .await;
+    first_attempt_failed(app, id, "phone_timeout").await;
+    let task = app
+        .wait_task_state(id, TaskState::Succeeded, DEADLINE)
+        .await;
+    assert_eq!(task.attempt, 2, "{task:?}");
+    assert_eq!(p.sim.sent(), vec![message("张三", "在吗")], "sent once");
+}
+
+/// The phone drops the connection through the adb server in the middle of a
+/// command: the attempt fails with `phone_unreachable`; once adb has the phone
+/// again (a person runs `adb connect`), the retry sends the message, once.
+async fn a_dropped_connection_through_adb(app: &TestApp, adb: &AdbServer, p: &PhoneAgent) {
+    p.sim.set_fault(Fault::DropConnection {
+        pattern: "input tap".into(),
+    });
+    let id = p
+        .submit(app, TaskKind::SendMessage, text_to("张三", "信号不好"))
+        .await;
+    first_attempt_failed(app, id, "phone_unreachable").await;
+    adb.reconnect(&p.serial).await;
+    let task = app.wait_terminal(id, DEADLINE).await;
+    assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
+    assert!(task.attempt >= 2, "{task:?}");
+    assert_eq!(p.sim.sent(), vec![message("张三", "信号不好")], "sent once");
+}
+
+/// Over TCP the agent opens a new connection by itself: the attempt that lost
+/// its connection fails with `phone_unreachable`, and the retry succeeds.
+async fn a_dropped_connection_over_tcp(app: &TestApp, p: &PhoneAgent) {
+    p.sim.set_fault(Fault::DropConnection {
+        pattern: "input tap".into(),
+    });
+    let id = p
+        .submit(app, TaskKind::SendMessage, text_to("李四", "重新连上了"))
+        .await;
+    first_attempt_failed(app, id, "phone_unreachable").await;
+    let task = app
+        .wait_task_state(id, TaskState::Succeeded, DEADLINE)
+        .await;
+    assert_eq!(task.attempt, 2, "{task:?}");
+    assert_eq!(
+        p.sim.sent(),
+        vec![message("李四", "重新连上了")],
+        "sent once"
+    );
+}
+
+/// WeCom 3.0.0 has no flow file: `unsupported_app_version`, naming the
+/// version, not retried. After WeCom is updated, the next task succeeds.
+async fn a_wecom_version_without_flows(app: &TestApp, p: &PhoneAgent) {
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            text_to("张三", "你好"),
+            DEADLINE,
+        )
+        .await;
+    assert_failed_for_good(&task, "unsupported_app_version");
+    let message_text = &task.error.as_ref().expect("an error").message;
+    assert!(message_text.contains("3.0.0"), "{message_text}");
+    assert!(message_text.contains("4.1.*"), "{message_text}");
+    assert!(p.sim.sent().is_empty());
+
+    p.sim.set_wecom_version("4.1.30");
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            text_to("张三", "更新好了"),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(p.sim.sent(), vec![message("张三", "更新好了")]);
+}
+
+/// Without ADBKeyBoard nothing can be typed: `ime_missing`, not retried. A
+/// task that types nothing still works.
+async fn no_adb_keyboard(app: &TestApp, p: &PhoneAgent) {
+    let task = p
+        .run(
+            app,
+            TaskKind::SendMessage,
+            text_to("张三", "你好"),
+            DEADLINE,
+        )
+        .await;
+    assert_failed_for_good(&task, "ime_missing");
+    assert!(p.sim.sent().is_empty());
+
+    let task = p
+        .run(
+            app,
+            TaskKind::DeleteChat,
+            json!({ "with": { "name": "李四" } }),
+            DEADLINE,
+        )
+        .await;
+    assert_succeeded_at_once(&task);
+    assert_eq!(
+        p.sim.sent(),
+        vec![SentEvent::ChatDeleted {
+            with: "李四".into()
+        }]
+    );
+}
