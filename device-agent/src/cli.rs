@@ -1,24 +1,30 @@
-//! The `youmi-agent` command line: `bind` a phone once, then `run` it.
+//! The `youmi-agent` command line: `bind` a phone once, then `run` it; or
+//! bind many phones into a fleet directory and drive them all with `fleet`.
 //!
 //! Every flag can also be set through a `YOUMI_AGENT_...` environment
 //! variable; `youmi-agent --help` lists them. The state directory (credentials
 //! and journal) defaults to `$YOUMI_AGENT_STATE_DIR` or `./youmi-agent-state`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use youmi_protocol::DeviceInfo;
 
+use crate::adb::{AdbConfig, AdbPhone, DEFAULT_SERVER};
+use crate::fleet::{self, FleetOptions, PhoneAgent, PhoneAgentConfig};
+use crate::phone::Phone;
 use crate::{
-    bind, qr, Agent, AgentOptions, Credentials, Executor, SimulatedPhone, SimulatedPhoneConfig,
-    AGENT_VERSION,
+    bind, fsutil, qr, Agent, AgentHandle, AgentOptions, Credentials, Executor, SimulatedPhone,
+    SimulatedPhoneConfig, AGENT_VERSION,
 };
 
 /// The Youmi device agent: binds a phone to an operator account and runs the
@@ -40,6 +46,9 @@ enum Command {
     Bind(BindArgs),
     /// Connect to the server and run the tasks it assigns, until Ctrl-C or SIGTERM.
     Run(RunArgs),
+    /// Drive every phone an adb server lists (a USB hub of phones), each with
+    /// its own session and state directory, until Ctrl-C or SIGTERM.
+    Fleet(FleetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,28 +62,85 @@ struct StateArgs {
     state_dir: PathBuf,
 }
 
-/// The phone as the server's device list shows it.
+/// The serial of a simulated phone when none is given.
+const SIMULATED_SERIAL: &str = "simulated-phone";
+
+/// Which phone, and for the simulator how the server's device list shows it.
 #[derive(Debug, Args)]
 struct DeviceArgs {
-    /// The phone's serial number (a name, for the simulator).
-    #[arg(long, env = "YOUMI_AGENT_SERIAL", default_value = "simulated-phone")]
-    serial: String,
-    /// The phone's model.
+    /// The phone's serial. With the adb executor and in fleet binds, the serial
+    /// the adb server lists (`adb devices`); without it, the one phone listed.
+    /// For the simulator, a name [default: simulated-phone].
+    #[arg(long, env = "YOUMI_AGENT_SERIAL")]
+    serial: Option<String>,
+    /// The simulated phone's model (a real phone's is read from it).
     #[arg(long, env = "YOUMI_AGENT_MODEL", default_value = "SimulatedPhone")]
     model: String,
-    /// The phone's Android version.
+    /// The simulated phone's Android version (a real phone's is read from it).
     #[arg(long, env = "YOUMI_AGENT_ANDROID_VERSION", default_value = "14")]
     android_version: String,
 }
 
 impl DeviceArgs {
+    /// The simulated phone's description.
     fn to_device(&self) -> DeviceInfo {
         DeviceInfo {
-            serial: self.serial.clone(),
+            serial: self
+                .serial
+                .clone()
+                .unwrap_or_else(|| SIMULATED_SERIAL.to_owned()),
             model: self.model.clone(),
             android_version: self.android_version.clone(),
             agent_version: AGENT_VERSION.to_owned(),
         }
+    }
+}
+
+/// How a real phone is reached.
+#[derive(Debug, Args)]
+struct AdbArgs {
+    /// The adb server that reaches the phone (over USB, or after `adb
+    /// connect`), as IPv4 HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", env = "YOUMI_AGENT_ADB_SERVER", default_value_t = DEFAULT_SERVER)]
+    adb_server: SocketAddrV4,
+    /// Instead of the adb server: the address of a phone whose adbd listens on
+    /// TCP (after `adb tcpip 5555`), reached directly. The phone knows the
+    /// agent by the RSA key `adbkey` in the state directory, created on first
+    /// use: accept it on the phone. (Android 11+ pairing: `adb pair` and `adb
+    /// connect` through the adb server, and use --serial HOST:PORT.)
+    #[arg(long, value_name = "HOST:PORT", env = "YOUMI_AGENT_ADB_TCP")]
+    adb_tcp: Option<SocketAddr>,
+}
+
+/// What tasks on a real phone run with.
+#[derive(Debug, Args)]
+struct FlowArgs {
+    /// A directory of flow files (*.toml) merged over the built-in ones: a
+    /// file there replaces the built-in file for the same WeCom versions, or
+    /// adds versions (see docs/flows.md).
+    #[arg(long, value_name = "DIR", env = "YOUMI_AGENT_FLOWS_DIR")]
+    flows_dir: Option<PathBuf>,
+    /// Where the media of message and Moments tasks are: one file per media
+    /// id, named by the id.
+    #[arg(long, value_name = "DIR", env = "YOUMI_AGENT_MEDIA_DIR")]
+    media_dir: Option<PathBuf>,
+}
+
+impl FlowArgs {
+    /// The flows and media for a phone's agent, checked: a flows directory
+    /// with a mistake, or a media directory that is not one, stops the start.
+    fn to_config(&self, heartbeat_secs: u64) -> Result<PhoneAgentConfig> {
+        let flows =
+            fleet::load_flows(self.flows_dir.as_deref()).context("cannot load the flows")?;
+        if let Some(dir) = &self.media_dir {
+            if !dir.is_dir() {
+                anyhow::bail!("the media directory {} is not a directory", dir.display());
+            }
+        }
+        let mut config = PhoneAgentConfig::new(flows);
+        config.media_dir = self.media_dir.clone();
+        config.heartbeat_interval = Duration::from_secs(heartbeat_secs);
+        Ok(config)
     }
 }
 
@@ -103,6 +169,23 @@ struct BindArgs {
     qr: Option<PathBuf>,
     #[command(flatten)]
     state: StateArgs,
+    /// Bind a phone of a fleet: the credentials go to the phone's own
+    /// directory in this fleet directory (--state-dir is not used), and the
+    /// phone (--serial, on --adb-server) is described by what it says.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "YOUMI_AGENT_FLEET_DIR",
+        requires = "serial",
+        conflicts_with = "adb_tcp"
+    )]
+    fleet_dir: Option<PathBuf>,
+    /// What the phone is: with `adb`, its model, Android version and serial
+    /// are read from it (see --adb-server, --adb-tcp, --serial).
+    #[arg(long, value_enum, env = "YOUMI_AGENT_EXECUTOR", default_value_t = ExecutorKind::Simulated)]
+    executor: ExecutorKind,
+    #[command(flatten)]
+    adb: AdbArgs,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -112,6 +195,9 @@ struct BindArgs {
 enum ExecutorKind {
     /// A simulated phone (see the --sim-* flags).
     Simulated,
+    /// A real phone over ADB, running the WeCom flows (see --adb-server,
+    /// --adb-tcp, --serial, --flows-dir, --media-dir).
+    Adb,
 }
 
 #[derive(Debug, Args)]
@@ -132,7 +218,42 @@ struct RunArgs {
     )]
     heartbeat_secs: u64,
     #[command(flatten)]
+    adb: AdbArgs,
+    #[command(flatten)]
+    flows: FlowArgs,
+    #[command(flatten)]
     sim: SimArgs,
+}
+
+#[derive(Debug, Args)]
+struct FleetArgs {
+    /// Where the phones' state directories are: one per phone, named after
+    /// the serial the adb server lists (`127.0.0.1:5555` is `127.0.0.1%3A5555`),
+    /// each filled by `youmi-agent bind --fleet-dir DIR --serial SERIAL`.
+    #[arg(long, value_name = "DIR", env = "YOUMI_AGENT_FLEET_DIR")]
+    fleet_dir: PathBuf,
+    /// The adb server whose phones are driven, as IPv4 HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", env = "YOUMI_AGENT_ADB_SERVER", default_value_t = DEFAULT_SERVER)]
+    adb_server: SocketAddrV4,
+    /// Seconds between two looks at the adb server's list: a phone plugged
+    /// in is picked up, and one unplugged let go, within this time.
+    #[arg(
+        long,
+        env = "YOUMI_AGENT_SCAN_SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    scan_secs: u64,
+    /// Seconds between each phone's heartbeats.
+    #[arg(
+        long,
+        env = "YOUMI_AGENT_HEARTBEAT_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    heartbeat_secs: u64,
+    #[command(flatten)]
+    flows: FlowArgs,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +302,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Bind(args) => run_bind(args).await,
             Command::Run(args) => run_agent(args).await,
+            Command::Fleet(args) => run_fleet(args).await,
         }
     });
     match result {
@@ -207,12 +329,17 @@ fn init_tracing(json: bool) {
 }
 
 async fn run_bind(args: BindArgs) -> Result<ExitCode> {
-    let dir = &args.state.state_dir;
-    let path = Credentials::path(dir);
+    let dir = match (&args.fleet_dir, &args.device.serial) {
+        (Some(fleet_dir), Some(serial)) => fleet::phone_state_dir(fleet_dir, serial),
+        // clap requires --serial with --fleet-dir; this only keeps the match total.
+        (Some(_), None) => anyhow::bail!("--fleet-dir needs --serial"),
+        (None, _) => args.state.state_dir.clone(),
+    };
+    let path = Credentials::path(&dir);
     if path.exists() {
         warn!(path = %path.display(), "replacing the credentials of an earlier bind");
     }
-    let (server, code) = match (&args.qr, args.server, args.code) {
+    let (server, code) = match (&args.qr, args.server.clone(), args.code.clone()) {
         (Some(image), _, _) => {
             let qr = qr::read_file(image)
                 .with_context(|| format!("cannot take a bind code from {}", image.display()))?;
@@ -223,38 +350,100 @@ async fn run_bind(args: BindArgs) -> Result<ExitCode> {
         // clap requires both without --qr; this only keeps the match total.
         (None, _, _) => anyhow::bail!("give --server and --code, or --qr"),
     };
-    let credentials = bind(&server, &code, args.device.to_device())
+    if let (Some(fleet_dir), Some(serial)) = (&args.fleet_dir, &args.device.serial) {
+        let bound = fleet::bind_phone(fleet_dir, args.adb.adb_server, serial, &server, &code)
+            .await
+            .with_context(|| format!("cannot bind phone {serial}"))?;
+        print_bound(&bound.credentials, &path, Some(&bound.device));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (device, read_from_phone) = match args.executor {
+        ExecutorKind::Simulated => (args.device.to_device(), false),
+        ExecutorKind::Adb => {
+            let phone = open_phone(&args.adb, args.device.serial.as_deref(), &dir).await?;
+            (fleet::read_device(&phone).await?, true)
+        }
+    };
+    let credentials = bind(&server, &code, device.clone())
         .await
         .context("cannot bind this phone")?;
     credentials
-        .save(dir)
+        .save(&dir)
         .context("bound, but the credentials could not be saved; bind again with a new code")?;
-    // Never print the token: the file holds it.
-    println!("device_id: {}", credentials.device_id);
-    println!("operator_account_id: {}", credentials.operator_account_id);
-    println!("credentials: {}", path.display());
+    print_bound(&credentials, &path, read_from_phone.then_some(&device));
     Ok(ExitCode::SUCCESS)
 }
 
-/// The one place that decides what drives the phone.
-fn build_executor(args: &RunArgs) -> Arc<dyn Executor> {
-    match args.executor {
-        ExecutorKind::Simulated => {
-            let seed = args.sim.sim_seed.unwrap_or_else(rand::random);
-            info!(
-                step_ms = args.sim.sim_step_ms,
-                failure_rate = args.sim.sim_failure_rate,
-                seed,
-                "running with a simulated phone"
-            );
-            Arc::new(SimulatedPhone::new(SimulatedPhoneConfig {
-                step_latency: Duration::from_millis(args.sim.sim_step_ms),
-                failure_rate: args.sim.sim_failure_rate,
-                seed,
-                record_file: args.sim.sim_record.clone(),
-            }))
+/// What `bind` prints: never the token, which the file holds.
+fn print_bound(credentials: &Credentials, path: &Path, phone: Option<&DeviceInfo>) {
+    println!("device_id: {}", credentials.device_id);
+    println!("operator_account_id: {}", credentials.operator_account_id);
+    if let Some(phone) = phone {
+        println!(
+            "phone: {} (Android {}, serial {})",
+            phone.model, phone.android_version, phone.serial
+        );
+    }
+    println!("credentials: {}", path.display());
+}
+
+/// The real phone `adb` names: over TCP with the state directory's key, or
+/// through the adb server by serial (checked to be listed and ready).
+async fn open_phone(adb: &AdbArgs, serial: Option<&str>, state_dir: &Path) -> Result<AdbPhone> {
+    match adb.adb_tcp {
+        Some(addr) => {
+            fsutil::create_private_dir(state_dir)
+                .with_context(|| format!("cannot create {}", state_dir.display()))?;
+            let key = state_dir.join(fleet::ADB_KEY_FILE);
+            AdbPhone::over_tcp(addr, &key, AdbConfig::default())
+                .await
+                .with_context(|| format!("cannot use the adb key {}", key.display()))
+        }
+        None => {
+            let serial = fleet::select_phone(adb.adb_server, serial).await?;
+            Ok(AdbPhone::through_server(
+                adb.adb_server,
+                &serial,
+                AdbConfig::default(),
+            ))
         }
     }
+}
+
+/// The simulated phone the --sim-* flags describe.
+fn simulated_executor(args: &RunArgs) -> Arc<dyn Executor> {
+    let seed = args.sim.sim_seed.unwrap_or_else(rand::random);
+    info!(
+        step_ms = args.sim.sim_step_ms,
+        failure_rate = args.sim.sim_failure_rate,
+        seed,
+        "running with a simulated phone"
+    );
+    Arc::new(SimulatedPhone::new(SimulatedPhoneConfig {
+        step_latency: Duration::from_millis(args.sim.sim_step_ms),
+        failure_rate: args.sim.sim_failure_rate,
+        seed,
+        record_file: args.sim.sim_record.clone(),
+    }))
+}
+
+/// The agent of the real phone the adb flags name, with its watcher. Every
+/// check that can fail (flows, adb server, phone) is done before it connects.
+async fn adb_agent(args: &RunArgs, credentials: Credentials) -> Result<PhoneAgent> {
+    let dir = &args.state.state_dir;
+    let config = args.flows.to_config(args.heartbeat_secs)?;
+    let phone = open_phone(&args.adb, args.device.serial.as_deref(), dir).await?;
+    let device = fleet::read_device(&phone).await?;
+    info!(
+        adb_serial = phone.serial(),
+        model = %device.model,
+        android_version = %device.android_version,
+        serial = %device.serial,
+        flows = %config.flows.coverage(crate::flow::WECOM_PACKAGE),
+        "running on a phone over adb"
+    );
+    PhoneAgent::spawn(Arc::new(phone), device, credentials, dir, &config)
+        .context("cannot start the agent")
 }
 
 async fn run_agent(args: RunArgs) -> Result<ExitCode> {
@@ -266,10 +455,21 @@ async fn run_agent(args: RunArgs) -> Result<ExitCode> {
         server = %credentials.server_url,
         "starting"
     );
-    let executor = build_executor(&args);
-    let mut options = AgentOptions::new(dir, args.device.to_device());
-    options.heartbeat_interval = Duration::from_secs(args.heartbeat_secs);
-    let handle = Agent::spawn(credentials, options, executor).context("cannot start the agent")?;
+    // The phone agent is kept for its watcher, which stops when it is dropped.
+    let (handle, _phone_agent): (AgentHandle, Option<PhoneAgent>) = match args.executor {
+        ExecutorKind::Simulated => {
+            let executor = simulated_executor(&args);
+            let mut options = AgentOptions::new(dir, args.device.to_device());
+            options.heartbeat_interval = Duration::from_secs(args.heartbeat_secs);
+            let handle =
+                Agent::spawn(credentials, options, executor).context("cannot start the agent")?;
+            (handle, None)
+        }
+        ExecutorKind::Adb => {
+            let agent = adb_agent(&args, credentials).await?;
+            (agent.handle().clone(), Some(agent))
+        }
+    };
 
     tokio::select! {
         signal = shutdown_signal() => {
@@ -294,6 +494,43 @@ async fn run_agent(args: RunArgs) -> Result<ExitCode> {
                 Some(reason) => Err(anyhow::anyhow!(reason)),
                 None => Ok(ExitCode::SUCCESS),
             }
+        }
+    }
+}
+
+async fn run_fleet(args: FleetArgs) -> Result<ExitCode> {
+    let config = args.flows.to_config(args.heartbeat_secs)?;
+    fsutil::create_private_dir(&args.fleet_dir).with_context(|| {
+        format!(
+            "cannot create the fleet directory {}",
+            args.fleet_dir.display()
+        )
+    })?;
+    let mut options = FleetOptions::new(args.fleet_dir, config.flows.clone());
+    options.agent = config;
+    options.adb_server = args.adb_server;
+    options.scan_interval = Duration::from_secs(args.scan_secs);
+    let (stopping_tx, mut stopping) = watch::channel(false);
+    let shutdown = async move {
+        if let Err(error) = shutdown_signal().await {
+            error!("{error:#}; stopping");
+        }
+        info!("stopping: running tasks finish first (signal again to stop at once)");
+        stopping_tx.send_replace(true);
+    };
+    let fleet = fleet::run(options, shutdown);
+    tokio::pin!(fleet);
+    tokio::select! {
+        result = &mut fleet => {
+            result.context("cannot start the fleet")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        () = async {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+            let _ = shutdown_signal().await;
+        } => {
+            warn!("stopping at once; tasks that were running are reported as interrupted next time");
+            Ok(ExitCode::from(130))
         }
     }
 }
@@ -358,6 +595,142 @@ mod tests {
     }
 
     #[test]
+    fn run_takes_the_adb_flags() {
+        let cli = Cli::try_parse_from([
+            "youmi-agent",
+            "run",
+            "--executor",
+            "adb",
+            "--serial",
+            "R58M123",
+            "--adb-server",
+            "127.0.0.1:5038",
+            "--flows-dir",
+            "/etc/youmi/flows",
+            "--media-dir",
+            "/var/youmi/media",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.executor, ExecutorKind::Adb);
+        assert_eq!(args.device.serial.as_deref(), Some("R58M123"));
+        assert_eq!(args.adb.adb_server, "127.0.0.1:5038".parse().unwrap());
+        assert_eq!(args.adb.adb_tcp, None);
+        assert_eq!(
+            args.flows.flows_dir,
+            Some(PathBuf::from("/etc/youmi/flows"))
+        );
+        assert_eq!(
+            args.flows.media_dir,
+            Some(PathBuf::from("/var/youmi/media"))
+        );
+
+        let cli = Cli::try_parse_from([
+            "youmi-agent",
+            "run",
+            "--executor",
+            "adb",
+            "--adb-tcp",
+            "192.168.1.20:5555",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run");
+        };
+        assert_eq!(args.adb.adb_server, DEFAULT_SERVER);
+        assert_eq!(args.adb.adb_tcp, Some("192.168.1.20:5555".parse().unwrap()));
+        // Without --serial the simulator keeps its old name.
+        assert_eq!(args.device.to_device().serial, SIMULATED_SERIAL);
+    }
+
+    #[test]
+    fn fleet_and_fleet_binds_take_their_flags() {
+        let cli = Cli::try_parse_from([
+            "youmi-agent",
+            "fleet",
+            "--fleet-dir",
+            "/srv/fleet",
+            "--adb-server",
+            "127.0.0.1:5038",
+            "--scan-secs",
+            "2",
+            "--heartbeat-secs",
+            "10",
+        ])
+        .unwrap();
+        let Command::Fleet(args) = cli.command else {
+            panic!("expected fleet");
+        };
+        assert_eq!(args.fleet_dir, PathBuf::from("/srv/fleet"));
+        assert_eq!(args.adb_server, "127.0.0.1:5038".parse().unwrap());
+        assert_eq!((args.scan_secs, args.heartbeat_secs), (2, 10));
+
+        let cli = Cli::try_parse_from([
+            "youmi-agent",
+            "bind",
+            "--fleet-dir",
+            "/srv/fleet",
+            "--serial",
+            "127.0.0.1:6001",
+            "--server",
+            "http://x",
+            "--code",
+            "ABCD2345",
+        ])
+        .unwrap();
+        let Command::Bind(args) = cli.command else {
+            panic!("expected bind");
+        };
+        assert_eq!(args.fleet_dir, Some(PathBuf::from("/srv/fleet")));
+        assert_eq!(args.device.serial.as_deref(), Some("127.0.0.1:6001"));
+
+        // A fleet bind names its phone, and reaches it through the adb server.
+        let error = Cli::try_parse_from([
+            "youmi-agent",
+            "bind",
+            "--fleet-dir",
+            "/srv/fleet",
+            "--qr",
+            "bind.png",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--serial"), "{error}");
+        let error = Cli::try_parse_from([
+            "youmi-agent",
+            "bind",
+            "--fleet-dir",
+            "/srv/fleet",
+            "--serial",
+            "A",
+            "--adb-tcp",
+            "10.0.0.2:5555",
+            "--qr",
+            "bind.png",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("--adb-tcp"), "{error}");
+        let error = Cli::try_parse_from([
+            "youmi-agent",
+            "fleet",
+            "--fleet-dir",
+            "x",
+            "--scan-secs",
+            "0",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("scan-secs"), "{error}");
+        let error = Cli::try_parse_from(["youmi-agent", "fleet"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--fleet-dir"), "{error}");
+    }
+
+    #[test]
     fn bad_flag_values_are_refused_with_a_reason() {
         let error = Cli::try_parse_from(["youmi-agent", "run", "--sim-failure-rate", "1.5"])
             .unwrap_err()
@@ -371,5 +744,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--code"), "{error}");
+        let error = Cli::try_parse_from(["youmi-agent", "run", "--adb-server", "localhost:5037"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--adb-server"), "{error}");
+        let error = Cli::try_parse_from(["youmi-agent", "run", "--executor", "usb"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("simulated") && error.contains("adb"),
+            "{error}"
+        );
     }
 }

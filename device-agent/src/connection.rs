@@ -27,6 +27,9 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use url::{Host, Url};
 use youmi_protocol::{AgentMessage, ServerMessage, MAX_FRAME_BYTES};
 
+use crate::executor::{BoxFuture, Executor};
+use crate::phone::PhoneStatus;
+
 /// Connecting (TCP, TLS and the upgrade) may take this long before the
 /// attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,6 +42,11 @@ const SILENT_INTERVALS: u32 = 3;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The socket's read buffer. Phones are many and quiet; frames are small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// How long a heartbeat waits for the phone's state (battery, screen, ...).
+/// A phone that is busy or stuck must not hold the heartbeat back for long,
+/// or the server would take a live agent for offline; past this, the
+/// heartbeat goes out without the state.
+const STATUS_DEADLINE: Duration = Duration::from_secs(2);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -90,6 +98,38 @@ pub(crate) struct ConnectionConfig {
     pub backoff_initial: Duration,
     /// The cap on reconnect pauses.
     pub backoff_max: Duration,
+    /// Where each heartbeat's phone state comes from.
+    pub phone_state: PhoneState,
+}
+
+/// The executor, asked for the phone's state at each heartbeat. A newtype so
+/// that [`ConnectionConfig`] stays `Debug` (executors need not be).
+#[derive(Clone)]
+pub(crate) struct PhoneState(pub(crate) Arc<dyn Executor>);
+
+impl std::fmt::Debug for PhoneState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PhoneState(..)")
+    }
+}
+
+impl PhoneState {
+    /// The phone's state, or nothing known once `deadline` passed.
+    fn read(&self, deadline: Duration) -> BoxFuture<'static, PhoneStatus> {
+        let executor = Arc::clone(&self.0);
+        Box::pin(async move {
+            match time::timeout(deadline, executor.status()).await {
+                Ok(status) => status,
+                Err(_) => {
+                    debug!(
+                        ?deadline,
+                        "the phone's state was not read in time; the heartbeat goes without it"
+                    );
+                    PhoneStatus::default()
+                }
+            }
+        })
+    }
 }
 
 /// Capped exponential backoff with full jitter: the n-th pause is drawn
@@ -281,6 +321,10 @@ async fn serve(
     let mut heartbeat = time::interval_at(Instant::now() + interval, interval);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    // The phone's state being read for the heartbeat that is due; the socket
+    // keeps being served meanwhile.
+    let mut beat: Option<BoxFuture<'static, PhoneStatus>> = None;
+    let status_deadline = STATUS_DEADLINE.min(interval);
     while end.is_none() {
         tokio::select! {
             frame = socket.next() => {
@@ -344,23 +388,32 @@ async fn serve(
                 if last_heard.elapsed() >= interval * SILENT_INTERVALS {
                     warn!(silent_for = ?last_heard.elapsed(), "the server has gone silent; reconnecting");
                     end = Some(End::Lost);
-                } else {
-                    let beat = AgentMessage::Heartbeat {
-                        battery: None,
-                        charging: None,
-                        screen_on: None,
-                        foreground_app: None,
-                    };
-                    // The ping makes a live server answer (a pong) even when it
-                    // has nothing to say, which keeps `last_heard` fresh.
-                    let sent = match send(&mut socket, &beat).await {
-                        Ok(()) => socket.send(Message::Ping(Vec::new().into())).await,
-                        Err(error) => Err(error),
-                    };
-                    if let Err(error) = sent {
-                        warn!(%error, "connection lost while sending a heartbeat");
-                        end = Some(End::Lost);
-                    }
+                } else if beat.is_none() {
+                    beat = Some(config.phone_state.read(status_deadline));
+                }
+            }
+            status = async {
+                match beat.as_mut() {
+                    Some(read) => read.await,
+                    None => std::future::pending().await,
+                }
+            }, if beat.is_some() => {
+                beat = None;
+                let message = AgentMessage::Heartbeat {
+                    battery: status.battery,
+                    charging: status.charging,
+                    screen_on: status.screen_on,
+                    foreground_app: status.foreground_app,
+                };
+                // The ping makes a live server answer (a pong) even when it
+                // has nothing to say, which keeps `last_heard` fresh.
+                let sent = match send(&mut socket, &message).await {
+                    Ok(()) => socket.send(Message::Ping(Vec::new().into())).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = sent {
+                    warn!(%error, "connection lost while sending a heartbeat");
+                    end = Some(End::Lost);
                 }
             }
         }

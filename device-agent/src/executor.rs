@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId};
 
+use crate::phone::PhoneStatus;
+
 /// A boxed, sendable future: what [`Executor`]'s methods return, so that the
 /// trait stays object-safe (`Arc<dyn Executor>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,6 +42,14 @@ pub trait Executor: Send + Sync + 'static {
     /// phone sees a task coming. It returns once the countdown is shown; the
     /// agent does the waiting.
     fn show_countdown<'a>(&'a self, seconds: u32) -> BoxFuture<'a, ()>;
+
+    /// The phone's battery, charging, screen and foreground app, for the
+    /// heartbeat. What is not known stays `None`; the default knows nothing
+    /// (a simulated phone has no battery). The connection gives it a short
+    /// deadline, so an implementation may simply ask the phone.
+    fn status(&self) -> BoxFuture<'_, PhoneStatus> {
+        Box::pin(async { PhoneStatus::default() })
+    }
 }
 
 /// Why a task did not succeed.

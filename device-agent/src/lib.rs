@@ -23,13 +23,17 @@
 //!   server or directly over TCP), with a deadline on every command.
 //! - [`simulator`]: [`SimulatedPhone`], an executor that only pretends, for
 //!   tests, demos and load runs.
+//! - [`watch`]: the phone-side settings that need watching while a phone
+//!   runs: the volume-down double press and the auto hang-up of calls.
+//! - [`fleet`]: the agent of one real phone, and fleet mode: every phone an
+//!   adb server lists, each with its own session and state directory.
 //! - [`session`]: [`Agent::spawn`] and [`AgentHandle`]; the loop that owns the
 //!   agent's state, decides what runs when and applies the delivery rules.
 //! - `connection` (private): the WebSocket connection, heartbeats, and the
 //!   reconnect backoff.
 //! - [`qr`]: reading the server address and bind code from a bind QR image
 //!   (a PNG, a screenshot or a photo of a screen), for `bind --qr`.
-//! - [`cli`]: the `youmi-agent` command line (`bind`, `run`).
+//! - [`cli`]: the `youmi-agent` command line (`bind`, `run`, `fleet`).
 
 pub mod adb;
 pub mod cli;
@@ -37,6 +41,7 @@ mod connection;
 pub mod credentials;
 mod error;
 pub mod executor;
+pub mod fleet;
 pub mod flow;
 mod fsutil;
 pub mod journal;
@@ -44,6 +49,7 @@ pub mod phone;
 pub mod qr;
 pub mod session;
 pub mod simulator;
+pub mod watch;
 
 use std::time::Duration;
 

@@ -236,6 +236,7 @@ impl Agent {
             heartbeat_interval: options.heartbeat_interval,
             backoff_initial: options.backoff_initial,
             backoff_max: options.backoff_max,
+            phone_state: connection::PhoneState(Arc::clone(&executor)),
         };
         let core = Core {
             device_id: credentials.device_id,

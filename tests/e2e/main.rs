@@ -11,6 +11,7 @@
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `fleet`: `youmi-agent fleet` driving 50 simulated phones through adb.
 //! - `pause`: pause and resume from the API and the phone, auto-resume.
 //! - `qr`: `youmi-agent bind --qr` with the QR image the server renders.
 //! - `cancel`: cancelling queued and running tasks, by id, account, device, kind.
@@ -27,6 +28,7 @@ mod bind;
 mod cancel;
 mod devices;
 mod dispatch;
+mod fleet;
 mod pause;
 mod qr;
 mod reconnect;

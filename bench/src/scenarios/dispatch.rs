@@ -227,7 +227,10 @@ async fn measure(harness: &mut Harness, args: &DispatchArgs) -> anyhow::Result<R
     report.set("assigns", assigns);
     // CPU per task moves far less than tasks/s when the machine is shared.
     report.set("server_cpu_s", round(server_cpu, 3));
-    report.set("server_cpu_us_per_task", round(server_cpu * 1e6 / args.tasks as f64, 1));
+    report.set(
+        "server_cpu_us_per_task",
+        round(server_cpu * 1e6 / args.tasks as f64, 1),
+    );
     report.line(format!(
         "dispatch on {}: {} tasks over {} agents in {elapsed:.2} s: {tasks_per_s:.0} tasks/s \
          (submitting took {:.2} s, {} assigns)",

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 use youmi_protocol::{AssignedTask, TaskError, TaskKind, TaskPayload};
 
 use super::evidence;
 use super::run::{Binding, Failure, Places, Run, Stop};
 use super::FlowSet;
 use crate::executor::{BoxFuture, Executor, TaskContext, TaskFailure};
-use crate::phone::Phone;
+use crate::phone::{Phone, PhoneStatus};
 
 /// The WeCom package, the app the built-in flows drive.
 pub const WECOM_PACKAGE: &str = "com.tencent.wework";
@@ -260,6 +260,17 @@ impl Executor for FlowExecutor {
             if let Err(error) = self.phone.notify(&text).await {
                 warn!(%error, "cannot show the countdown on the phone");
             }
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, PhoneStatus> {
+        Box::pin(async move {
+            self.phone.status().await.unwrap_or_else(|error| {
+                // The heartbeat goes out without the phone's state; a phone
+                // that stays unreachable fails its tasks, which say why.
+                debug!(%error, "cannot read the phone's state for the heartbeat");
+                PhoneStatus::default()
+            })
         })
     }
 }
