@@ -26,6 +26,10 @@ use crate::process::free_port;
 /// The longest any one adb command, bind or connect may take before the test
 /// calls it a hang.
 const ADB_DEADLINE: Duration = Duration::from_secs(20);
+/// How long one `adb connect` may take to show the phone as ready.
+const READY_WAIT: Duration = Duration::from_secs(10);
+/// `adb connect`s tried before a test gives up on a phone.
+const CONNECT_TRIES: u32 = 3;
 
 /// Whether the `adb` program can be run. When it cannot, this prints the line
 /// that tells a reader of the test output that the real-adb tests were skipped.
@@ -91,27 +95,36 @@ impl AdbServer {
     }
 
     /// `adb connect SERIAL`, then waits until the server lists the phone as
-    /// ready for commands.
+    /// ready for commands. On a loaded machine adb sometimes leaves a phone
+    /// `offline` after the handshake; like a person would, it then
+    /// disconnects and connects again, up to [`CONNECT_TRIES`] times.
     pub async fn connect(&self, serial: &str) {
-        let out = self.adb(&["connect", serial]).await;
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            said.contains("connected to"),
-            "adb connect {serial}: {said}"
-        );
-        let ready = tokio::time::timeout(ADB_DEADLINE, async {
-            loop {
-                let phones = list_phones(self.addr(), Duration::from_secs(5))
-                    .await
-                    .expect("the adb server answers");
-                if phones.iter().any(|p| p.serial == serial && p.is_ready()) {
-                    return;
+        for attempt in 1..=CONNECT_TRIES {
+            let out = self.adb(&["connect", serial]).await;
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                said.contains("connected to"),
+                "adb connect {serial}: {said}"
+            );
+            let ready = tokio::time::timeout(READY_WAIT, async {
+                loop {
+                    let phones = list_phones(self.addr(), Duration::from_secs(5))
+                        .await
+                        .expect("the adb server answers");
+                    if phones.iter().any(|p| p.serial == serial && p.is_ready()) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            })
+            .await;
+            if ready.is_ok() {
+                return;
             }
-        })
-        .await;
-        assert!(ready.is_ok(), "{serial} did not come online in adb");
+            eprintln!("{serial} not ready in adb after connect attempt {attempt}; reconnecting");
+            let _ = self.adb(&["disconnect", serial]).await;
+        }
+        panic!("{serial} did not come online in adb after {CONNECT_TRIES} connects");
     }
 
     /// What a person does when adb lost a phone: `adb disconnect`, then
