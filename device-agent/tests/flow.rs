@@ -54,16 +54,35 @@ enum Screen {
         result: Option<Option<String>>,
         requested: bool,
     },
+    /// 发送添加邀请: the greeting, 备注 and 标签.
     Greeting {
         query: String,
         name: String,
         greeting: String,
+        remark: String,
+        tags: Vec<String>,
+        remark_focus: bool,
     },
     FriendRequests,
+    /// 通过验证, with the 备注 WeCom fills with the requester's name.
+    Verify {
+        name: String,
+        remark: String,
+    },
     MomentsHome,
     Composer {
         text: String,
         media: Vec<String>,
+        tags: Vec<String>,
+    },
+    /// 可见的客户: 全部客户 or 按标签筛选.
+    Visibility {
+        tags: Vec<String>,
+    },
+    /// 选择标签; `visibility` says whether 确定 goes back to 可见的客户.
+    TagPicker {
+        selected: Vec<String>,
+        visibility: bool,
     },
     /// The album; `chat` is who the picked pictures go to, `None` for Moments.
     Picker {
@@ -91,8 +110,11 @@ impl Screen {
             Screen::AddFriend { .. } => "add_friend",
             Screen::Greeting { .. } => "greeting",
             Screen::FriendRequests => "friend_requests",
+            Screen::Verify { .. } => "verify",
             Screen::MomentsHome => "moments",
             Screen::Composer { .. } => "composer",
+            Screen::Visibility { .. } => "visibility",
+            Screen::TagPicker { .. } => "tag_picker",
             Screen::Picker { .. } => "picker",
             Screen::FileSource { .. } => "file_source",
             Screen::Storage { .. } => "storage",
@@ -136,14 +158,18 @@ enum Sent {
     Moment {
         text: String,
         media: Vec<String>,
+        tags: Vec<String>,
     },
     FriendRequest {
         query: String,
         name: String,
         greeting: String,
+        remark: String,
+        tags: Vec<String>,
     },
     Accepted {
         name: String,
+        remark: String,
     },
     ChatDeleted {
         with: String,
@@ -178,6 +204,13 @@ enum Act {
     SendRequest,
     OpenRequests,
     Accept(String),
+    ConfirmVerify,
+    FocusRemark,
+    OpenTags(bool),
+    ToggleTag(String),
+    TagsDone,
+    OpenVisibility,
+    VisibilityDone,
     OpenMoments,
     OpenComposer,
     OpenPicker,
@@ -347,6 +380,17 @@ fn field(bounds: (i32, i32, i32, i32), text: &str, focused: bool) -> Node {
     n
 }
 
+/// A 备注 row: its label and text field.
+fn remark_row(top: i32, remark: &str, focused: bool) -> Node {
+    let mut input = node("android.widget.EditText", (212, top + 20, 1044, top + 130))
+        .text(remark)
+        .on_tap(Act::FocusRemark);
+    input.focused = focused;
+    node("android.widget.RelativeLayout", (0, top, W, top + 150))
+        .child(node("android.widget.TextView", (36, top + 40, 200, top + 110)).text("备注"))
+        .child(input)
+}
+
 fn button(bounds: (i32, i32, i32, i32), label: &str, act: Act) -> Node {
     node("android.widget.Button", bounds)
         .text(label)
@@ -381,6 +425,8 @@ struct State {
     chats: Vec<(String, String)>,
     contacts: Vec<String>,
     requests: Vec<(String, bool)>,
+    /// The enterprise's customer tags.
+    tags: Vec<String>,
     gallery: Vec<String>,
     popups: Vec<(Trigger, Overlay)>,
     hidden: Vec<String>,
@@ -408,6 +454,7 @@ impl State {
             ],
             contacts: ["张三", "李四", "王五", "赵六"].map(str::to_owned).to_vec(),
             requests: vec![("陈七".to_owned(), true), ("周八".to_owned(), false)],
+            tags: ["重要客户", "新客户", "VIP"].map(str::to_owned).to_vec(),
             gallery: Vec::new(),
             popups: Vec::new(),
             hidden: Vec::new(),
@@ -518,7 +565,17 @@ impl State {
                 query.push_str(text);
                 *result = None;
             }
-            Screen::Greeting { greeting, .. } => greeting.push_str(text),
+            Screen::Greeting {
+                remark_focus: false,
+                greeting: t,
+                ..
+            }
+            | Screen::Greeting {
+                remark_focus: true,
+                remark: t,
+                ..
+            }
+            | Screen::Verify { remark: t, .. } => t.push_str(text),
             Screen::Composer { text: t, .. } => t.push_str(text),
             _ => {}
         }
@@ -531,7 +588,17 @@ impl State {
         match self.top_mut() {
             Screen::Chat { draft: t, .. }
             | Screen::ContactSearch { query: t }
-            | Screen::Greeting { greeting: t, .. }
+            | Screen::Greeting {
+                remark_focus: false,
+                greeting: t,
+                ..
+            }
+            | Screen::Greeting {
+                remark_focus: true,
+                remark: t,
+                ..
+            }
+            | Screen::Verify { remark: t, .. }
             | Screen::Composer { text: t, .. }
             | Screen::AddFriend { query: t, .. } => {
                 t.pop();
@@ -608,7 +675,77 @@ impl State {
                 });
             }
             Act::Back => self.back(),
-            Act::Focus => self.focused = true,
+            Act::Focus => {
+                if let Screen::Greeting { remark_focus, .. } = self.top_mut() {
+                    *remark_focus = false;
+                }
+                self.focused = true;
+            }
+            Act::FocusRemark => {
+                if let Screen::Greeting { remark_focus, .. } = self.top_mut() {
+                    *remark_focus = true;
+                }
+                self.focused = true;
+            }
+            Act::OpenTags(visibility) => {
+                let selected = match self.top() {
+                    Screen::Greeting { tags, .. } | Screen::Visibility { tags } => tags.clone(),
+                    _ => return,
+                };
+                self.push(Screen::TagPicker {
+                    selected,
+                    visibility,
+                });
+            }
+            Act::ToggleTag(tag) => {
+                if let Screen::TagPicker { selected, .. } = self.top_mut() {
+                    if let Some(i) = selected.iter().position(|t| *t == tag) {
+                        selected.remove(i);
+                    } else {
+                        selected.push(tag);
+                    }
+                }
+            }
+            Act::TagsDone => {
+                let Screen::TagPicker { selected, .. } = self.top().clone() else {
+                    return;
+                };
+                self.stack.pop();
+                if let Screen::Greeting { tags, .. } | Screen::Visibility { tags } = self.top_mut()
+                {
+                    *tags = selected;
+                }
+                self.changed();
+            }
+            Act::OpenVisibility => {
+                if let Screen::Composer { tags, .. } = self.top().clone() {
+                    self.push(Screen::Visibility { tags });
+                }
+            }
+            Act::VisibilityDone => {
+                let Screen::Visibility { tags } = self.top().clone() else {
+                    return;
+                };
+                self.stack.pop();
+                if let Screen::Composer { tags: t, .. } = self.top_mut() {
+                    *t = tags;
+                }
+                self.changed();
+            }
+            Act::ConfirmVerify => {
+                let Screen::Verify { name, remark } = self.top().clone() else {
+                    return;
+                };
+                if let Some(r) = self
+                    .requests
+                    .iter_mut()
+                    .find(|(n, done)| *n == name && !done)
+                {
+                    r.1 = true;
+                    self.sent.push(Sent::Accepted { name, remark });
+                }
+                self.pop();
+            }
             Act::Send => {
                 let (with, text) = match self.top_mut() {
                     Screen::Chat { with, draft, .. } if !draft.is_empty() => {
@@ -651,6 +788,9 @@ impl State {
                     query,
                     name,
                     greeting: "我是小优".to_owned(),
+                    remark: String::new(),
+                    tags: Vec::new(),
+                    remark_focus: false,
                 });
             }
             Act::SendRequest => {
@@ -658,6 +798,9 @@ impl State {
                     query,
                     name,
                     greeting,
+                    remark,
+                    tags,
+                    ..
                 } = self.top().clone()
                 else {
                     return;
@@ -666,6 +809,8 @@ impl State {
                     query,
                     name,
                     greeting,
+                    remark,
+                    tags,
                 });
                 self.stack.pop();
                 if let Screen::AddFriend { requested, .. } = self.top_mut() {
@@ -675,19 +820,16 @@ impl State {
             }
             Act::OpenRequests => self.push(Screen::FriendRequests),
             Act::Accept(name) => {
-                if let Some(r) = self
-                    .requests
-                    .iter_mut()
-                    .find(|(n, done)| *n == name && !done)
-                {
-                    r.1 = true;
-                    self.sent.push(Sent::Accepted { name });
+                if self.requests.iter().any(|(n, done)| *n == name && !done) {
+                    let remark = name.clone();
+                    self.push(Screen::Verify { name, remark });
                 }
             }
             Act::OpenMoments => self.push(Screen::MomentsHome),
             Act::OpenComposer => self.push(Screen::Composer {
                 text: String::new(),
                 media: Vec::new(),
+                tags: Vec::new(),
             }),
             Act::OpenPicker => self.push(Screen::Picker {
                 selected: Vec::new(),
@@ -726,13 +868,13 @@ impl State {
                 self.changed();
             }
             Act::Post => {
-                let Screen::Composer { text, media } = self.top().clone() else {
+                let Screen::Composer { text, media, tags } = self.top().clone() else {
                     return;
                 };
                 if text.is_empty() && media.is_empty() {
                     return;
                 }
-                self.sent.push(Sent::Moment { text, media });
+                self.sent.push(Sent::Moment { text, media, tags });
                 self.pop();
             }
             Act::ChatMenu(with) => self.overlay = Some(Overlay::ChatMenu(with)),
@@ -1022,11 +1164,56 @@ impl State {
                 }
                 n
             }
-            Screen::Greeting { greeting, .. } => root
+            Screen::Greeting {
+                greeting,
+                remark,
+                tags,
+                remark_focus,
+                ..
+            } => root
                 .child(title_bar("申请添加客户", true))
                 .child(node("android.widget.TextView", (36, 300, 1044, 380)).text("发送添加邀请"))
-                .child(field((36, 400, 1044, 640), greeting, self.focused))
+                .child(field(
+                    (36, 400, 1044, 640),
+                    greeting,
+                    self.focused && !remark_focus,
+                ))
+                .child(remark_row(680, remark, self.focused && *remark_focus))
+                .child(entry(850, "标签", Act::OpenTags(false)).child(
+                    node("android.widget.TextView", (540, 890, 1000, 960)).text(&tags.join("、")),
+                ))
                 .child(button((880, 100, 1044, 228), "发送", Act::SendRequest)),
+            Screen::Verify { remark, .. } => root
+                .child(title_bar("通过验证", true))
+                .child(button((880, 100, 1044, 228), "完成", Act::ConfirmVerify))
+                .child(remark_row(268, remark, self.focused)),
+            Screen::Visibility { tags } => root
+                .child(title_bar("可见的客户", true))
+                .child(button((880, 100, 1044, 228), "完成", Act::VisibilityDone))
+                .child(entry(268, "全部客户", Act::Back))
+                .child(entry(428, "按标签筛选", Act::OpenTags(true)).child(
+                    node("android.widget.TextView", (540, 468, 1000, 538)).text(&tags.join("、")),
+                )),
+            Screen::TagPicker { selected, .. } => {
+                let mut n = root.child(title_bar("选择标签", true)).child(button(
+                    (840, 2240, 1044, 2380),
+                    &if selected.is_empty() {
+                        "确定".to_owned()
+                    } else {
+                        format!("确定({})", selected.len())
+                    },
+                    Act::TagsDone,
+                ));
+                for (i, tag) in self.tags.iter().enumerate() {
+                    let l = 36 + 252 * i as i32;
+                    let mut chip = node("android.widget.TextView", (l, 400, l + 232, 510))
+                        .text(tag)
+                        .on_tap(Act::ToggleTag(tag.clone()));
+                    chip.checked = selected.contains(tag);
+                    n = n.child(chip);
+                }
+                n
+            }
             Screen::FriendRequests => {
                 let mut list = node("android.widget.ListView", content);
                 for (i, (name, accepted)) in self.requests.iter().enumerate() {
@@ -1057,7 +1244,7 @@ impl State {
                     .desc("发表到客户朋友圈")
                     .on_tap(Act::OpenComposer),
             ),
-            Screen::Composer { text, media } => {
+            Screen::Composer { text, media, tags } => {
                 let mut n = root
                     .child(title_bar("", true))
                     .child(button((880, 100, 1044, 228), "发表", Act::Post))
@@ -1071,11 +1258,19 @@ impl State {
                     );
                 }
                 let l = 36 + 330 * media.len() as i32;
+                let shown_to = if tags.is_empty() {
+                    "全部客户".to_owned()
+                } else {
+                    tags.join("、")
+                };
                 n.child(
                     node("android.widget.ImageView", (l, 1100, l + 300, 1400))
                         .desc("添加图片")
                         .on_tap(Act::OpenPicker),
                 )
+                .child(entry(2050, "可见的客户", Act::OpenVisibility).child(
+                    node("android.widget.TextView", (540, 2090, 1000, 2160)).text(&shown_to),
+                ))
             }
             Screen::Picker { selected, chat } => {
                 let verb = if chat.is_some() { "发送" } else { "完成" };
@@ -1647,6 +1842,7 @@ async fn moments_post_with_text_and_pictures() {
                 "/sdcard/Pictures/youmi/m1.jpg".into(),
                 "/sdcard/Pictures/youmi/m2.jpg".into()
             ],
+            tags: Vec::new(),
         }]
     );
     assert_eq!(s.phone.screen(), "moments");
@@ -1670,27 +1866,52 @@ async fn moments_post_with_text_and_pictures() {
         s.phone.sent(),
         vec![Sent::Moment {
             text: String::new(),
-            media: vec!["/sdcard/Pictures/youmi/m1.jpg".into()]
+            media: vec!["/sdcard/Pictures/youmi/m1.jpg".into()],
+            tags: Vec::new(),
         }]
     );
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_post_for_tagged_customers_only_is_refused_not_made_public() {
+async fn a_post_for_tagged_customers_picks_the_tags_under_visible_customers() {
     let s = setup();
-    let payload = json!({"text": "会员专享", "visible_to_tags": ["VIP"]});
+    let payload = json!({"text": "会员专享", "visible_to_tags": ["VIP", "重要客户"]});
+    run(&s, &task(7, TaskKind::MomentsPost, payload))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(
+        s.phone.sent(),
+        vec![Sent::Moment {
+            text: "会员专享".into(),
+            media: Vec::new(),
+            tags: vec!["VIP".into(), "重要客户".into()],
+        }]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_the_enterprise_lacks_fails_the_post_without_making_it_public() {
+    let s = setup();
+    let payload = json!({"text": "会员专享", "visible_to_tags": ["VIP", "钻石会员"]});
     let (error, evidence) = evidenced(run(&s, &task(7, TaskKind::MomentsPost, payload)).await.0);
-    assert_eq!(error.code, "unsupported_option");
+    assert_eq!(error.code, "tag_not_found");
     assert!(!error.retryable);
-    assert!(error.message.contains("VIP"), "{}", error.message);
-    assert_eq!(evidence["step"], "check_visibility");
+    assert!(error.message.contains("钻石会员"), "{}", error.message);
+    assert_eq!(evidence["step"], "tag_listed");
     assert!(s.phone.sent().is_empty());
+    assert_eq!(s.phone.screen(), "tag_picker");
 }
 
 #[tokio::test(start_paused = true)]
 async fn friend_add_replaces_the_greeting() {
     let s = setup();
-    let payload = json!({"target": {"phone": "13800138000"}, "greeting": "您好，我是优米客服"});
+    let payload = json!({
+        "target": {"phone": "13800138000"},
+        "greeting": "您好，我是优米客服",
+        "remark": "王总-官网",
+        "tags": ["新客户", "VIP"],
+    });
     run(&s, &task(8, TaskKind::FriendAdd, payload))
         .await
         .0
@@ -1701,6 +1922,8 @@ async fn friend_add_replaces_the_greeting() {
             query: "13800138000".into(),
             name: "用户8000".into(),
             greeting: "您好，我是优米客服".into(),
+            remark: "王总-官网".into(),
+            tags: vec!["新客户".into(), "VIP".into()],
         }]
     );
 
@@ -1722,9 +1945,19 @@ async fn friend_add_replaces_the_greeting() {
         vec![Sent::FriendRequest {
             query: "13900139000".into(),
             name: "用户9000".into(),
-            greeting: "我是小优".into()
+            greeting: "我是小优".into(),
+            remark: String::new(),
+            tags: Vec::new(),
         }]
     );
+
+    // A tag the enterprise does not have: no request goes out.
+    let s = setup();
+    let payload = json!({"target": {"phone": "13900139000"}, "tags": ["老朋友"]});
+    let (error, _) = evidenced(run(&s, &task(9, TaskKind::FriendAdd, payload)).await.0);
+    assert_eq!(error.code, "tag_not_found");
+    assert!(error.message.contains("老朋友"), "{}", error.message);
+    assert!(s.phone.sent().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -1762,10 +1995,28 @@ async fn accept_friend_request_taps_the_button_in_the_right_row() {
     .await
     .0
     .unwrap();
+    // Without a remark WeCom's own, the requester's name, stays.
     assert_eq!(
         s.phone.sent(),
         vec![Sent::Accepted {
-            name: "周八".into()
+            name: "周八".into(),
+            remark: "周八".into(),
+        }]
+    );
+    assert_eq!(s.phone.screen(), "friend_requests");
+
+    // With one, 通过验证's 备注 is replaced.
+    let s = setup();
+    let payload = json!({"from": {"name": "周八"}, "remark": "周八-课程咨询"});
+    run(&s, &task(11, TaskKind::AcceptFriendRequest, payload))
+        .await
+        .0
+        .unwrap();
+    assert_eq!(
+        s.phone.sent(),
+        vec![Sent::Accepted {
+            name: "周八".into(),
+            remark: "周八-课程咨询".into(),
         }]
     );
 
@@ -1940,7 +2191,8 @@ async fn a_permission_dialog_is_allowed_and_the_flow_goes_on() {
         s.phone.sent(),
         vec![Sent::Moment {
             text: "周年庆".into(),
-            media: vec!["/sdcard/Pictures/youmi/m2.jpg".into()]
+            media: vec!["/sdcard/Pictures/youmi/m2.jpg".into()],
+            tags: Vec::new(),
         }]
     );
 }

@@ -44,6 +44,13 @@
 //!   "照片, NAME"; "发送(N)" sends), and "文件" > "手机存储" lists the files in storage,
 //!   newest first, by name (tap one, then "发送(1)"). Each sent one is a
 //!   [`SentEvent::Image`] or [`SentEvent::File`] with its device path.
+//! - Remarks and tags: 发送添加邀请 (after 添加到通讯录) has the greeting, a "备注" row with
+//!   its own text field and a "标签" row; 新的客户's "通过" opens 通过验证, whose 备注 is
+//!   filled with the requester's name, and "完成" accepts. The composer's "可见的客户" row
+//!   opens a screen with "全部客户" and "按标签筛选". "标签" and "按标签筛选" open
+//!   选择标签, which lists [`SimConfig::tags`] (and only those) as chips; "确定(N)" hands
+//!   the picked ones back. [`SentEvent::FriendRequestSent`],
+//!   [`SentEvent::FriendRequestAccepted`] and [`SentEvent::MomentPost`] record them.
 
 mod adb;
 mod phone;
@@ -76,6 +83,9 @@ pub struct SimConfig {
     pub faults: Vec<Fault>,
     /// The serial number `getprop ro.serialno` reports.
     pub serial: String,
+    /// The enterprise's customer tags (企业标签) that the tag picker lists, so that a test
+    /// can make a task name a tag the enterprise does not have.
+    pub tags: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -87,6 +97,10 @@ impl Default for SimConfig {
             record: None,
             faults: Vec::new(),
             serial: "YOUMISIM0001".to_owned(),
+            tags: ["重要客户", "新客户", "VIP"]
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         }
     }
 }

@@ -31,6 +31,14 @@ struct Args {
     /// Serial number reported by `getprop ro.serialno`.
     #[arg(long, env = "YOUMI_SIM_SERIAL", default_value = "YOUMISIM0001")]
     serial: String,
+    /// The enterprise's customer tags the tag picker lists, comma-separated.
+    #[arg(
+        long,
+        env = "YOUMI_SIM_TAGS",
+        value_delimiter = ',',
+        default_value = "重要客户,新客户,VIP"
+    )]
+    tags: Vec<String>,
 }
 
 #[tokio::main]
@@ -48,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         record: args.record,
         faults: Vec::new(),
         serial: args.serial,
+        tags: args.tags,
     };
     let sim = Simulator::start(config)
         .await

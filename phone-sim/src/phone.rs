@@ -42,6 +42,10 @@ pub enum SentEvent {
         text: String,
         /// Device paths of the attached media, in the order picked.
         media: Vec<String>,
+        /// The tags of 可见的客户 > 按标签筛选, in the order picked; empty when every
+        /// customer sees the post.
+        #[serde(default)]
+        visible_to_tags: Vec<String>,
     },
     /// A friend request was sent from the add-friend search.
     FriendRequestSent {
@@ -51,11 +55,21 @@ pub enum SentEvent {
         name: String,
         /// The greeting text.
         greeting: String,
+        /// The 备注 field of 发送添加邀请, empty when left alone.
+        #[serde(default)]
+        remark: String,
+        /// The tags picked in the 标签 row, in the order picked.
+        #[serde(default)]
+        tags: Vec<String>,
     },
     /// A pending friend request was accepted.
     FriendRequestAccepted {
         /// The requester's name.
         name: String,
+        /// The 备注 field of 通过验证 when 完成 was tapped; WeCom fills it with the
+        /// requester's name, so that is what an untouched field records.
+        #[serde(default)]
+        remark: String,
     },
     /// A chat was deleted from the chat list.
     ChatDeleted {
@@ -146,16 +160,38 @@ enum Screen {
         result: Option<Option<String>>,
         requested: bool,
     },
+    /// 发送添加邀请: the greeting, and the new customer's 备注 and 标签.
     Greeting {
         query: String,
         name: String,
         greeting: String,
+        remark: String,
+        tags: Vec<String>,
+        /// Typing goes to the 备注 field rather than the greeting.
+        remark_focus: bool,
     },
     FriendRequests,
+    /// 通过验证: accepting `name`'s request, with the 备注 to give them.
+    Verify {
+        name: String,
+        remark: String,
+    },
     MomentsHome,
     Composer {
         text: String,
         media: Vec<String>,
+        /// 可见的客户: empty for 全部客户, else the tags a customer needs.
+        tags: Vec<String>,
+    },
+    /// 可见的客户: everyone, or the customers with the picked tags.
+    Visibility {
+        by_tags: bool,
+        tags: Vec<String>,
+    },
+    /// 选择标签: the enterprise's tags, for a friend request or a post's visibility.
+    TagPicker {
+        selected: Vec<String>,
+        purpose: TagPurpose,
     },
     /// The album. `chat` names the contact the picked pictures go to; `None` is the
     /// Moments composer's picker.
@@ -172,6 +208,15 @@ enum Screen {
         chat: String,
         selected: Option<String>,
     },
+}
+
+/// What the tag picker's 确定 hands its tags to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagPurpose {
+    /// The 标签 row of 发送添加邀请.
+    Request,
+    /// 可见的客户 > 按标签筛选.
+    Visibility,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +301,8 @@ pub(crate) struct Phone {
     sent: Vec<SentEvent>,
     record: Option<PathBuf>,
     operator_name: String,
+    /// The enterprise's customer tags, in the order the picker lists them.
+    tags: Vec<String>,
 }
 
 pub(crate) fn now_secs() -> u32 {
@@ -332,6 +379,7 @@ impl Phone {
             sent: Vec::new(),
             record: config.record.clone(),
             operator_name: "小优".to_owned(),
+            tags: config.tags.clone(),
         }
     }
 
@@ -457,8 +505,14 @@ impl Phone {
             Screen::FriendRequests => {
                 "com.tencent.wework.customerservice.controller.NewCustomerListActivity"
             }
-            Screen::MomentsHome | Screen::Composer { .. } => {
+            Screen::Verify { .. } => {
+                "com.tencent.wework.customerservice.controller.VerifyCustomerActivity"
+            }
+            Screen::MomentsHome | Screen::Composer { .. } | Screen::Visibility { .. } => {
                 "com.tencent.wework.moments.controller.CustomerMomentsActivity"
+            }
+            Screen::TagPicker { .. } => {
+                "com.tencent.wework.customerservice.controller.CustomerTagSelectActivity"
             }
             Screen::Picker { .. } => "com.tencent.wework.common.picker.MediaPickerActivity",
             Screen::FileSource { .. } => {
@@ -498,8 +552,11 @@ impl Phone {
                 Screen::AddFriend { .. } => "add_friend".to_owned(),
                 Screen::Greeting { name, .. } => format!("friend_greeting:{name}"),
                 Screen::FriendRequests => "friend_requests".to_owned(),
+                Screen::Verify { name, .. } => format!("friend_verify:{name}"),
                 Screen::MomentsHome => "moments".to_owned(),
                 Screen::Composer { .. } => "moments_composer".to_owned(),
+                Screen::Visibility { .. } => "moments_visibility".to_owned(),
+                Screen::TagPicker { .. } => "tag_picker".to_owned(),
                 Screen::Picker { chat: None, .. } => "media_picker".to_owned(),
                 Screen::Picker {
                     chat: Some(with), ..
@@ -628,7 +685,19 @@ impl Phone {
                 query.push_str(text);
                 *result = None;
             }
-            Screen::Greeting { greeting, .. } => greeting.push_str(text),
+            Screen::Greeting {
+                greeting,
+                remark,
+                remark_focus,
+                ..
+            } => {
+                if *remark_focus {
+                    remark.push_str(text)
+                } else {
+                    greeting.push_str(text)
+                }
+            }
+            Screen::Verify { remark, .. } => remark.push_str(text),
             Screen::Composer { text: t, .. } => t.push_str(text),
             _ => return false,
         }
@@ -662,7 +731,17 @@ impl Phone {
         match self.top_mut() {
             Screen::Chat { draft: t, .. }
             | Screen::ContactSearch { query: t }
-            | Screen::Greeting { greeting: t, .. }
+            | Screen::Greeting {
+                remark_focus: false,
+                greeting: t,
+                ..
+            }
+            | Screen::Greeting {
+                remark_focus: true,
+                remark: t,
+                ..
+            }
+            | Screen::Verify { remark: t, .. }
             | Screen::Composer { text: t, .. } => f(t),
             Screen::AddFriend { query, result, .. } => {
                 f(query);
@@ -719,10 +798,87 @@ impl Phone {
             Action::Back => self.back(),
             Action::FocusInput => {
                 // The keyboard takes the more-functions panel's place.
-                if let Screen::Chat { panel, .. } = self.top_mut() {
-                    *panel = false;
+                match self.top_mut() {
+                    Screen::Chat { panel, .. } => *panel = false,
+                    Screen::Greeting { remark_focus, .. } => *remark_focus = false,
+                    _ => {}
                 }
                 self.focused = true;
+            }
+            Action::FocusRemark => {
+                if let Screen::Greeting { remark_focus, .. } = self.top_mut() {
+                    *remark_focus = true;
+                }
+                self.focused = true;
+            }
+            Action::OpenTags(purpose) => {
+                let selected = match self.top() {
+                    Screen::Greeting { tags, .. } | Screen::Visibility { tags, .. } => tags.clone(),
+                    _ => return,
+                };
+                self.push(Screen::TagPicker { selected, purpose });
+            }
+            Action::ToggleTag(tag) => {
+                if let Screen::TagPicker { selected, .. } = self.top_mut() {
+                    if let Some(i) = selected.iter().position(|t| *t == tag) {
+                        selected.remove(i);
+                    } else {
+                        selected.push(tag);
+                    }
+                }
+            }
+            Action::TagsDone => {
+                let Screen::TagPicker { selected, purpose } = self.top().clone() else {
+                    return;
+                };
+                self.stack.pop();
+                match (purpose, self.top_mut()) {
+                    (TagPurpose::Request, Screen::Greeting { tags, .. }) => *tags = selected,
+                    (TagPurpose::Visibility, Screen::Visibility { by_tags, tags }) => {
+                        *by_tags = true;
+                        *tags = selected;
+                    }
+                    _ => {}
+                }
+                self.changed();
+            }
+            Action::OpenVisibility => {
+                let Screen::Composer { tags, .. } = self.top() else {
+                    return;
+                };
+                let tags = tags.clone();
+                self.push(Screen::Visibility {
+                    by_tags: !tags.is_empty(),
+                    tags,
+                });
+            }
+            Action::VisibleToAll => {
+                if let Screen::Visibility { by_tags, tags } = self.top_mut() {
+                    *by_tags = false;
+                    tags.clear();
+                }
+            }
+            Action::VisibilityDone => {
+                let Screen::Visibility { by_tags, tags } = self.top().clone() else {
+                    return;
+                };
+                // 按标签筛选 with no tag picked is no choice: WeCom keeps 完成 disabled.
+                if by_tags && tags.is_empty() {
+                    return;
+                }
+                self.stack.pop();
+                if let Screen::Composer { tags: t, .. } = self.top_mut() {
+                    *t = tags;
+                }
+                self.changed();
+            }
+            Action::ConfirmVerify => {
+                let Screen::Verify { name, remark } = self.top().clone() else {
+                    return;
+                };
+                self.stack.pop();
+                self.accept(name, remark);
+                self.changed();
             }
             Action::TogglePanel => {
                 if let Screen::Chat { panel, .. } = self.top_mut() {
@@ -823,6 +979,9 @@ impl Phone {
                     query,
                     name,
                     greeting,
+                    remark: String::new(),
+                    tags: Vec::new(),
+                    remark_focus: false,
                 });
             }
             Action::SendFriendRequest => {
@@ -830,6 +989,9 @@ impl Phone {
                     query,
                     name,
                     greeting,
+                    remark,
+                    tags,
+                    ..
                 } = self.top().clone()
                 else {
                     return;
@@ -838,6 +1000,8 @@ impl Phone {
                     query,
                     name,
                     greeting,
+                    remark,
+                    tags,
                 });
                 self.stack.pop();
                 if let Screen::AddFriend { requested, .. } = self.top_mut() {
@@ -847,23 +1011,17 @@ impl Phone {
             }
             Action::OpenFriendRequests => self.push(Screen::FriendRequests),
             Action::Accept(name) => {
-                let Some(r) = self
-                    .requests
-                    .iter_mut()
-                    .find(|r| r.name == name && !r.accepted)
-                else {
-                    return;
-                };
-                r.accepted = true;
-                if !self.contacts.contains(&name) {
-                    self.contacts.push(name.clone());
+                if self.requests.iter().any(|r| r.name == name && !r.accepted) {
+                    // WeCom fills 备注 with the requester's name.
+                    let remark = name.clone();
+                    self.push(Screen::Verify { name, remark });
                 }
-                self.record(SentEvent::FriendRequestAccepted { name });
             }
             Action::OpenMoments => self.push(Screen::MomentsHome),
             Action::OpenComposer => self.push(Screen::Composer {
                 text: String::new(),
                 media: Vec::new(),
+                tags: Vec::new(),
             }),
             Action::OpenPicker => {
                 let selected = match self.top() {
@@ -914,13 +1072,17 @@ impl Phone {
                 self.changed();
             }
             Action::PostMoment => {
-                let Screen::Composer { text, media } = self.top().clone() else {
+                let Screen::Composer { text, media, tags } = self.top().clone() else {
                     return;
                 };
                 if text.is_empty() && media.is_empty() {
                     return;
                 }
-                self.record(SentEvent::MomentPost { text, media });
+                self.record(SentEvent::MomentPost {
+                    text,
+                    media,
+                    visible_to_tags: tags,
+                });
                 self.stack.pop();
                 self.changed();
             }
@@ -933,6 +1095,23 @@ impl Phone {
                 self.record(SentEvent::ChatDeleted { with });
             }
         }
+    }
+
+    /// Marks `name`'s pending request accepted, adds them to the contacts and records
+    /// the 备注 they were given.
+    fn accept(&mut self, name: String, remark: String) {
+        let Some(r) = self
+            .requests
+            .iter_mut()
+            .find(|r| r.name == name && !r.accepted)
+        else {
+            return;
+        };
+        r.accepted = true;
+        if !self.contacts.contains(&name) {
+            self.contacts.push(name.clone());
+        }
+        self.record(SentEvent::FriendRequestAccepted { name, remark });
     }
 
     /// Appends the operator's message to the chat with `with`, which moves to the top
@@ -1307,20 +1486,32 @@ impl Phone {
                 }
                 n
             }
-            Screen::Greeting { greeting, .. } => {
+            Screen::Greeting {
+                greeting,
+                remark,
+                tags,
+                remark_focus,
+                ..
+            } => {
                 let mut field =
                     Node::new("android.widget.EditText", p, Rect::new(36, 400, 1044, 640))
                         .id("verify_message")
                         .text(greeting)
                         .on_tap(Action::FocusInput);
                 field.focusable = true;
-                field.focused = self.focused;
+                field.focused = self.focused && !*remark_focus;
                 root.child(title_bar(p, "申请添加客户", true))
                     .child(
                         Node::new("android.widget.TextView", p, Rect::new(36, 300, 1044, 380))
                             .text("发送添加邀请"),
                     )
                     .child(field)
+                    .child(remark_row(p, 680, remark, self.focused && *remark_focus))
+                    .child(
+                        entry(p, 850, "标签", Action::OpenTags(TagPurpose::Request))
+                            .id("tag_row")
+                            .child(value_text(p, 850, &tags.join("、"))),
+                    )
                     .child(
                         Node::new("android.widget.Button", p, Rect::new(880, 100, 1044, 228))
                             .id("send_request_button")
@@ -1383,6 +1574,84 @@ impl Phone {
                         .children(rows),
                 )
             }
+            Screen::Verify { remark, .. } => root
+                .child(title_bar(p, "通过验证", true))
+                .child(
+                    Node::new("android.widget.Button", p, Rect::new(880, 100, 1044, 228))
+                        .id("confirm_button")
+                        .text("完成")
+                        .on_tap(Action::ConfirmVerify),
+                )
+                .child(remark_row(p, 268, remark, self.focused)),
+            Screen::Visibility { by_tags, tags } => {
+                let mut all = entry(p, 268, "全部客户", Action::VisibleToAll).id("visible_all");
+                let mut by = entry(
+                    p,
+                    428,
+                    "按标签筛选",
+                    Action::OpenTags(TagPurpose::Visibility),
+                )
+                .id("visible_by_tag")
+                .child(value_text(p, 428, &tags.join("、")));
+                all.checked = Some(!*by_tags);
+                by.checked = Some(*by_tags);
+                root.child(title_bar(p, "可见的客户", true))
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(880, 100, 1044, 228))
+                            .id("confirm_button")
+                            .text("完成")
+                            .on_tap(Action::VisibilityDone),
+                    )
+                    .child(all)
+                    .child(by)
+            }
+            Screen::TagPicker { selected, .. } => {
+                // The enterprise's tags as chips, four to a row, under their group.
+                let chips = self.tags.iter().enumerate().map(|(i, tag)| {
+                    let l = 36 + 252 * (i as i32 % 4);
+                    let t = 400 + 130 * (i as i32 / 4);
+                    let mut chip = Node::new(
+                        "android.widget.TextView",
+                        p,
+                        Rect::new(l, t, l + 232, t + 110),
+                    )
+                    .id("tag_item")
+                    .text(tag)
+                    .on_tap(Action::ToggleTag(tag.clone()));
+                    chip.checked = Some(selected.contains(tag));
+                    chip
+                });
+                let mut list = Node::new("android.widget.ScrollView", p, content)
+                    .id("tag_list")
+                    .child(
+                        Node::new("android.widget.TextView", p, Rect::new(36, 290, 1044, 370))
+                            .id("tag_group")
+                            .text("企业标签"),
+                    )
+                    .children(chips);
+                if self.tags.is_empty() {
+                    list = list.child(
+                        Node::new(
+                            "android.widget.TextView",
+                            p,
+                            Rect::new(0, 400, SCREEN_W, 500),
+                        )
+                        .text("暂无标签"),
+                    );
+                }
+                root.child(title_bar(p, "选择标签", true))
+                    .child(list)
+                    .child(
+                        Node::new("android.widget.Button", p, Rect::new(840, 2240, 1044, 2380))
+                            .id("confirm_button")
+                            .text(&if selected.is_empty() {
+                                "确定".to_owned()
+                            } else {
+                                format!("确定({})", selected.len())
+                            })
+                            .on_tap(Action::TagsDone),
+                    )
+            }
             Screen::MomentsHome => root.child(title_bar(p, "客户朋友圈", true)).child(
                 Node::new(
                     "android.widget.ImageView",
@@ -1393,7 +1662,7 @@ impl Phone {
                 .desc("发表到客户朋友圈")
                 .on_tap(Action::OpenComposer),
             ),
-            Screen::Composer { text, media } => {
+            Screen::Composer { text, media, tags } => {
                 let mut field =
                     Node::new("android.widget.EditText", p, Rect::new(36, 268, 1044, 700))
                         .id("moments_input")
@@ -1427,7 +1696,17 @@ impl Phone {
                 let i = media.len() as i32;
                 let l = 36 + 330 * (i % 3);
                 let t = 740 + 330 * (i / 3);
+                let shown_to = if tags.is_empty() {
+                    "全部客户".to_owned()
+                } else {
+                    tags.join("、")
+                };
                 n.child(
+                    entry(p, 2050, "可见的客户", Action::OpenVisibility)
+                        .id("visible_row")
+                        .child(value_text(p, 2050, &shown_to)),
+                )
+                .child(
                     Node::new(
                         "android.widget.ImageView",
                         p,
@@ -1734,6 +2013,46 @@ fn row(p: &str, top: i32, label: &str) -> Node {
         )
         .text(label),
     )
+}
+
+/// A 备注 row: the label and its text field, which the flow finds through the label.
+fn remark_row(p: &str, top: i32, remark: &str, focused: bool) -> Node {
+    let mut field = Node::new(
+        "android.widget.EditText",
+        p,
+        Rect::new(212, top + 20, 1044, top + 130),
+    )
+    .id("remark_input")
+    .text(remark)
+    .on_tap(Action::FocusRemark);
+    field.focusable = true;
+    field.focused = focused;
+    Node::new(
+        "android.widget.RelativeLayout",
+        p,
+        Rect::new(0, top, SCREEN_W, top + 150),
+    )
+    .id("remark_row")
+    .child(
+        Node::new(
+            "android.widget.TextView",
+            p,
+            Rect::new(36, top + 40, 200, top + 110),
+        )
+        .text("备注"),
+    )
+    .child(field)
+}
+
+/// The value a settings row shows on its right, such as the picked tags.
+fn value_text(p: &str, top: i32, value: &str) -> Node {
+    Node::new(
+        "android.widget.TextView",
+        p,
+        Rect::new(540, top + 40, 1000, top + 110),
+    )
+    .id("row_value")
+    .text(value)
 }
 
 fn grid_item(p: &str, i: i32, label: &str, action: Option<Action>) -> Node {

@@ -49,8 +49,25 @@ pub(crate) enum Action {
     AddFriendSearch,
     AddToContacts(String),
     SendFriendRequest,
+    /// The 备注 field of 发送添加邀请 or 通过验证: focuses it.
+    FocusRemark,
+    /// A 标签 or 按标签筛选 row: opens the tag picker.
+    OpenTags(crate::phone::TagPurpose),
+    /// A tag chip of the picker: picks it (or unpicks it).
+    ToggleTag(String),
+    /// The tag picker's 确定: hands the picked tags back.
+    TagsDone,
     OpenFriendRequests,
+    /// 新的客户's 通过: opens 通过验证 for the requester.
     Accept(String),
+    /// 通过验证's 完成: accepts the request with the 备注 in the field.
+    ConfirmVerify,
+    /// The composer's 可见的客户 row.
+    OpenVisibility,
+    /// 可见的客户 > 全部客户.
+    VisibleToAll,
+    /// 可见的客户's 完成: back to the composer with the choice.
+    VisibilityDone,
     OpenMoments,
     OpenComposer,
     OpenPicker,

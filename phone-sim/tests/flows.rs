@@ -1,5 +1,6 @@
 //! The other WeCom flows, driven with shell commands over a raw ADB connection: add a
-//! friend, accept a friend request, post to Moments with a picked photo, delete a chat.
+//! friend (with a remark and tags), accept a friend request (with a remark), post to
+//! Moments with a picked photo (to customers with a tag), delete a chat.
 
 mod common;
 
@@ -28,6 +29,10 @@ impl Shell {
         String::from_utf8(out).unwrap()
     }
 
+    async fn dump(&mut self) -> String {
+        self.sh("uiautomator dump /dev/tty").await
+    }
+
     async fn tap(&mut self, attr: &str, value: &str) {
         let xml = self.sh("uiautomator dump /dev/tty").await;
         let (x, y) = center_of(&xml, attr, value)
@@ -51,6 +56,23 @@ async fn add_friend_by_phone_number() {
     p.tap("resource-id", "com.tencent.wework:id/verify_message")
         .await;
     p.sh(&ime_broadcast("，来自官网")).await;
+    // 备注: its own field, found through its label's row.
+    p.tap("resource-id", "com.tencent.wework:id/remark_input")
+        .await;
+    p.sh(&ime_broadcast("王总")).await;
+    // 标签 opens the picker of the enterprise's tags; 确定 hands them back.
+    p.tap("text", "标签").await;
+    assert_eq!(sim.screen().name, "tag_picker");
+    let xml = p.dump().await;
+    for tag in ["重要客户", "新客户", "VIP"] {
+        assert!(xml.contains(&format!("text=\"{tag}\"")), "{xml}");
+    }
+    p.tap("text", "VIP").await;
+    p.tap("text", "重要客户").await;
+    p.tap("text", "确定(2)").await;
+    let xml = p.dump().await;
+    assert!(xml.contains("text=\"VIP、重要客户\""), "{xml}");
+    assert!(xml.contains("text=\"我是小优，来自官网\""), "{xml}");
     p.tap("text", "发送").await;
     assert_eq!(
         sim.sent(),
@@ -58,6 +80,8 @@ async fn add_friend_by_phone_number() {
             query: "13800138000".into(),
             name: "用户8000".into(),
             greeting: "我是小优，来自官网".into(),
+            remark: "王总".into(),
+            tags: vec!["VIP".into(), "重要客户".into()],
         }]
     );
     assert!(p
@@ -85,15 +109,35 @@ async fn accept_a_friend_request_then_find_the_contact() {
     p.tap("text", "通讯录").await;
     p.tap("text", "新的客户").await;
     let xml = p.sh("uiautomator dump /dev/tty").await;
-    // Tap the "通过" in 陈七's row: the first accept button.
+    // Tap the "通过" in 陈七's row: the first accept button. 通过验证 asks for the 备注,
+    // filled with the requester's name, and nothing is accepted before 完成.
     let (x, y) = center_of(&xml, "resource-id", "com.tencent.wework:id/accept_button").unwrap();
     p.sh(&format!("input tap {x} {y}")).await;
+    assert_eq!(sim.screen().name, "friend_verify:陈七");
+    assert!(sim.sent().is_empty());
+    p.tap("resource-id", "com.tencent.wework:id/remark_input")
+        .await;
+    p.sh("am broadcast -a ADB_CLEAR_TEXT").await;
+    p.sh(&ime_broadcast("陈七-课程")).await;
+    p.tap("text", "完成").await;
+    assert_eq!(sim.screen().name, "friend_requests");
+    // 周八's request, accepted with the 备注 left alone.
+    p.tap("text", "通过").await;
+    p.tap("text", "完成").await;
     assert_eq!(
         sim.sent(),
-        vec![SentEvent::FriendRequestAccepted {
-            name: "陈七".into()
-        }]
+        vec![
+            SentEvent::FriendRequestAccepted {
+                name: "陈七".into(),
+                remark: "陈七-课程".into(),
+            },
+            SentEvent::FriendRequestAccepted {
+                name: "周八".into(),
+                remark: "周八".into(),
+            },
+        ]
     );
+    assert!(!p.dump().await.contains("text=\"通过\""));
     p.sh("input keyevent BACK").await;
     p.tap("text", "搜索").await;
     p.sh(&ime_broadcast("陈")).await;
@@ -119,12 +163,26 @@ async fn moments_post_with_a_pushed_photo() {
     p.tap("content-desc", "添加图片").await;
     p.tap("content-desc", "照片, p1.jpg").await;
     p.tap("text", "完成(1)").await;
+    // 可见的客户 > 按标签筛选 > a tag > 确定 > 完成.
+    assert!(p.dump().await.contains("text=\"全部客户\""));
+    p.tap("text", "可见的客户").await;
+    p.tap("text", "按标签筛选").await;
+    p.tap("text", "新客户").await;
+    p.tap("text", "确定(1)").await;
+    assert_eq!(sim.screen().name, "moments_visibility");
+    p.tap("text", "完成").await;
+    let xml = p.dump().await;
+    assert!(
+        xml.contains("text=\"新客户\"") && !xml.contains("全部客户"),
+        "{xml}"
+    );
     p.tap("text", "发表").await;
     assert_eq!(
         sim.sent(),
         vec![SentEvent::MomentPost {
             text: "新品上市".into(),
             media: vec!["/sdcard/DCIM/Camera/p1.jpg".into()],
+            visible_to_tags: vec!["新客户".into()],
         }]
     );
     assert_eq!(sim.screen().name, "moments");
@@ -154,5 +212,51 @@ async fn delete_a_chat_with_a_long_press() {
         .sh("uiautomator dump /dev/tty")
         .await
         .contains("text=\"李四\""));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_tag_picker_lists_only_the_configured_tags() {
+    let sim = Simulator::start(SimConfig {
+        tags: vec!["老客户".into(), "已成交".into()],
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut p = Shell::new(&sim).await;
+    p.sh("am start -n com.tencent.wework/.launch.LaunchSplashActivity")
+        .await;
+    p.tap("text", "工作台").await;
+    p.tap("text", "客户朋友圈").await;
+    p.tap("content-desc", "发表到客户朋友圈").await;
+    p.tap("text", "可见的客户").await;
+    // 按标签筛选 with no tag picked cannot be confirmed.
+    p.tap("text", "按标签筛选").await;
+    p.tap("text", "确定").await;
+    p.tap("text", "完成").await;
+    assert_eq!(sim.screen().name, "moments_visibility");
+    p.tap("text", "按标签筛选").await;
+    let xml = p.dump().await;
+    assert!(xml.contains("text=\"老客户\"") && xml.contains("text=\"已成交\""));
+    // A tag the enterprise does not have is simply not there to pick.
+    assert!(!xml.contains("VIP") && !xml.contains("重要客户"), "{xml}");
+    // Tapping a picked tag again unpicks it.
+    p.tap("text", "老客户").await;
+    p.tap("text", "已成交").await;
+    p.tap("text", "老客户").await;
+    p.tap("text", "确定(1)").await;
+    p.tap("text", "完成").await;
+    p.tap("resource-id", "com.tencent.wework:id/moments_input")
+        .await;
+    p.sh(&ime_broadcast("限时优惠")).await;
+    p.tap("text", "发表").await;
+    assert_eq!(
+        sim.sent(),
+        vec![SentEvent::MomentPost {
+            text: "限时优惠".into(),
+            media: Vec::new(),
+            visible_to_tags: vec!["已成交".into()],
+        }]
+    );
     sim.shutdown().await;
 }

@@ -241,7 +241,9 @@ async fn a_mass_send(app: &TestApp, p: &PhoneAgent) {
     assert_eq!(p.sim.sent(), expected);
 }
 
-/// `moments_post` with a text and two pictures, then `delete_chat`.
+/// `moments_post` with a text and two pictures for the customers with two
+/// tags, then `delete_chat`, then a post for a tag the enterprise lacks, which
+/// fails with `tag_not_found` and posts nothing.
 async fn a_moments_post_and_a_deleted_chat(app: &TestApp, p: &PhoneAgent) {
     p.add_media("m1.jpg", b"\xff\xd8\xff first");
     p.add_media("m2.jpg", b"\xff\xd8\xff second");
@@ -249,7 +251,11 @@ async fn a_moments_post_and_a_deleted_chat(app: &TestApp, p: &PhoneAgent) {
         .run(
             app,
             TaskKind::MomentsPost,
-            json!({ "text": "新品上市，欢迎咨询", "media_ids": ["m1.jpg", "m2.jpg"] }),
+            json!({
+                "text": "新品上市，欢迎咨询",
+                "media_ids": ["m1.jpg", "m2.jpg"],
+                "visible_to_tags": ["VIP", "重要客户"],
+            }),
             DEADLINE,
         )
         .await;
@@ -259,6 +265,7 @@ async fn a_moments_post_and_a_deleted_chat(app: &TestApp, p: &PhoneAgent) {
         vec![SentEvent::MomentPost {
             text: "新品上市，欢迎咨询".into(),
             media: vec![format!("{MEDIA}/m1.jpg"), format!("{MEDIA}/m2.jpg")],
+            visible_to_tags: vec!["VIP".into(), "重要客户".into()],
         }]
     );
 
@@ -277,15 +284,39 @@ async fn a_moments_post_and_a_deleted_chat(app: &TestApp, p: &PhoneAgent) {
             with: "李四".into()
         }]
     );
+
+    let task = p
+        .run(
+            app,
+            TaskKind::MomentsPost,
+            json!({ "text": "会员专享", "media_ids": [], "visible_to_tags": ["VIP", "钻石会员"] }),
+            DEADLINE,
+        )
+        .await;
+    assert_failed_for_good(&task, "tag_not_found");
+    let error = task.error.as_ref().expect("a failure says why");
+    assert!(error.message.contains("钻石会员"), "{task:?}");
+    assert_eq!(
+        p.sim.sent().len(),
+        2,
+        "nothing was posted: {:?}",
+        p.sim.sent()
+    );
 }
 
-/// `friend_add` and `accept_friend_request` on a phone reached without the adb server.
+/// `friend_add` with a remark and tags, and `accept_friend_request` with a
+/// remark, on a phone reached without the adb server.
 async fn friends_over_tcp(app: &TestApp, p: &PhoneAgent) {
     let task = p
         .run(
             app,
             TaskKind::FriendAdd,
-            json!({ "target": { "phone": "13800138000" }, "greeting": "你好，我是优米的小优" }),
+            json!({
+                "target": { "phone": "13800138000" },
+                "greeting": "你好，我是优米的小优",
+                "remark": "王总-展会",
+                "tags": ["新客户", "VIP"],
+            }),
             DEADLINE,
         )
         .await;
@@ -294,7 +325,7 @@ async fn friends_over_tcp(app: &TestApp, p: &PhoneAgent) {
         .run(
             app,
             TaskKind::AcceptFriendRequest,
-            json!({ "from": { "name": "陈七" } }),
+            json!({ "from": { "name": "陈七" }, "remark": "陈七-课程" }),
             DEADLINE,
         )
         .await;
@@ -306,9 +337,12 @@ async fn friends_over_tcp(app: &TestApp, p: &PhoneAgent) {
                 query: "13800138000".into(),
                 name: "用户8000".into(),
                 greeting: "你好，我是优米的小优".into(),
+                remark: "王总-展会".into(),
+                tags: vec!["新客户".into(), "VIP".into()],
             },
             SentEvent::FriendRequestAccepted {
-                name: "陈七".into()
+                name: "陈七".into(),
+                remark: "陈七-课程".into(),
             },
         ]
     );

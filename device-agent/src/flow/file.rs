@@ -72,6 +72,7 @@ const STEP_TYPES: &[&str] = &[
     "for_each_recipient",
     "for_each_item",
     "for_each_media",
+    "for_each_tag",
     "fail",
 ];
 
@@ -275,6 +276,7 @@ impl FlowFile {
                 recipients: true,
                 items: true,
                 media: true,
+                tags: true,
             },
             media_source: true,
             flow: String::new(),
@@ -379,6 +381,15 @@ impl FlowFile {
                     inner.vars.extend(vars::MEDIA);
                     self.enter(place, i, procedure, &inner, stores, stack, called)?;
                 }
+                Action::ForEachTag(procedure) => {
+                    if !scope.collections.tags || scope.in_tag {
+                        return Err(fail(self.no_loop("for_each_tag", scope, "tags")));
+                    }
+                    let mut inner = scope.clone();
+                    inner.in_tag = true;
+                    inner.vars.extend(vars::TAG);
+                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                }
                 _ => {}
             }
         }
@@ -451,6 +462,8 @@ struct Scope {
     in_item: bool,
     /// Inside `for_each_media`.
     in_media: bool,
+    /// Inside `for_each_tag`.
+    in_tag: bool,
     /// Whether a media file is at hand for `push_media`.
     media_source: bool,
     /// The flow being checked (empty for a procedure no flow calls).
@@ -722,6 +735,9 @@ pub(crate) enum Action {
     },
     /// Runs a procedure once per Moments media file.
     ForEachMedia(String),
+    /// Runs a procedure once per tag: a new friend's `tags`, or a Moments
+    /// post's `visible_to_tags`.
+    ForEachTag(String),
     /// Ends the task with the step's code and message.
     Fail,
 }
@@ -1097,6 +1113,10 @@ fn parse_step(raw: Value) -> Result<Step, String> {
         "for_each_media" => Action::ForEachMedia(
             f.string("procedure")?
                 .ok_or("`for_each_media` needs `procedure`")?,
+        ),
+        "for_each_tag" => Action::ForEachTag(
+            f.string("procedure")?
+                .ok_or("`for_each_tag` needs `procedure`")?,
         ),
         "fail" => Action::Fail,
         _ => return Err(format!("unknown step type `{kind}`")),
@@ -1587,6 +1607,73 @@ m = [{ do = "push_media" }, { do = "type", text = "{item.text}" }]
         assert_has(
             &step_error(r#"{ do = "find", target = { text = "x" } }"#),
             &["`find` needs `store`"],
+        );
+    }
+
+    #[test]
+    fn for_each_tag_runs_only_where_there_are_tags() {
+        // friend_add's `tags` and moments_post's `visible_to_tags` have a loop.
+        let file = load(
+            r#"
+[flows.friend_add]
+steps = [{ do = "for_each_tag", procedure = "pick", if = "tags" }]
+[flows.moments_post]
+steps = [{ do = "for_each_tag", procedure = "pick" }]
+[procedures]
+pick = [{ do = "tap", target = { text = "{tag.name}" }, name = "tag_{tag.number}" }]
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            file.flows[&TaskKind::FriendAdd][0].action,
+            Action::ForEachTag("pick".to_owned())
+        );
+        // Other kinds have none.
+        assert_has(
+            &step_error(r#"{ do = "for_each_tag", procedure = "p" }"#),
+            &[
+                "for_each_tag cannot be used in the send_message flow",
+                "no tags",
+            ],
+        );
+        let accept = load(
+            "[flows.accept_friend_request]
+steps = [{ do = \"for_each_tag\", procedure = \"p\" }]
+[procedures]
+p = [{ do = \"back\" }]
+",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_has(
+            &accept,
+            &["for_each_tag cannot be used in the accept_friend_request flow"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "for_each_tag" }"#),
+            &["`for_each_tag` needs `procedure`"],
+        );
+        // The tag's variables exist only inside the loop ...
+        let outside =
+            load("[flows.friend_add]\nsteps = [{ do = \"type\", text = \"{tag.name}\" }]\n")
+                .unwrap_err()
+                .to_string();
+        assert_has(&outside, &["`{tag.name}` has no value here", "tags"]);
+        // ... and the loop does not nest in itself.
+        let nested = load(
+            r#"
+[flows.friend_add]
+steps = [{ do = "for_each_tag", procedure = "outer" }]
+[procedures]
+outer = [{ do = "for_each_tag", procedure = "inner" }]
+inner = [{ do = "back" }]
+"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_has(
+            &nested,
+            &["procedure `outer`", "for_each_tag cannot be used"],
         );
     }
 

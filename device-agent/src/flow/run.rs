@@ -121,6 +121,8 @@ pub(crate) struct Binding<'p> {
     item: Option<(usize, &'p Item)>,
     /// The Moments media id, and its index.
     media: Option<(usize, &'p str)>,
+    /// The tag (`tags` or `visible_to_tags`), and its index.
+    tag: Option<(usize, &'p str)>,
 }
 
 /// A recipient a mass send skipped.
@@ -285,6 +287,18 @@ impl<'a> Run<'a> {
                         self.count_procedure(procedure, inner)
                     })
                     .fold(0u32, u32::saturating_add),
+                Action::ForEachTag(procedure) => self
+                    .tags()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tag)| {
+                        let inner = Binding {
+                            tag: Some((i, tag.as_str())),
+                            ..binding
+                        };
+                        self.count_procedure(procedure, inner)
+                    })
+                    .fold(0u32, u32::saturating_add),
                 _ => 1,
             };
             total = total.saturating_add(n);
@@ -406,6 +420,17 @@ impl<'a> Run<'a> {
                 }
                 Ok(())
             }
+            Action::ForEachTag(procedure) => {
+                let steps = self.procedure(procedure)?;
+                for (i, tag) in self.tags().iter().enumerate() {
+                    let inner = Binding {
+                        tag: Some((i, tag.as_str())),
+                        ..binding
+                    };
+                    self.run_steps(procedure, steps, inner).await?;
+                }
+                Ok(())
+            }
             _ => {
                 self.ctx
                     .step(&step.name, self.done, self.total)
@@ -481,6 +506,21 @@ impl<'a> Run<'a> {
     fn media_ids(&self) -> &'a [String] {
         match self.payload {
             TaskPayload::MomentsPost { media_ids, .. } => media_ids,
+            _ => &[],
+        }
+    }
+
+    /// The tags a `for_each_tag` loop goes over: a new friend's `tags`, or the
+    /// tags a Moments post is limited to.
+    fn tags(&self) -> &'a [String] {
+        match self.payload {
+            TaskPayload::FriendAdd {
+                tags: Some(tags), ..
+            }
+            | TaskPayload::MomentsPost {
+                visible_to_tags: Some(tags),
+                ..
+            } => tags,
             _ => &[],
         }
     }
@@ -571,6 +611,14 @@ impl<'a> Run<'a> {
                     ("device_name", Item::Image { media_id } | Item::File { media_id }) => {
                         self.pushed.get(media_id).map(|p| file_name(p).to_owned())
                     }
+                    _ => None,
+                }
+            }
+            ("tag", _) => {
+                let (i, tag) = binding.tag?;
+                match field {
+                    "name" => Some(tag.to_owned()),
+                    "number" => Some((i + 1).to_string()),
                     _ => None,
                 }
             }
@@ -911,7 +959,8 @@ impl<'a> Run<'a> {
             Action::Call(_)
             | Action::ForEachRecipient { .. }
             | Action::ForEachItem { .. }
-            | Action::ForEachMedia(_) => Ok(()),
+            | Action::ForEachMedia(_)
+            | Action::ForEachTag(_) => Ok(()),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The template variables a flow can use, and where: which ones each task
-//! kind gives, and which ones the loops over recipients, message items and
-//! Moments media add. The loader checks every template against these lists;
+//! kind gives, and which ones the loops over recipients, message items,
+//! Moments media and tags add. The loader checks every template against these lists;
 //! the runner gives the values (see `run.rs`).
 
 use youmi_protocol::TaskKind;
@@ -43,6 +43,9 @@ pub(crate) const MEDIA: &[&str] = &[
     "media.number",
 ];
 
+/// Inside `for_each_tag`: the tag, and its 1-based number.
+pub(crate) const TAG: &[&str] = &["tag.name", "tag.number"];
+
 /// The variables a task kind's payload gives at the top of its flow.
 pub(crate) fn of_kind(kind: TaskKind) -> Vec<&'static str> {
     let mut vars: Vec<&'static str> = COMMON.to_vec();
@@ -80,6 +83,8 @@ pub(crate) struct Collections {
     pub items: bool,
     /// `for_each_media`: Moments posts.
     pub media: bool,
+    /// `for_each_tag`: a new friend's `tags`, a Moments post's `visible_to_tags`.
+    pub tags: bool,
 }
 
 /// The loops a task kind's flow may use.
@@ -92,15 +97,18 @@ pub(crate) fn collections(kind: TaskKind) -> Collections {
         TaskKind::MassSend => Collections {
             recipients: true,
             items: true,
-            media: false,
+            ..Collections::default()
         },
         TaskKind::MomentsPost => Collections {
             media: true,
+            tags: true,
             ..Collections::default()
         },
-        TaskKind::FriendAdd | TaskKind::DeleteChat | TaskKind::AcceptFriendRequest => {
-            Collections::default()
-        }
+        TaskKind::FriendAdd => Collections {
+            tags: true,
+            ..Collections::default()
+        },
+        TaskKind::DeleteChat | TaskKind::AcceptFriendRequest => Collections::default(),
     }
 }
 
@@ -108,7 +116,9 @@ pub(crate) fn collections(kind: TaskKind) -> Collections {
 /// flow calls.
 pub(crate) fn all() -> Vec<&'static str> {
     let mut vars: Vec<&'static str> = TaskKind::ALL.into_iter().flat_map(of_kind).collect();
-    for list in [RECIPIENT, ITEM, ITEM_TEXT, ITEM_LINK, ITEM_MEDIA, MEDIA] {
+    for list in [
+        RECIPIENT, ITEM, ITEM_TEXT, ITEM_LINK, ITEM_MEDIA, MEDIA, TAG,
+    ] {
         vars.extend_from_slice(list);
     }
     vars.sort_unstable();
