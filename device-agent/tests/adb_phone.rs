@@ -7,13 +7,11 @@
 //! prove that no abandoned connection keeps a thread spinning, which other tests
 //! running alongside would blur.
 
-use std::net::{SocketAddrV4, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use youmi_agent::adb::{list_phones, AdbConfig, AdbPhone, MEDIA_DIR};
+use youmi_agent::adb::{AdbConfig, AdbPhone, MEDIA_DIR};
 use youmi_agent::phone::{CallState, Key, Phone, PhoneError, Selector, UiTree};
+use youmi_phone_sim::adb_server::{adb_on_path, throwaway_key_in, AdbServer};
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, SimHandle, Simulator, WECOM_PACKAGE};
 
 /// The most any single step may take before the test calls it a hang.
@@ -44,21 +42,6 @@ fn quick() -> AdbConfig {
     }
 }
 
-/// A copy of the simulator's throwaway key: generating a 2048-bit key in a debug
-/// build takes long, and the simulator does not check keys anyway.
-fn key_in(dir: &Path) -> PathBuf {
-    let key = dir.join("adbkey");
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../phone-sim/tests/fixtures/throwaway_adbkey.pem"
-        ),
-        &key,
-    )
-    .expect("copy the throwaway key");
-    key
-}
-
 /// A simulator and a phone connected to it directly over TCP.
 struct Direct {
     sim: SimHandle,
@@ -71,7 +54,7 @@ async fn direct(sim_config: SimConfig, config: AdbConfig) -> Direct {
         .await
         .expect("simulator starts");
     let dir = tempfile::tempdir().unwrap();
-    let phone = AdbPhone::over_tcp(sim.addr(), &key_in(dir.path()), config)
+    let phone = AdbPhone::over_tcp(sim.addr(), &throwaway_key_in(dir.path()).unwrap(), config)
         .await
         .expect("key accepted");
     Direct {
@@ -395,7 +378,7 @@ async fn a_hung_command_times_out_and_the_next_call_works() {
         command_timeout: Duration::from_secs(20),
         ..quick()
     };
-    let patient = AdbPhone::over_tcp(sim.addr(), &key_in(_dir.path()), slow)
+    let patient = AdbPhone::over_tcp(sim.addr(), &throwaway_key_in(_dir.path()).unwrap(), slow)
         .await
         .unwrap();
     let cancelled = tokio::time::timeout(Duration::from_millis(300), patient.status()).await;
@@ -510,95 +493,10 @@ async fn a_bad_key_file_is_refused() {
     ));
 }
 
-/// A private adb server on a free port, with its own HOME (its key, no state of
-/// the user's); killed when dropped.
-struct AdbServer {
-    port: u16,
-    home: tempfile::TempDir,
-}
-
-impl AdbServer {
-    async fn start() -> AdbServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = AdbServer {
-            port,
-            home: tempfile::tempdir().unwrap(),
-        };
-        let out = server.adb(&["start-server"]).await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        server
-    }
-
-    fn addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new([127, 0, 0, 1].into(), self.port)
-    }
-
-    async fn adb(&self, args: &[&str]) -> Output {
-        let mut command = tokio::process::Command::new("adb");
-        command
-            .arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("ANDROID_USER_HOME", self.home.path().join(".android"))
-            .env_remove("ANDROID_SERIAL")
-            .env_remove("ADB_SERVER_SOCKET")
-            .kill_on_drop(true);
-        within(&format!("adb {args:?}"), command.output())
-            .await
-            .expect("adb runs")
-    }
-
-    /// `adb connect`, then waits until the server lists the phone as usable.
-    async fn connect(&self, serial: &str) {
-        let out = self.adb(&["connect", serial]).await;
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(said.contains("connected to"), "{said}");
-        within("the phone comes online", async {
-            loop {
-                let phones = list_phones(self.addr(), Duration::from_secs(5))
-                    .await
-                    .expect("the server answers");
-                if phones.iter().any(|p| p.serial == serial && p.is_ready()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-    }
-}
-
-impl Drop for AdbServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("adb")
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("kill-server")
-            .env("HOME", self.home.path())
-            .output();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_real_adb_server() {
     let _turn = TURN.lock().await;
-    if std::process::Command::new("adb")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        println!(
-            "SKIPPED: `adb` is not on PATH (apt-get install adb); the adb-server tests did not run"
-        );
+    if !adb_on_path() {
         return;
     }
     let sim = Simulator::start(SimConfig::default()).await.unwrap();

@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use youmi_agent::adb::{list_phones, AdbConfig};
+use youmi_agent::adb::AdbConfig;
 use youmi_agent::fleet::{self, FleetOptions, SetupError};
 use youmi_agent::flow::FlowSet;
 use youmi_agent::Credentials;
-use youmi_phone_sim::{Fault, SimConfig, SimHandle, Simulator};
+use youmi_phone_sim::adb_server::{adb_on_path, AdbServer};
+use youmi_phone_sim::{Fault, SimConfig, Simulator};
 use youmi_protocol::AgentMessage;
 
 /// A fake adb server that answers every `host:devices` with `body`.
@@ -269,100 +270,6 @@ async fn run_on_adb_explains_what_is_missing_before_it_connects() {
     );
 }
 
-/// A private adb server on a free port with its own HOME; killed when dropped.
-struct PrivateAdb {
-    port: u16,
-    home: tempfile::TempDir,
-}
-
-impl PrivateAdb {
-    async fn start() -> PrivateAdb {
-        let adb = PrivateAdb {
-            port: dead_address().port(),
-            home: tempfile::tempdir().unwrap(),
-        };
-        adb.run(&["start-server"]).await;
-        adb
-    }
-
-    fn addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new([127, 0, 0, 1].into(), self.port)
-    }
-
-    fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut command = std::process::Command::new("adb");
-        command
-            .arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("ANDROID_USER_HOME", self.home.path().join(".android"))
-            .env_remove("ANDROID_SERIAL")
-            .env_remove("ADB_SERVER_SOCKET");
-        command
-    }
-
-    async fn run(&self, args: &[&str]) -> String {
-        let mut command = tokio::process::Command::from(self.command(args));
-        command.kill_on_drop(true);
-        let output = tokio::time::timeout(WAIT, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("adb {args:?} hangs"))
-            .expect("adb runs");
-        assert!(
-            output.status.success(),
-            "adb {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// `adb connect`, then waits until the server lists the phone as ready.
-    async fn connect(&self, sim: &SimHandle) {
-        let serial = sim.addr().to_string();
-        let said = self.run(&["connect", &serial]).await;
-        assert!(said.contains("connected to"), "{said}");
-        self.wait_listed(&serial, true).await;
-    }
-
-    async fn wait_listed(&self, serial: &str, ready: bool) {
-        let server = self.addr();
-        eventually_async(&format!("{serial} listed: {ready}"), || async move {
-            let phones = list_phones(server, Duration::from_secs(5)).await.unwrap();
-            phones.iter().any(|p| p.serial == serial && p.is_ready()) == ready
-        })
-        .await;
-    }
-}
-
-impl Drop for PrivateAdb {
-    fn drop(&mut self) {
-        let _ = self.command(&["kill-server"]).output();
-    }
-}
-
-async fn eventually_async<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(ms(50)).await;
-    }
-}
-
-fn have_adb() -> bool {
-    std::process::Command::new("adb")
-        .arg("version")
-        .output()
-        .is_ok()
-}
-
 /// The hello of the next connection.
 async fn hello_of(conn: &mut FakeConn) -> youmi_protocol::DeviceInfo {
     match conn.recv().await {
@@ -373,13 +280,12 @@ async fn hello_of(conn: &mut FakeConn) -> youmi_protocol::DeviceInfo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_runs_the_bound_phones_and_follows_the_list() {
-    if !have_adb() {
-        println!("SKIPPED: adb not on PATH (apt-get install adb); the fleet test did not run");
+    if !adb_on_path() {
         return;
     }
     init_logs();
     let mut server = FakeServer::start().await;
-    let adb = PrivateAdb::start().await;
+    let adb = AdbServer::start().await;
     let bound = Simulator::start(SimConfig {
         serial: "FLEETBOUND".to_owned(),
         ..SimConfig::default()
@@ -392,11 +298,11 @@ async fn a_fleet_runs_the_bound_phones_and_follows_the_list() {
     })
     .await
     .unwrap();
-    adb.connect(&bound).await;
-    adb.connect(&unbound).await;
+    let bound_serial = bound.addr().to_string();
+    adb.connect(&bound_serial).await;
+    adb.connect(&unbound.addr().to_string()).await;
 
     let fleet_dir = tempfile::tempdir().unwrap();
-    let bound_serial = bound.addr().to_string();
     server
         .credentials()
         .save(&fleet::phone_state_dir(fleet_dir.path(), &bound_serial))
@@ -427,9 +333,9 @@ async fn a_fleet_runs_the_bound_phones_and_follows_the_list() {
     conn.welcome(plain_settings());
 
     // Unplugged, its session stops; plugged in again, a new one starts.
-    adb.run(&["disconnect", &bound_serial]).await;
+    adb.ok(&["disconnect", &bound_serial]).await;
     conn.closed().await;
-    adb.connect(&bound).await;
+    adb.connect(&bound_serial).await;
     let mut conn = server.next_conn().await;
     assert_eq!(hello_of(&mut conn).await.serial, "FLEETBOUND");
     conn.welcome(plain_settings());

@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,22 +18,9 @@ use youmi_agent::flow::{FlowExecutor, FlowOptions, FlowSet};
 use youmi_agent::phone::{CallState, Phone};
 use youmi_agent::watch::{WatchOptions, VOLUME_DOWN, VOLUME_KEY_REASON};
 use youmi_agent::Executor;
+use youmi_phone_sim::adb_server::throwaway_key_in;
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, SimHandle, Simulator, WECOM_PACKAGE};
 use youmi_protocol::{AgentMessage, AgentSettings, AssignedTask, Outcome, ServerMessage, TaskKind};
-
-/// A copy of the simulator's throwaway key (generating one in a debug build is slow).
-fn key_in(dir: &Path) -> PathBuf {
-    let key = dir.join("adbkey");
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../phone-sim/tests/fixtures/throwaway_adbkey.pem"
-        ),
-        &key,
-    )
-    .expect("copy the throwaway key");
-    key
-}
 
 /// Deadlines short enough for a hang to end soon, long enough for a busy machine.
 fn quick() -> AdbConfig {
@@ -75,7 +61,7 @@ async fn rig_with(config: AdbConfig) -> Rig {
     .await
     .expect("simulator starts");
     let dir = tempfile::tempdir().unwrap();
-    let phone = AdbPhone::over_tcp(sim.addr(), &key_in(dir.path()), config)
+    let phone = AdbPhone::over_tcp(sim.addr(), &throwaway_key_in(dir.path()).unwrap(), config)
         .await
         .expect("key accepted");
     Rig {

@@ -24,6 +24,8 @@
 //!   scripted faults and the record of what was sent.
 //! - `ui`: view-hierarchy nodes, hit testing and the `uiautomator` XML.
 //! - `render`: `screencap -p` as a PNG of boxes.
+//! - [`adb_server`]: test support for driving the simulator through the real `adb`
+//!   program: a private adb server on a free port with its own HOME, killed when dropped.
 //!
 //! # What the executor can rely on
 //! - Foreground app: `dumpsys window windows` (or `dumpsys window`) prints an
@@ -53,6 +55,7 @@
 //!   [`SentEvent::FriendRequestAccepted`] and [`SentEvent::MomentPost`] record them.
 
 mod adb;
+pub mod adb_server;
 mod phone;
 mod render;
 mod shell;

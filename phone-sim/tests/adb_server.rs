@@ -4,128 +4,15 @@
 
 mod common;
 
-use std::net::{SocketAddrV4, TcpListener};
-use std::process::Output;
 use std::time::Duration;
 
 use common::center_of;
-use tokio::process::Command;
+use youmi_phone_sim::adb_server::{adb_on_path, AdbServer, DEADLINE};
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, Simulator};
-
-const DEADLINE: Duration = Duration::from_secs(10);
-
-/// An adb server of our own on a free port, with its own HOME for its key; killed on drop.
-struct AdbServer {
-    port: u16,
-    home: tempfile::TempDir,
-}
-
-impl AdbServer {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = Self {
-            port,
-            home: tempfile::tempdir().unwrap(),
-        };
-        let out = server
-            .run(&["start-server"], DEADLINE)
-            .await
-            .expect("start-server in time");
-        assert!(
-            out.status.success(),
-            "start-server: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        server
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("adb");
-        cmd.arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("ANDROID_SDK_HOME", self.home.path())
-            .env("ANDROID_USER_HOME", self.home.path().join(".android"))
-            .env_remove("ANDROID_SERIAL")
-            .env_remove("ADB_SERVER_SOCKET")
-            .kill_on_drop(true);
-        cmd
-    }
-
-    /// Runs `adb ARGS`; `None` if it did not finish within `deadline`.
-    async fn run(&self, args: &[&str], deadline: Duration) -> Option<Output> {
-        let child = self.command(args).output();
-        tokio::time::timeout(deadline, child)
-            .await
-            .ok()
-            .map(|r| r.expect("adb runs"))
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self
-            .run(args, DEADLINE)
-            .await
-            .unwrap_or_else(|| panic!("adb {args:?} timed out"));
-        assert!(
-            out.status.success(),
-            "adb {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn connect(&self, serial: &str) {
-        let said = self.ok(&["connect", serial]).await;
-        assert!(said.contains("connected to"), "{said}");
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let state = self
-                .run(&["-s", serial, "get-state"], DEADLINE)
-                .await
-                .unwrap();
-            if String::from_utf8_lossy(&state.stdout).trim() == "device" {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "device never came online"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for AdbServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("adb")
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("kill-server")
-            .env("HOME", self.home.path())
-            .output();
-    }
-}
-
-fn have_adb() -> bool {
-    let found = std::process::Command::new("adb")
-        .arg("version")
-        .output()
-        .is_ok();
-    if !found {
-        println!("SKIPPED: `adb` is not on PATH (apt-get install -y adb); the real-adb tests did not run");
-    }
-    found
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_real_adb_server() {
-    if !have_adb() {
+    if !adb_on_path() {
         return;
     }
     let sim = Simulator::start(SimConfig::default()).await.unwrap();
@@ -214,7 +101,7 @@ async fn through_the_real_adb_server() {
 
     // adb_client through this server: it opens shell v2 but 3.2.3 drops the exit packet
     // when the stream ends (it returns `None` on EOF), so the executor wraps commands.
-    let server_addr: SocketAddrV4 = format!("127.0.0.1:{}", adb.port).parse().unwrap();
+    let server_addr = adb.addr();
     let serial_owned = serial.clone();
     let code = common::blocking(DEADLINE, move || {
         use adb_client::ADBDeviceExt;

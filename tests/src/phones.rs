@@ -4,162 +4,23 @@
 //! in-process agent that runs the built-in WeCom flows on the simulator through
 //! [`AdbPhone`], bound to the server under test through the real bind API.
 
-use std::net::SocketAddrV4;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
-use youmi_agent::adb::{list_phones, AdbConfig, AdbPhone};
+use youmi_agent::adb::{AdbConfig, AdbPhone};
 use youmi_agent::credentials::Credentials;
 use youmi_agent::flow::{FlowExecutor, FlowOptions, FlowSet, WECOM_PACKAGE};
 use youmi_agent::{Agent, AgentHandle, AgentOptions};
+pub use youmi_phone_sim::adb_server::{adb_on_path, AdbServer};
+use youmi_phone_sim::adb_server::{throwaway_key_in, DEADLINE as ADB_DEADLINE};
 use youmi_phone_sim::{SimConfig, SimHandle, Simulator};
 use youmi_protocol::api::{SubmitTask, TaskView};
 use youmi_protocol::{OperatorAccountId, TaskId, TaskKind};
 
 use crate::app::TestApp;
-use crate::process::free_port;
-
-/// The longest any one adb command, bind or connect may take before the test
-/// calls it a hang.
-const ADB_DEADLINE: Duration = Duration::from_secs(20);
-/// How long one `adb connect` may take to show the phone as ready.
-const READY_WAIT: Duration = Duration::from_secs(10);
-/// `adb connect`s tried before a test gives up on a phone.
-const CONNECT_TRIES: u32 = 3;
-
-/// Whether the `adb` program can be run. When it cannot, this prints the line
-/// that tells a reader of the test output that the real-adb tests were skipped.
-pub fn adb_on_path() -> bool {
-    let found = std::process::Command::new("adb")
-        .arg("version")
-        .output()
-        .is_ok();
-    if !found {
-        println!("SKIPPED: adb not on PATH");
-    }
-    found
-}
-
-/// An adb server of the test's own: a free port and its own HOME, so that it
-/// neither meets the user's server and keys nor outlives the test (it is
-/// killed when dropped).
-pub struct AdbServer {
-    /// The port it listens on.
-    port: u16,
-    /// Its HOME: its RSA key and nothing of the user's.
-    home: TempDir,
-}
-
-impl AdbServer {
-    /// Starts the server; panics if it does not start within the deadline.
-    pub async fn start() -> AdbServer {
-        let server = AdbServer {
-            port: free_port(),
-            home: tempfile::tempdir().expect("a HOME for adb"),
-        };
-        let out = server.adb(&["start-server"]).await;
-        assert!(
-            out.status.success(),
-            "adb start-server: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        server
-    }
-
-    /// Where agents reach it.
-    pub fn addr(&self) -> SocketAddrV4 {
-        SocketAddrV4::new([127, 0, 0, 1].into(), self.port)
-    }
-
-    /// Runs `adb -P PORT ARGS` with this server's HOME; panics if it does not
-    /// finish within the deadline.
-    pub async fn adb(&self, args: &[&str]) -> Output {
-        let mut command = tokio::process::Command::new("adb");
-        command
-            .arg("-P")
-            .arg(self.port.to_string())
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("ANDROID_USER_HOME", self.home.path().join(".android"))
-            .env_remove("ANDROID_SERIAL")
-            .env_remove("ADB_SERVER_SOCKET")
-            .kill_on_drop(true);
-        tokio::time::timeout(ADB_DEADLINE, command.output())
-            .await
-            .unwrap_or_else(|_| panic!("adb {args:?} did not finish within {ADB_DEADLINE:?}"))
-            .expect("adb runs")
-    }
-
-    /// `adb connect SERIAL`, then waits until the server lists the phone as
-    /// ready for commands. On a loaded machine adb sometimes leaves a phone
-    /// `offline` after the handshake; like a person would, it then
-    /// disconnects and connects again, up to [`CONNECT_TRIES`] times.
-    pub async fn connect(&self, serial: &str) {
-        for attempt in 1..=CONNECT_TRIES {
-            let out = self.adb(&["connect", serial]).await;
-            let said = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                said.contains("connected to"),
-                "adb connect {serial}: {said}"
-            );
-            let ready = tokio::time::timeout(READY_WAIT, async {
-                loop {
-                    let phones = list_phones(self.addr(), Duration::from_secs(5))
-                        .await
-                        .expect("the adb server answers");
-                    if phones.iter().any(|p| p.serial == serial && p.is_ready()) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            })
-            .await;
-            if ready.is_ok() {
-                return;
-            }
-            eprintln!("{serial} not ready in adb after connect attempt {attempt}; reconnecting");
-            let _ = self.adb(&["disconnect", serial]).await;
-        }
-        panic!("{serial} did not come online in adb after {CONNECT_TRIES} connects");
-    }
-
-    /// What a person does when adb lost a phone: `adb disconnect`, then
-    /// `adb connect` again.
-    pub async fn reconnect(&self, serial: &str) {
-        // A server that already dropped the phone says so and fails; that is fine.
-        let _ = self.adb(&["disconnect", serial]).await;
-        self.connect(serial).await;
-    }
-
-    /// `adb -s SERIAL shell COMMAND`, as a person at the computer would type it;
-    /// panics unless it succeeds. Returns what it printed.
-    pub async fn shell(&self, serial: &str, command: &str) -> String {
-        let out = self.adb(&["-s", serial, "shell", command]).await;
-        assert!(
-            out.status.success(),
-            "adb shell {command}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for AdbServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("adb")
-            .arg("-P")
-            .arg(self.port.to_string())
-            .arg("kill-server")
-            .env("HOME", self.home.path())
-            .env("ANDROID_USER_HOME", self.home.path().join(".android"))
-            .output();
-    }
-}
 
 /// How a [`PhoneAgent`] reaches its phone.
 #[derive(Clone, Copy)]
@@ -212,7 +73,7 @@ impl PhoneAgent {
                 AdbPhone::through_server(server.addr(), &serial, adb)
             }
             Route::Tcp => {
-                let key = throwaway_key(files.path());
+                let key = throwaway_key_in(files.path()).expect("write the throwaway key");
                 AdbPhone::over_tcp(sim.addr(), &key, adb)
                     .await
                     .expect("the key is accepted")
@@ -298,19 +159,4 @@ impl PhoneAgent {
         let id = self.submit(app, kind, payload).await;
         app.wait_terminal(id, deadline).await
     }
-}
-
-/// A copy of the simulator's throwaway RSA key in `dir`: generating a 2048-bit
-/// key in a debug build takes long, and the simulator does not check keys.
-fn throwaway_key(dir: &Path) -> PathBuf {
-    let key = dir.join("adbkey");
-    std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../phone-sim/tests/fixtures/throwaway_adbkey.pem"
-        ),
-        &key,
-    )
-    .expect("copy the throwaway key");
-    key
 }
