@@ -10,7 +10,11 @@
 //! statements run in order), then every task inserted in the commit goes in
 //! with its final values through multi-row `INSERT`s, and every other task
 //! changed in it through multi-row `UPDATE ... FROM (VALUES ...)`s, 500 rows a
-//! statement.
+//! statement. On PostgreSQL both are instead one constant statement over the
+//! 500 rows as one JSON parameter (`json_to_recordset`): planned once per
+//! connection rather than for every batch of 6,500 parameters, it took the
+//! dispatch benchmark from 9,640 to 11,340 tasks/s. The two forms stand side
+//! by side here, and a test checks they name the same columns.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -168,7 +172,72 @@ const INSERT_COLUMNS: &str = "id, operator_account_id, kind, payload, priority, 
      created_at_ms, updated_at_ms, finished_at_ms";
 const INSERT_PARAMS: usize = 16;
 
-/// The multi-row `INSERT` of `rows` tasks.
+/// PostgreSQL's task insert: one constant statement over the rows as one JSON
+/// parameter, like [`POSTGRES_UPDATE_SQL`].
+const POSTGRES_INSERT_SQL: &str = "INSERT INTO tasks (id, operator_account_id, kind, payload, \
+     priority, not_before_ms, not_after_ms, state, attempt, device_id, cancel_requested, error, \
+     result, created_at_ms, updated_at_ms, finished_at_ms) \
+     SELECT id, operator_account_id, kind, payload, priority, not_before_ms, not_after_ms, state, \
+     attempt, device_id, cancel_requested, error, result, created_at_ms, updated_at_ms, \
+     finished_at_ms FROM json_to_recordset($1::json) AS r(id bigint, operator_account_id bigint, \
+     kind text, payload text, priority bigint, not_before_ms bigint, not_after_ms bigint, \
+     state text, attempt bigint, device_id text, cancel_requested bigint, error text, \
+     result text, created_at_ms bigint, updated_at_ms bigint, finished_at_ms bigint)";
+
+/// One new task, as [`POSTGRES_INSERT_SQL`] reads it.
+#[derive(serde::Serialize)]
+struct JsonInsert<'a> {
+    id: TaskId,
+    operator_account_id: i64,
+    kind: &'a str,
+    payload: &'a str,
+    priority: i64,
+    not_before_ms: Option<i64>,
+    not_after_ms: Option<i64>,
+    state: &'a str,
+    attempt: i64,
+    device_id: Option<&'a str>,
+    cancel_requested: i64,
+    error: Option<&'a str>,
+    result: Option<&'a str>,
+    created_at_ms: i64,
+    updated_at_ms: i64,
+    finished_at_ms: Option<i64>,
+}
+
+/// The rows of a PostgreSQL task insert, as its one JSON parameter.
+fn json_inserts(rows: &[(TaskId, TaskRow)]) -> Result<String, sqlx::Error> {
+    let inserts: Vec<JsonInsert<'_>> = rows
+        .iter()
+        .map(|(id, row)| {
+            let task = row
+                .inserted
+                .as_ref()
+                .expect("only inserted rows are inserted");
+            JsonInsert {
+                id: *id,
+                operator_account_id: task.operator_account_id,
+                kind: task.kind.as_str(),
+                payload: &task.payload,
+                priority: i64::from(task.priority),
+                not_before_ms: row.not_before_ms.unwrap_or(task.not_before_ms),
+                not_after_ms: task.not_after_ms,
+                state: row.state.unwrap_or(TaskState::Queued).as_str(),
+                attempt: i64::from(row.attempt.unwrap_or(0)),
+                device_id: row.device_id.as_deref(),
+                cancel_requested: i64::from(row.cancel_requested),
+                error: row.error.as_ref().and_then(|e| e.as_deref()),
+                result: row.result.as_ref().and_then(|r| r.as_deref()),
+                created_at_ms: row.created_at_ms,
+                updated_at_ms: row.updated_at_ms,
+                finished_at_ms: row.finished_at_ms,
+            }
+        })
+        .collect();
+    serde_json::to_string(&inserts).map_err(|error| sqlx::Error::Encode(Box::new(error)))
+}
+
+/// The multi-row `INSERT` of `rows` tasks on SQLite.
 pub(super) fn insert_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(200 + rows * 100);
     let _ = write!(sql, "INSERT INTO tasks ({INSERT_COLUMNS}) VALUES ");
@@ -201,23 +270,74 @@ const UPDATE_VALUE_COLUMNS: [&str; 13] = [
     "updated_at_ms",
 ];
 
-/// The multi-row `UPDATE` of `rows` tasks. Portable: `UPDATE ... FROM` is in
-/// SQLite since 3.33 and in PostgreSQL.
+/// What a task update sets, from the new values `v` (see [`UPDATE_VALUE_COLUMNS`]).
+const UPDATE_SET: &str = "UPDATE tasks SET \
+     state = COALESCE(v.state, tasks.state), \
+     device_id = COALESCE(v.device_id, tasks.device_id), \
+     attempt = COALESCE(v.attempt, tasks.attempt), \
+     not_before_ms = CASE WHEN v.set_not_before = 1 THEN v.not_before_ms ELSE tasks.not_before_ms END, \
+     error = CASE WHEN v.set_error = 1 THEN v.error ELSE tasks.error END, \
+     result = CASE WHEN v.set_result = 1 THEN v.result ELSE tasks.result END, \
+     cancel_requested = CASE WHEN v.cancel_requested = 1 THEN 1 ELSE tasks.cancel_requested END, \
+     finished_at_ms = COALESCE(v.finished_at_ms, tasks.finished_at_ms), \
+     updated_at_ms = v.updated_at_ms ";
+
+/// PostgreSQL's task update: one constant statement (planned once per
+/// connection) over the rows as one JSON parameter. Its `VALUES` form with 13
+/// parameters a row spent about 4 ms planning each 500 rows.
+const POSTGRES_UPDATE_SQL: &str = "FROM json_to_recordset($1::json) AS v(\
+     id bigint, state text, device_id text, attempt bigint, set_not_before bigint, \
+     not_before_ms bigint, set_error bigint, error text, set_result bigint, result text, \
+     cancel_requested bigint, finished_at_ms bigint, updated_at_ms bigint) \
+     WHERE tasks.id = v.id";
+
+/// One task's new values, as [`POSTGRES_UPDATE_SQL`] reads them.
+#[derive(serde::Serialize)]
+struct JsonUpdate<'a> {
+    id: TaskId,
+    state: Option<&'a str>,
+    device_id: Option<&'a str>,
+    attempt: Option<i64>,
+    set_not_before: i64,
+    not_before_ms: Option<i64>,
+    set_error: i64,
+    error: Option<&'a str>,
+    set_result: i64,
+    result: Option<&'a str>,
+    cancel_requested: i64,
+    finished_at_ms: Option<i64>,
+    updated_at_ms: i64,
+}
+
+/// The rows of a PostgreSQL task update, as its one JSON parameter.
+fn json_updates(rows: &[(TaskId, TaskRow)]) -> Result<String, sqlx::Error> {
+    let updates: Vec<JsonUpdate<'_>> = rows
+        .iter()
+        .map(|(id, row)| JsonUpdate {
+            id: *id,
+            state: row.state.map(TaskState::as_str),
+            device_id: row.device_id.as_deref(),
+            attempt: row.attempt.map(i64::from),
+            set_not_before: i64::from(row.not_before_ms.is_some()),
+            not_before_ms: row.not_before_ms.flatten(),
+            set_error: i64::from(row.error.is_some()),
+            error: row.error.as_ref().and_then(|e| e.as_deref()),
+            set_result: i64::from(row.result.is_some()),
+            result: row.result.as_ref().and_then(|r| r.as_deref()),
+            cancel_requested: i64::from(row.cancel_requested),
+            finished_at_ms: row.finished_at_ms,
+            updated_at_ms: row.updated_at_ms,
+        })
+        .collect();
+    serde_json::to_string(&updates).map_err(|error| sqlx::Error::Encode(Box::new(error)))
+}
+
+/// The multi-row `UPDATE` of `rows` tasks on SQLite (PostgreSQL would take it
+/// too): `UPDATE ... FROM (VALUES ...)`, in SQLite since 3.33.
 pub(super) fn update_sql(rows: usize, backend: Backend) -> String {
     let mut sql = String::with_capacity(900 + rows * 80);
-    sql.push_str(
-        "UPDATE tasks SET \
-         state = COALESCE(v.state, tasks.state), \
-         device_id = COALESCE(v.device_id, tasks.device_id), \
-         attempt = COALESCE(v.attempt, tasks.attempt), \
-         not_before_ms = CASE WHEN v.set_not_before = 1 THEN v.not_before_ms ELSE tasks.not_before_ms END, \
-         error = CASE WHEN v.set_error = 1 THEN v.error ELSE tasks.error END, \
-         result = CASE WHEN v.set_result = 1 THEN v.result ELSE tasks.result END, \
-         cancel_requested = CASE WHEN v.cancel_requested = 1 THEN 1 ELSE tasks.cancel_requested END, \
-         finished_at_ms = COALESCE(v.finished_at_ms, tasks.finished_at_ms), \
-         updated_at_ms = v.updated_at_ms \
-         FROM (SELECT ",
-    );
+    sql.push_str(UPDATE_SET);
+    sql.push_str("FROM (SELECT ");
     for (i, column) in UPDATE_VALUE_COLUMNS.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
@@ -241,6 +361,15 @@ pub(super) async fn insert(
     backend: Backend,
     rows: &[(TaskId, TaskRow)],
 ) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        for chunk in rows.chunks(CHUNK) {
+            sqlx::query(POSTGRES_INSERT_SQL)
+                .bind(json_inserts(chunk)?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(CHUNK) {
         let sql = insert_sql(chunk.len(), backend);
         let mut query = sqlx::query(&sql);
@@ -279,6 +408,16 @@ pub(super) async fn update(
     backend: Backend,
     rows: &[(TaskId, TaskRow)],
 ) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        let sql = format!("{UPDATE_SET}{POSTGRES_UPDATE_SQL}");
+        for chunk in rows.chunks(CHUNK) {
+            sqlx::query(&sql)
+                .bind(json_updates(chunk)?)
+                .execute(&mut **tx)
+                .await?;
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(CHUNK) {
         let sql = update_sql(chunk.len(), backend);
         let mut query = sqlx::query(&sql);
@@ -388,6 +527,60 @@ mod tests {
         assert_eq!(two.not_before_ms, Some(None), "set to NULL, not left alone");
         assert_eq!(two.error, Some(None));
         assert_eq!(two.result, None, "left alone");
+    }
+
+    /// The column list of a `json_to_recordset(...) AS x(name type, ...)`.
+    fn record_columns(sql: &str) -> Vec<String> {
+        let start = sql.rfind(" AS ").expect("a record definition") + 4;
+        let open = start + sql[start..].find('(').expect("(") + 1;
+        let close = open + sql[open..].find(')').expect(")");
+        sql[open..close]
+            .split(',')
+            .map(|column| column.split_whitespace().next().unwrap().to_owned())
+            .collect()
+    }
+
+    fn keys(json: &str) -> Vec<String> {
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(json).unwrap();
+        rows[0].keys().cloned().collect()
+    }
+
+    #[test]
+    fn postgres_json_rows_carry_every_column_the_statements_read() {
+        let changes = [
+            Change::TaskInserted {
+                id: 7,
+                task: new_task(),
+                at_ms: 10,
+            },
+            Change::TaskDispatched {
+                id: 7,
+                device_id: "d".into(),
+                attempt: 1,
+                at_ms: 11,
+            },
+        ];
+        let mut folded = fold(&changes).unwrap();
+        let mut insert_columns = record_columns(POSTGRES_INSERT_SQL);
+        let mut insert_keys = keys(&json_inserts(&folded.tasks).unwrap());
+        insert_columns.sort();
+        insert_keys.sort();
+        assert_eq!(insert_keys, insert_columns);
+
+        folded.tasks[0].1.inserted = None;
+        let mut update_columns = record_columns(POSTGRES_UPDATE_SQL);
+        let mut update_keys = keys(&json_updates(&folded.tasks).unwrap());
+        update_columns.sort();
+        update_keys.sort();
+        assert_eq!(update_keys, update_columns);
+        let mut values_columns: Vec<String> =
+            UPDATE_VALUE_COLUMNS.iter().map(|c| c.to_string()).collect();
+        values_columns.sort();
+        assert_eq!(update_columns, values_columns, "both update forms agree");
+        let json = json_updates(&folded.tasks).unwrap();
+        assert!(json.contains(r#""state":"dispatched""#), "{json}");
+        assert!(json.contains(r#""device_id":"d""#), "{json}");
     }
 
     #[test]
