@@ -129,6 +129,19 @@ struct Task {
     cancel_requested: bool,
 }
 
+impl Task {
+    /// The `assign` for this task's current attempt.
+    fn assign(&self, id: TaskId) -> Assign {
+        Assign {
+            id,
+            kind: self.kind,
+            attempt: self.attempt,
+            not_after_ms: self.not_after,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
 /// The queue of one operator account.
 #[derive(Default)]
 struct Queue {
@@ -561,13 +574,7 @@ impl<C: Clock> Scheduler<C> {
             task.state = TaskState::Dispatched;
             task.attempt += 1;
             task.device = Some(device_id.clone());
-            let assign = Assign {
-                id,
-                kind: task.kind,
-                attempt: task.attempt,
-                not_after_ms: task.not_after,
-                payload: task.payload.clone(),
-            };
+            let assign = task.assign(id);
             let attempt = task.attempt;
             tracing::debug!(task_id = id, device_id = %device_id, attempt, "dispatching");
             self.change(Change::TaskDispatched {
@@ -1440,13 +1447,7 @@ impl<C: Clock> Scheduler<C> {
                     let Some(device_id) = task.device.clone() else {
                         continue;
                     };
-                    let assign = Assign {
-                        id,
-                        kind: task.kind,
-                        attempt: task.attempt,
-                        not_after_ms: task.not_after,
-                        payload: task.payload.clone(),
-                    };
+                    let assign = task.assign(id);
                     tracing::debug!(
                         task_id = id,
                         device_id,
