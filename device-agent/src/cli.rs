@@ -209,7 +209,21 @@ struct RunArgs {
     /// What drives the phone.
     #[arg(long, value_enum, env = "YOUMI_AGENT_EXECUTOR", default_value_t = ExecutorKind::Simulated)]
     executor: ExecutorKind,
-    /// Seconds between heartbeats.
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    adb: AdbArgs,
+    #[command(flatten)]
+    flows: FlowArgs,
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+/// How often an agent says it is alive (`run`, and each phone of a `fleet`).
+#[derive(Debug, Args)]
+struct HeartbeatArgs {
+    /// Seconds between heartbeats (the server takes a phone for offline after
+    /// 90 s of silence).
     #[arg(
         long,
         env = "YOUMI_AGENT_HEARTBEAT_SECS",
@@ -217,12 +231,6 @@ struct RunArgs {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     heartbeat_secs: u64,
-    #[command(flatten)]
-    adb: AdbArgs,
-    #[command(flatten)]
-    flows: FlowArgs,
-    #[command(flatten)]
-    sim: SimArgs,
 }
 
 #[derive(Debug, Args)]
@@ -244,14 +252,8 @@ struct FleetArgs {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     scan_secs: u64,
-    /// Seconds between each phone's heartbeats.
-    #[arg(
-        long,
-        env = "YOUMI_AGENT_HEARTBEAT_SECS",
-        default_value_t = 30,
-        value_parser = clap::value_parser!(u64).range(1..=3600)
-    )]
-    heartbeat_secs: u64,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
     #[command(flatten)]
     flows: FlowArgs,
 }
@@ -431,7 +433,7 @@ fn simulated_executor(args: &RunArgs) -> Arc<dyn Executor> {
 /// check that can fail (flows, adb server, phone) is done before it connects.
 async fn adb_agent(args: &RunArgs, credentials: Credentials) -> Result<PhoneAgent> {
     let dir = &args.state.state_dir;
-    let config = args.flows.to_config(args.heartbeat_secs)?;
+    let config = args.flows.to_config(args.heartbeat.heartbeat_secs)?;
     let phone = open_phone(&args.adb, args.device.serial.as_deref(), dir).await?;
     let device = fleet::read_device(&phone).await?;
     info!(
@@ -460,7 +462,7 @@ async fn run_agent(args: RunArgs) -> Result<ExitCode> {
         ExecutorKind::Simulated => {
             let executor = simulated_executor(&args);
             let mut options = AgentOptions::new(dir, args.device.to_device());
-            options.heartbeat_interval = Duration::from_secs(args.heartbeat_secs);
+            options.heartbeat_interval = Duration::from_secs(args.heartbeat.heartbeat_secs);
             let handle =
                 Agent::spawn(credentials, options, executor).context("cannot start the agent")?;
             (handle, None)
@@ -499,7 +501,7 @@ async fn run_agent(args: RunArgs) -> Result<ExitCode> {
 }
 
 async fn run_fleet(args: FleetArgs) -> Result<ExitCode> {
-    let config = args.flows.to_config(args.heartbeat_secs)?;
+    let config = args.flows.to_config(args.heartbeat.heartbeat_secs)?;
     fsutil::create_private_dir(&args.fleet_dir).with_context(|| {
         format!(
             "cannot create the fleet directory {}",
@@ -590,7 +592,7 @@ mod tests {
         assert_eq!(args.sim.sim_step_ms, 50);
         assert_eq!(args.sim.sim_failure_rate, 0.25);
         assert_eq!(args.sim.sim_seed, Some(9));
-        assert_eq!(args.heartbeat_secs, 5);
+        assert_eq!(args.heartbeat.heartbeat_secs, 5);
         assert_eq!(args.executor, ExecutorKind::Simulated);
     }
 
@@ -665,7 +667,7 @@ mod tests {
         };
         assert_eq!(args.fleet_dir, PathBuf::from("/srv/fleet"));
         assert_eq!(args.adb_server, "127.0.0.1:5038".parse().unwrap());
-        assert_eq!((args.scan_secs, args.heartbeat_secs), (2, 10));
+        assert_eq!((args.scan_secs, args.heartbeat.heartbeat_secs), (2, 10));
 
         let cli = Cli::try_parse_from([
             "youmi-agent",
