@@ -245,65 +245,56 @@ impl<'a> Run<'a> {
             }
             let n = match &step.action {
                 Action::Call(procedure) => self.count_procedure(procedure, binding),
-                Action::ForEachRecipient { procedure, .. } => self
-                    .recipients()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, contact)| {
+                Action::ForEachRecipient { procedure, .. } => {
+                    self.count_runs(self.recipients().iter().enumerate().map(|(i, contact)| {
                         let inner = Binding {
                             recipient: Some((i, contact)),
                             ..binding
                         };
-                        self.count_procedure(procedure, inner)
-                    })
-                    .fold(0u32, u32::saturating_add),
+                        (procedure.as_str(), inner)
+                    }))
+                }
                 Action::ForEachItem {
                     text,
                     image,
                     link,
                     file,
-                } => self
-                    .items()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let procedure = item_procedure(item, text, image, link, file);
-                        let inner = Binding {
-                            item: Some((i, item)),
-                            ..binding
-                        };
-                        self.count_procedure(procedure, inner)
-                    })
-                    .fold(0u32, u32::saturating_add),
-                Action::ForEachMedia(procedure) => self
-                    .media_ids()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| {
+                } => self.count_runs(self.items().iter().enumerate().map(|(i, item)| {
+                    let inner = Binding {
+                        item: Some((i, item)),
+                        ..binding
+                    };
+                    (item_procedure(item, text, image, link, file), inner)
+                })),
+                Action::ForEachMedia(procedure) => {
+                    self.count_runs(self.media_ids().iter().enumerate().map(|(i, id)| {
                         let inner = Binding {
                             media: Some((i, id.as_str())),
                             ..binding
                         };
-                        self.count_procedure(procedure, inner)
-                    })
-                    .fold(0u32, u32::saturating_add),
-                Action::ForEachTag(procedure) => self
-                    .tags()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, tag)| {
+                        (procedure.as_str(), inner)
+                    }))
+                }
+                Action::ForEachTag(procedure) => {
+                    self.count_runs(self.tags().iter().enumerate().map(|(i, tag)| {
                         let inner = Binding {
                             tag: Some((i, tag.as_str())),
                             ..binding
                         };
-                        self.count_procedure(procedure, inner)
-                    })
-                    .fold(0u32, u32::saturating_add),
+                        (procedure.as_str(), inner)
+                    }))
+                }
                 _ => 1,
             };
             total = total.saturating_add(n);
         }
         total
+    }
+
+    /// The steps of every run of a loop: each run is a procedure and its binding.
+    fn count_runs<'s>(&self, runs: impl Iterator<Item = (&'s str, Binding<'a>)>) -> u32 {
+        runs.map(|(procedure, binding)| self.count_procedure(procedure, binding))
+            .fold(0u32, u32::saturating_add)
     }
 
     fn count_procedure(&self, name: &str, binding: Binding<'a>) -> u32 {
