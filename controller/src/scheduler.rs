@@ -39,7 +39,7 @@ use crate::sink::{Assign, DeviceSink};
 use crate::store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
 };
-use crate::writer::{Batch, Effect, Writer};
+use crate::writer::{Batch, Effect, Writer, WriterStopped, MAX_PENDING_CHANGES};
 use crate::{
     CancelFilter, ConnectionId, ControllerConfig, ControllerError, DeviceStatus, DeviceTarget,
 };
@@ -362,12 +362,20 @@ impl<C: Clock> Scheduler<C> {
             let next_timer = self.timers.first().map(|(due, _)| *due);
             let sleep =
                 next_timer.map(|due| Duration::from_millis((due - self.now()).max(0) as u64));
+            let pending = !self.batch.is_empty();
             tokio::select! {
                 command = receiver.recv() => match command {
                     Some(command) => self.handle(command),
                     None => break,
                 },
                 _ = tokio::time::sleep(sleep.unwrap_or_default()), if sleep.is_some() => {}
+                // The writer is free again: hand it what gathered meanwhile.
+                permit = self.writer.ready(), if pending => match permit {
+                    Ok(permit) => {
+                        permit.send(std::mem::take(&mut self.batch));
+                    }
+                    Err(WriterStopped) => break,
+                },
             }
             for _ in 1..MAX_COMMANDS_PER_TURN {
                 match receiver.try_recv() {
@@ -376,11 +384,27 @@ impl<C: Clock> Scheduler<C> {
                 }
             }
             self.fire_timers();
-            if !self.batch.is_empty() {
-                let batch = std::mem::take(&mut self.batch);
-                if self.writer.submit(batch).await.is_err() {
-                    break;
-                }
+            if self.hand_over().await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Hands this turn's batch to the writer if it can take it now. If not, the
+    /// batch stays to gather the next turns too, until it is too big to wait.
+    async fn hand_over(&mut self) -> Result<(), WriterStopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        match self.writer.try_submit(batch)? {
+            None => Ok(()),
+            Some(batch) if batch.changes.len() >= MAX_PENDING_CHANGES => {
+                self.writer.submit(batch).await
+            }
+            Some(batch) => {
+                self.batch = batch;
+                Ok(())
             }
         }
     }
