@@ -54,8 +54,13 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 /// Parses `bytes` as JSON into `T`, naming the path of the first value that
-/// does not fit.
+/// does not fit. A body that parses takes serde_json's plain path; only one
+/// that does not is parsed again with its path tracked, a wrapper around every
+/// value that showed in the profile of 1,000-task batch submissions.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         // The path is `.` at the root, and ends in `?` where the parser lost

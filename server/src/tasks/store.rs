@@ -9,7 +9,7 @@ use sqlx::Row;
 use youmi_protocol::api::{TaskPage, TaskQuery, TaskView};
 use youmi_protocol::{OperatorAccountId, TaskId};
 
-use crate::db::{flag, placeholders, Db};
+use crate::db::{flag, Db};
 use crate::scheduler_store::{parse_error, parse_kind, parse_state, small};
 
 /// Values per `IN (...)` list: well within every backend's parameter limit.
@@ -129,7 +129,7 @@ pub async fn accounts_disabled(
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT id, disabled FROM operator_accounts WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            db.backend.in_list(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
@@ -149,7 +149,7 @@ pub async fn existing_devices(db: &Db, ids: &[String]) -> Result<HashSet<String>
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT id FROM devices WHERE revoked_at_ms IS NULL AND id IN ({})",
-            placeholders(1, chunk.len())
+            db.backend.in_list(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
@@ -169,7 +169,7 @@ pub async fn existing_tasks(db: &Db, ids: &[TaskId]) -> Result<HashSet<TaskId>, 
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
             "SELECT id FROM tasks WHERE id IN ({})",
-            placeholders(1, chunk.len())
+            db.backend.in_list(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
