@@ -3,8 +3,9 @@
 //!
 //! One task owns all the state, so no lock is ever held across I/O: commands
 //! arrive on a channel, each turn of the loop handles every command waiting,
-//! fires due timers, and hands the resulting [`Batch`] to the writer. Nothing it
-//! decides reaches an agent or a caller before the writer committed it.
+//! fires due timers, and hands the resulting [`Batch`] to the writer, or, while
+//! the writer is busy, keeps it to add the next turns to. Nothing it decides
+//! reaches an agent or a caller before the writer committed it.
 //!
 //! The rules, and where they are:
 //! - one queue per operator account, ordered by priority then id: [`Queue`];

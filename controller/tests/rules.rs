@@ -21,6 +21,9 @@ use youmi_protocol::{
 #[derive(Clone, Default)]
 struct MemoryStore {
     inner: Arc<Mutex<MemoryInner>>,
+    /// Every commit waits for a read lock: a test holds the write lock to make
+    /// commits slow.
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 #[derive(Default)]
@@ -49,6 +52,7 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     async fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
+        let _open = self.gate.read().await;
         let mut inner = self.inner.lock().unwrap();
         if inner.fail {
             return Err(StoreError("disk full".into()));
@@ -986,4 +990,51 @@ async fn risk_control_pauses_with_no_auto_resume_and_no_retry() {
         }
     );
     assert_eq!(phone.expect_assign().await, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_commit_holds_up_the_scheduler_only_once_its_next_batch_is_full() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    let held = store.gate.clone().write_owned().await;
+    // Many small turns while one commit hangs, as agents' frames arrive under
+    // load: they gather into one batch instead of queueing one batch a turn.
+    let mut submits = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let controller = controller.clone();
+        submits.spawn(async move { controller.submit(vec![task(1, 5)]).await });
+        settle().await;
+    }
+    tokio::time::timeout(Duration::from_secs(1), controller.devices())
+        .await
+        .expect("the scheduler answers while a commit hangs")
+        .unwrap();
+    assert!(
+        submits.try_join_next().is_none(),
+        "no submission is answered before its commit"
+    );
+
+    // Past 20,000 gathered changes the scheduler waits for the writer.
+    let big = {
+        let controller = controller.clone();
+        tokio::spawn(async move { controller.submit(vec![task(1, 5); 20_000]).await })
+    };
+    settle().await;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), controller.devices())
+            .await
+            .is_err(),
+        "the scheduler waits once its next batch is full"
+    );
+
+    drop(held);
+    while let Some(submitted) = submits.join_next().await {
+        assert_eq!(submitted.unwrap().unwrap().len(), 1);
+    }
+    assert_eq!(big.await.unwrap().unwrap().len(), 20_000);
+    let inserted = store
+        .changes()
+        .iter()
+        .filter(|change| matches!(change, Change::TaskInserted { .. }))
+        .count();
+    assert_eq!(inserted, 20_200);
 }
