@@ -389,6 +389,11 @@ impl<C: Clock> Scheduler<C> {
                 break;
             }
         }
+        // The last handle is gone: what gathered still goes to the writer,
+        // which commits it before it stops.
+        if !self.batch.is_empty() {
+            let _ = self.writer.submit(std::mem::take(&mut self.batch)).await;
+        }
     }
 
     /// Hands this turn's batch to the writer if it can take it now. If not, the

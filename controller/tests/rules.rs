@@ -1038,3 +1038,36 @@ async fn a_slow_commit_holds_up_the_scheduler_only_once_its_next_batch_is_full()
         .count();
     assert_eq!(inserted, 20_200);
 }
+
+#[tokio::test(start_paused = true)]
+async fn what_gathered_during_a_slow_commit_is_committed_when_the_last_handle_goes() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    let mut phone = online(&controller, "d1", 1).await;
+    controller.submit(vec![task(1, 5)]).await.unwrap();
+    let id = phone.expect_assign().await;
+    let held = store.gate.clone().write_owned().await;
+    // One batch commits (and hangs), one waits, and the disconnect's change
+    // stays with the scheduler.
+    phone
+        .send(&controller, AgentMessage::Accepted { task_id: id })
+        .await;
+    settle().await;
+    phone
+        .finish(&controller, id, Outcome::Succeeded, None)
+        .await;
+    settle().await;
+    controller.disconnect("d1".into(), 1).await.unwrap();
+    settle().await;
+    drop(controller);
+    settle().await;
+
+    drop(held);
+    settle().await;
+    assert_eq!(store.state(id), Some(TaskState::Succeeded));
+    let seen = store
+        .changes()
+        .iter()
+        .filter(|change| matches!(change, Change::DeviceSeen { info: None, .. }))
+        .count();
+    assert_eq!(seen, 1, "the disconnect is committed");
+}
