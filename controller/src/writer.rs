@@ -45,8 +45,10 @@ pub(crate) struct WriterStopped;
 
 /// The scheduler's end of the writer.
 pub(crate) struct Writer {
-    /// Batches on their way to the writer task. Bounded, so a slow database
-    /// slows the scheduler down instead of growing memory without limit.
+    /// Batches on their way to the writer task: one at most. What the
+    /// scheduler gathers meanwhile is bounded by [`MAX_PENDING_CHANGES`], so a
+    /// slow database slows the scheduler down instead of growing memory
+    /// without limit.
     batches: mpsc::Sender<Batch>,
 }
 
