@@ -209,6 +209,12 @@ async fn watch_calls(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOpt
         }
         match phone.call_state().await {
             Ok(CallState::Ringing(number)) => {
+                // Reading the call state can take a while through adb: a
+                // call that began after the server turned auto hang-up off
+                // must keep ringing, so the setting is read again here.
+                if !agent.status().settings.auto_hang_up {
+                    continue;
+                }
                 let caller = number.as_deref().map(mask_number).unwrap_or_default();
                 match phone.end_call().await {
                     Ok(()) => info!(%caller, "hung up an incoming call (auto_hang_up is on)"),
