@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,6 +33,8 @@ pub const WS_PATH: &str = "/ws";
 pub const START_PATH: &str = "/start";
 /// The real gateway's read buffer, kept equal for a fair comparison.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// As the gateway's: frames fed before a flush go out in one write.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 
 /// `POST /start` body: how many tasks each connection plays. Connections are
 /// numbered in the order they said hello; the first `extra` play one more.
@@ -109,7 +111,7 @@ async fn start(State(state): State<Arc<RawState>>, Json(plan): Json<Plan>) -> St
 async fn upgrade(State(state): State<Arc<RawState>>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
@@ -139,9 +141,16 @@ async fn next_message(socket: &mut WebSocket) -> anyhow::Result<Option<AgentMess
 }
 
 async fn send(socket: &mut WebSocket, message: &ServerMessage) -> anyhow::Result<()> {
+    feed(socket, message).await?;
+    socket.flush().await.context("the websocket send failed")
+}
+
+/// Buffers a frame for the next flush, as the gateway queues an `ack` and the
+/// next `assign` of one commit for one write.
+async fn feed(socket: &mut WebSocket, message: &ServerMessage) -> anyhow::Result<()> {
     let text = serde_json::to_string(message).context("cannot encode a frame")?;
     socket
-        .send(Message::Text(text.into()))
+        .feed(Message::Text(text.into()))
         .await
         .context("the websocket send failed")
 }
@@ -171,8 +180,14 @@ async fn play(state: Arc<RawState>, mut socket: WebSocket) -> anyhow::Result<()>
     };
     // The same payload the real run submits, as the server would store it.
     let payload = crate::api::chat_task(0, 0).payload;
+    // Each `ack` leaves with the next `assign`, in one write, as at best the
+    // real gateway's do (one commit stores a result and dispatches the next).
+    let mut ack = None;
     for _ in 0..plan.share(index) {
         let id = state.next_task.fetch_add(1, Ordering::Relaxed);
+        if let Some(ack) = ack.take() {
+            feed(&mut socket, &ack).await?;
+        }
         send(
             &mut socket,
             &ServerMessage::Assign {
@@ -195,7 +210,10 @@ async fn play(state: Arc<RawState>, mut socket: WebSocket) -> anyhow::Result<()>
                 None => return Ok(()),
             }
         }
-        send(&mut socket, &ServerMessage::Ack { task_id: id }).await?;
+        ack = Some(ServerMessage::Ack { task_id: id });
+    }
+    if let Some(ack) = ack {
+        send(&mut socket, &ack).await?;
     }
     // Stay connected, as an idle phone does, until the client leaves.
     while next_message(&mut socket).await?.is_some() {}

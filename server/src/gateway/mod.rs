@@ -18,7 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -37,6 +37,12 @@ use self::store::TokenDevice;
 pub const OUTBOUND_CAPACITY: usize = 64;
 /// The read buffer of each connection: agent frames are small.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Frames queued for one connection are written together up to this many
+/// bytes (a frame that alone is bigger goes out at once). The buffer keeps
+/// its capacity, so this also bounds what an idle connection holds on to.
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// At most this many queued frames go out in one write.
+const FRAMES_PER_WRITE: usize = 16;
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -109,7 +115,7 @@ async fn upgrade(
         })?;
     Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
@@ -386,7 +392,7 @@ async fn write_frames(
             }
             frame = outbound.recv() => match frame {
                 Some(text) => {
-                    if sender.send(Message::Text(text.into())).await.is_err() {
+                    if write_queued(&mut sender, &mut outbound, text).await.is_err() {
                         break;
                     }
                 }
@@ -401,6 +407,27 @@ async fn write_frames(
     close.closing.store(true, Ordering::Release);
 }
 
+/// Writes `first` and the frames already queued behind it with one flush: a
+/// commit that stores one task's result and dispatches the next queues `ack`
+/// and `assign` together, and one write (one segment on the wire) carries both.
+async fn write_queued<S>(
+    sender: &mut S,
+    outbound: &mut mpsc::Receiver<String>,
+    first: String,
+) -> Result<(), S::Error>
+where
+    S: Sink<Message> + Unpin,
+{
+    sender.feed(Message::Text(first.into())).await?;
+    for _ in 1..FRAMES_PER_WRITE {
+        match outbound.try_recv() {
+            Ok(text) => sender.feed(Message::Text(text.into())).await?,
+            Err(_) => break,
+        }
+    }
+    sender.flush().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +440,77 @@ mod tests {
         };
         assert!(frame.reason.as_str().len() <= 123);
         assert!(frame.reason.as_str().chars().all(|c| c == 'é'));
+    }
+
+    /// A sink that records what is written to it and each flush.
+    #[derive(Default)]
+    struct Recorder {
+        events: Vec<String>,
+    }
+
+    impl Sink<Message> for Recorder {
+        type Error = std::convert::Infallible;
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(
+            mut self: std::pin::Pin<&mut Self>,
+            item: Message,
+        ) -> Result<(), Self::Error> {
+            if let Message::Text(text) = item {
+                self.events.push(text.as_str().to_owned());
+            }
+            Ok(())
+        }
+
+        fn poll_flush(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            self.events.push("flush".to_owned());
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_go_out_with_one_flush_up_to_the_bound() {
+        let (frames, mut outbound) = mpsc::channel(64);
+        let mut sink = Recorder::default();
+        // Alone in the queue: written and flushed at once.
+        write_queued(&mut sink, &mut outbound, "a".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(sink.events, ["a", "flush"]);
+        // An `ack` and the next `assign` queued by one commit: one flush.
+        sink.events.clear();
+        frames.try_send("assign".to_owned()).unwrap();
+        write_queued(&mut sink, &mut outbound, "ack".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(sink.events, ["ack", "assign", "flush"]);
+        // A long queue is flushed every FRAMES_PER_WRITE frames.
+        sink.events.clear();
+        for i in 1..=FRAMES_PER_WRITE + 1 {
+            frames.try_send(i.to_string()).unwrap();
+        }
+        write_queued(&mut sink, &mut outbound, "0".to_owned())
+            .await
+            .unwrap();
+        assert_eq!(sink.events.len(), FRAMES_PER_WRITE + 1);
+        assert_eq!(sink.events.last().map(String::as_str), Some("flush"));
+        assert_eq!(outbound.len(), 2);
     }
 
     #[tokio::test]
