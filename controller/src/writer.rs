@@ -15,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
@@ -116,6 +116,8 @@ async fn run<S: Store>(
                 Err(_) => break,
             }
         }
+        let started = Instant::now();
+        let committed_changes = changes.len();
         if !changes.is_empty() {
             if let Err(reason) = commit_with_retries(&store, &changes).await {
                 tracing::error!(%reason, changes = changes.len(), "the store failed; stopping the scheduler");
@@ -124,16 +126,22 @@ async fn run<S: Store>(
                 // callers learn that the controller stopped.
                 return;
             }
-            tracing::trace!(
-                changes = changes.len(),
-                effects = effects.len(),
-                "committed"
-            );
             changes.clear();
         }
+        let commit = started.elapsed();
+        let effect_count = effects.len();
         for effect in effects.drain(..) {
             effect();
         }
+        // How long commits and their effects take, and how big they are, is
+        // what explains the scheduler's throughput (docs/benchmarks.md).
+        tracing::trace!(
+            changes = committed_changes,
+            effects = effect_count,
+            commit_us = duration_us(commit),
+            effects_us = duration_us(started.elapsed().saturating_sub(commit)),
+            "committed"
+        );
     }
 }
 
@@ -152,4 +160,8 @@ async fn commit_with_retries<S: Store>(store: &S, changes: &[Change]) -> Result<
             Err(error) => return Err(error.to_string()),
         }
     }
+}
+
+fn duration_us(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
