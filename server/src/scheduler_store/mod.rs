@@ -246,6 +246,12 @@ fn task_record(row: &AnyRow) -> Result<TaskRecord, sqlx::Error> {
 
 /// Everything the scheduler needs to rebuild its queues: every account, every
 /// bound device, every task that has not ended, and the next task id.
+///
+/// A task has not ended exactly while its `finished_at_ms` is NULL (only
+/// [`Change::TaskFinished`] and an intercepted insert set it, and an ended
+/// task never runs again). Both conditions are given: SQLite finds the tasks
+/// through its index on `state`, PostgreSQL, which has none (migration 0004),
+/// through its partial index on `finished_at_ms IS NULL`.
 #[tracing::instrument(skip_all)]
 pub async fn load_snapshot(db: &Db) -> Result<Snapshot, sqlx::Error> {
     let accounts = sqlx::query("SELECT id, disabled FROM operator_accounts ORDER BY id")
@@ -271,7 +277,8 @@ pub async fn load_snapshot(db: &Db) -> Result<Snapshot, sqlx::Error> {
     let tasks = sqlx::query(
         "SELECT id, operator_account_id, kind, payload, priority, not_before_ms, not_after_ms, \
          state, attempt, device_id, cancel_requested FROM tasks \
-         WHERE state IN ('queued', 'dispatched', 'running') ORDER BY id",
+         WHERE finished_at_ms IS NULL AND state IN ('queued', 'dispatched', 'running') \
+         ORDER BY id",
     )
     .fetch_all(&db.read)
     .await?

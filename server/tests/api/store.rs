@@ -147,6 +147,18 @@ async fn commits_land_in_the_snapshot() {
     ]);
     store.commit(&changes).await.expect("commit");
 
+    // The start-up load and the task list find unfinished tasks by a NULL
+    // `finished_at_ms` (PostgreSQL's only index for them): it must be NULL on
+    // exactly the tasks that have not ended.
+    let mismatched: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tasks \
+         WHERE (finished_at_ms IS NULL) <> (state IN ('queued', 'dispatched', 'running'))",
+    )
+    .fetch_one(&db.read)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0);
+
     let snapshot = load_snapshot(&db).await.expect("snapshot");
     assert_eq!(snapshot.next_task_id, 1_236);
     assert_eq!(snapshot.accounts.len(), 1);
