@@ -132,15 +132,18 @@ pub struct BindCode {
     pub expires_at: i64,
 }
 
-/// One task to submit, alone or in a batch.
+/// One task to submit, alone or in a batch. A client builds the payload as a
+/// [`Value`]; the server reads it as the JSON text it came as
+/// (`Box<serde_json::value::RawValue>`), which it checks without building a
+/// tree of values ([`crate::TaskPayload::parse_text`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubmitTask {
+pub struct SubmitTask<P = Value> {
     /// The account whose queue takes the task.
     pub operator_account_id: OperatorAccountId,
     /// What to do.
     pub kind: TaskKind,
     /// The kind's payload.
-    pub payload: Value,
+    pub payload: P,
     /// 0-9, higher first; default 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u8>,
@@ -163,9 +166,9 @@ pub struct SubmittedTask {
 
 /// `POST /api/v1/tasks/batch` request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubmitBatch {
+pub struct SubmitBatch<P = Value> {
     /// The tasks, taken all or none.
-    pub tasks: Vec<SubmitTask>,
+    pub tasks: Vec<SubmitTask<P>>,
 }
 
 /// `POST /api/v1/tasks/batch` answer.

@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod api;
+mod payload_text;
 pub mod settings;
 pub mod task;
 

@@ -561,6 +561,19 @@ impl TaskPayload {
         })
     }
 
+    /// [`TaskPayload::parse`] of the payload in the JSON text `text`, without
+    /// building a tree of values when the payload is good (see
+    /// `payload_text`). Text that is not JSON fails at `payload`.
+    pub fn parse_text(kind: TaskKind, text: &str) -> Result<TaskPayload, PayloadError> {
+        if let Some(payload) = crate::payload_text::parse(kind, text) {
+            return Ok(payload);
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(value) => TaskPayload::parse(kind, &value),
+            Err(error) => fail("payload", format!("is not JSON: {error}")),
+        }
+    }
+
     /// Every text this payload would send or post, for keyword interception.
     pub fn texts(&self) -> Vec<&str> {
         match self {

@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use serde_json::value::RawValue;
 use youmi_controller::{CancelFilter, NewTask};
 use youmi_protocol::api::{
     CancelResult, CancelTasks, SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask, TaskPage,
@@ -46,12 +47,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(show))
 }
 
+/// A task as this server reads it: the payload is kept as the JSON text it
+/// came as, and checked from there (`TaskPayload::parse_text`).
+pub type IncomingTask = SubmitTask<Box<RawValue>>;
+
 /// Checks one task against every rule that needs no database and turns it
 /// into what the scheduler takes. Error fields are relative to the task.
-pub fn check_task(task: &SubmitTask) -> Result<NewTask, ApiError> {
+pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
     // The payload is stored as the client sent it (compact), so that fields a
-    // newer agent understands pass through; `parse` vouches for the rest.
-    TaskPayload::parse(task.kind, &task.payload).map_err(|error| {
+    // newer agent understands pass through; `parse_text` vouches for the rest.
+    let text = task.payload.get();
+    TaskPayload::parse_text(task.kind, text).map_err(|error| {
         ApiError::unprocessable("invalid_payload", Some(&error.field), error.to_string())
     })?;
     let priority = task.priority.unwrap_or(DEFAULT_PRIORITY);
@@ -83,8 +89,13 @@ pub fn check_task(task: &SubmitTask) -> Result<NewTask, ApiError> {
             ));
         }
     }
-    let payload = serde_json::to_string(&task.payload)
-        .map_err(|error| ApiError::Internal(format!("payload serialization: {error}")))?;
+    let payload = if is_compact(text) {
+        text.to_owned()
+    } else {
+        serde_json::from_str::<serde_json::Value>(text)
+            .and_then(|value| serde_json::to_string(&value))
+            .map_err(|error| ApiError::Internal(format!("payload serialization: {error}")))?
+    };
     Ok(NewTask {
         operator_account_id: task.operator_account_id,
         kind: task.kind,
@@ -94,6 +105,29 @@ pub fn check_task(task: &SubmitTask) -> Result<NewTask, ApiError> {
         not_after_ms: task.not_after,
         intercepted: None,
     })
+}
+
+/// Whether JSON text has no whitespace between its tokens.
+fn is_compact(json: &str) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b' ' | b'\n' | b'\r' | b'\t' => return false,
+                _ => {}
+            }
+        }
+    }
+    true
 }
 
 /// Checks that every account the tasks name exists and is enabled, with one
@@ -136,7 +170,7 @@ async fn check_accounts(
 async fn submit(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(task): Json<SubmitTask>,
+    Json(task): Json<IncomingTask>,
 ) -> Result<(StatusCode, Json<SubmittedTask>), ApiError> {
     let task = check_task(&task)?;
     check_accounts(&state, std::slice::from_ref(&task), |_| String::new()).await?;
@@ -159,7 +193,7 @@ async fn submit(
 async fn submit_batch(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(batch): Json<SubmitBatch>,
+    Json(batch): Json<SubmitBatch<Box<RawValue>>>,
 ) -> Result<(StatusCode, Json<SubmittedBatch>), ApiError> {
     tracing::Span::current().record("tasks", batch.tasks.len());
     if batch.tasks.is_empty() || batch.tasks.len() > MAX_BATCH {
@@ -326,11 +360,11 @@ mod tests {
     use serde_json::json;
     use youmi_protocol::TaskKind;
 
-    fn task(payload: serde_json::Value) -> SubmitTask {
+    fn task(payload: serde_json::Value) -> IncomingTask {
         SubmitTask {
             operator_account_id: 1,
             kind: TaskKind::SendMessage,
-            payload,
+            payload: RawValue::from_string(payload.to_string()).unwrap(),
             priority: None,
             not_before: None,
             not_after: None,
@@ -349,6 +383,23 @@ mod tests {
         let stored: serde_json::Value = serde_json::from_str(&new.payload).unwrap();
         assert_eq!(stored, good());
         assert_eq!(new.intercepted, None);
+    }
+
+    #[test]
+    fn a_payload_sent_with_spaces_is_stored_compact() {
+        let mut t = task(good());
+        t.payload = RawValue::from_string(
+            "{ \"to\": {\"name\": \"Ann Lee\"},\n \"items\": [{\"type\": \"text\", \"text\": \"a b\"}] }"
+                .to_owned(),
+        )
+        .unwrap();
+        let new = check_task(&t).unwrap();
+        assert_eq!(
+            &*new.payload,
+            r#"{"items":[{"text":"a b","type":"text"}],"to":{"name":"Ann Lee"}}"#
+        );
+        assert!(is_compact(r#"{"a":"x \" y","b":[1,2]}"#));
+        assert!(!is_compact(r#"{"a":"x \" y", "b":[1,2]}"#));
     }
 
     #[test]
