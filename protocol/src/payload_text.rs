@@ -137,7 +137,7 @@ fn list(values: Vec<String>, min: usize, max: usize) -> Option<Vec<String>> {
 fn optional_list(values: Option<Vec<String>>) -> Option<Option<Vec<String>>> {
     match values {
         None => Some(None),
-        Some(values) => list(values, 0, 100).map(Some),
+        Some(values) => list(values, 0, limits::MAX_TAGS).map(Some),
     }
 }
 

@@ -300,6 +300,8 @@ pub mod limits {
     pub const MAX_MEDIA: usize = 9;
     /// Characters in any other string field.
     pub const MAX_FIELD_CHARS: usize = 500;
+    /// Entries in a list of tags (`tags`, `visible_to_tags`).
+    pub const MAX_TAGS: usize = 100;
 }
 
 type Check<T> = Result<T, PayloadError>;
@@ -377,7 +379,9 @@ fn optional_string_list(
 ) -> Check<Option<Vec<String>>> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => string_list(value, &format!("{parent}.{key}"), 0, 100).map(Some),
+        Some(value) => {
+            string_list(value, &format!("{parent}.{key}"), 0, limits::MAX_TAGS).map(Some)
+        }
     }
 }
 
