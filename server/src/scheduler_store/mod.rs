@@ -249,9 +249,9 @@ fn task_record(row: &AnyRow) -> Result<TaskRecord, sqlx::Error> {
 ///
 /// A task has not ended exactly while its `finished_at_ms` is NULL (only
 /// [`Change::TaskFinished`] and an intercepted insert set it, and an ended
-/// task never runs again). Both conditions are given: SQLite finds the tasks
-/// through its index on `state`, PostgreSQL, which has none (migration 0004),
-/// through its partial index on `finished_at_ms IS NULL`.
+/// task never runs again). Both conditions are given: the partial index of
+/// unfinished tasks (migrations 0004) serves the first, and the second keeps
+/// out a task whose row would break that invariant.
 #[tracing::instrument(skip_all)]
 pub async fn load_snapshot(db: &Db) -> Result<Snapshot, sqlx::Error> {
     let accounts = sqlx::query("SELECT id, disabled FROM operator_accounts ORDER BY id")

@@ -74,9 +74,9 @@ pub async fn list(db: &Db, query: &TaskQuery, limit: u32) -> Result<TaskPage, sq
     }
     if let Some(state) = query.state {
         conditions.push(format!("state = {}", placeholder()));
-        // Lets PostgreSQL use its partial index of unfinished tasks: it has no
-        // index on `state` (migration 0004). Equivalent on every row, as
-        // `load_snapshot` explains.
+        // Lets the database use its partial index of unfinished tasks: there
+        // is no index on `state` (migrations 0004). Equivalent on every row,
+        // as `load_snapshot` explains.
         conditions.push(
             if state.is_terminal() {
                 "finished_at_ms IS NOT NULL"
