@@ -95,6 +95,11 @@ pub(crate) enum Command {
     Devices {
         reply: oneshot::Sender<Vec<DeviceStatus>>,
     },
+    /// Which of these accounts exist, and whether each is disabled.
+    Accounts {
+        ids: Vec<OperatorAccountId>,
+        reply: oneshot::Sender<HashMap<OperatorAccountId, bool>>,
+    },
     /// The answer to a store lookup of a `finished` report for a task the
     /// scheduler no longer holds.
     OwnerLookedUp {
@@ -473,6 +478,13 @@ impl<C: Clock> Scheduler<C> {
             }
             Command::Devices { reply } => {
                 let _ = reply.send(self.device_statuses());
+            }
+            Command::Accounts { ids, reply } => {
+                let known = ids
+                    .into_iter()
+                    .filter_map(|id| Some((id, self.queues.get(&id)?.disabled)))
+                    .collect();
+                let _ = reply.send(known);
             }
             Command::OwnerLookedUp {
                 device_id,

@@ -829,6 +829,34 @@ async fn disabled_accounts_dispatch_nothing_until_enabled() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_scheduler_answers_which_accounts_exist_and_which_are_disabled() {
+    let mut snap = snapshot(&[("d1", 1)]);
+    snap.accounts.push(AccountRecord {
+        id: 2,
+        disabled: true,
+    });
+    let (controller, _store) = start(snap, config());
+    let known = controller.accounts(vec![1, 2, 3]).await.unwrap();
+    assert_eq!(known, HashMap::from([(1, false), (2, true)]));
+    controller
+        .account_changed(AccountRecord {
+            id: 3,
+            disabled: false,
+        })
+        .await
+        .unwrap();
+    controller
+        .account_changed(AccountRecord {
+            id: 1,
+            disabled: true,
+        })
+        .await
+        .unwrap();
+    let known = controller.accounts(vec![1, 3, 4]).await.unwrap();
+    assert_eq!(known, HashMap::from([(1, true), (3, false)]));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_restart_rebuilds_queues_pauses_and_timers() {
     let mut snap = snapshot(&[("d1", 1), ("d2", 2)]);
     snap.devices[1].paused = true;

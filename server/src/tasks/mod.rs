@@ -131,7 +131,7 @@ fn is_compact(json: &str) -> bool {
 }
 
 /// Checks that every account the tasks name exists and is enabled, with one
-/// look-up for all of them. `field_of(i)` names task `i` in errors.
+/// question to the scheduler for all of them. `field_of(i)` names task `i` in errors.
 async fn check_accounts(
     state: &AppState,
     tasks: &[NewTask],
@@ -144,8 +144,7 @@ async fn check_accounts(
         .into_iter()
         .collect();
     distinct.sort_unstable();
-    let disabled: HashMap<OperatorAccountId, bool> =
-        store::accounts_disabled(&state.db, &distinct).await?;
+    let disabled: HashMap<OperatorAccountId, bool> = state.controller.accounts(distinct).await?;
     for (index, task) in tasks.iter().enumerate() {
         let id = task.operator_account_id;
         match disabled.get(&id) {
@@ -302,7 +301,7 @@ async fn cancel(
     }
     if let Some(ids) = &account_ids {
         let ids: Vec<OperatorAccountId> = ids.iter().copied().collect();
-        let found = store::accounts_disabled(&state.db, &ids).await?;
+        let found = state.controller.accounts(ids.clone()).await?;
         let mut missing: Vec<OperatorAccountId> = ids
             .into_iter()
             .filter(|id| !found.contains_key(id))

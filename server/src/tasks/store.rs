@@ -1,13 +1,13 @@
 //! SQL of the task API: look-ups for checks, one task, a page of tasks. Tasks
 //! are written only by the scheduler (through `scheduler_store`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use youmi_protocol::api::{TaskPage, TaskQuery, TaskView};
-use youmi_protocol::{OperatorAccountId, TaskId};
+use youmi_protocol::TaskId;
 
 use crate::db::{flag, Db};
 use crate::scheduler_store::{parse_error, parse_kind, parse_state, small};
@@ -127,30 +127,6 @@ pub async fn list(db: &Db, query: &TaskQuery, limit: u32) -> Result<TaskPage, sq
         None
     };
     Ok(TaskPage { tasks, next_cursor })
-}
-
-/// Whether each of `ids` is disabled; ids missing from the answer do not exist.
-/// One query per thousand distinct ids, however many tasks name them.
-#[tracing::instrument(skip_all, fields(accounts = ids.len()))]
-pub async fn accounts_disabled(
-    db: &Db,
-    ids: &[OperatorAccountId],
-) -> Result<HashMap<OperatorAccountId, bool>, sqlx::Error> {
-    let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "SELECT id, disabled FROM operator_accounts WHERE id IN ({})",
-            db.backend.in_list(chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        for row in query.fetch_all(&db.read).await? {
-            found.insert(row.try_get("id")?, flag(&row, "disabled")?);
-        }
-    }
-    Ok(found)
 }
 
 /// Which of `ids` name bound, unrevoked devices.
