@@ -41,6 +41,13 @@ mod report;
 mod scenarios;
 mod server_child;
 
+/// The server's allocator (see `server/src/main.rs`): this binary runs the
+/// server as its child (`__server`), and the bare endpoint and the clients
+/// with the same allocator.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

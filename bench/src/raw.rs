@@ -32,7 +32,7 @@ pub const WS_PATH: &str = "/ws";
 /// The route that starts the exchanges.
 pub const START_PATH: &str = "/start";
 /// The real gateway's read buffer, kept equal for a fair comparison.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// As the gateway's: frames fed before a flush go out in one write.
 const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 

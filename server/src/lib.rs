@@ -98,9 +98,10 @@ pub struct AppState {
 
 /// Caps glibc's malloc arenas at two, unless `MALLOC_ARENA_MAX` says
 /// otherwise. glibc gives threads that meet contention arenas of their own, up
-/// to eight per core; the buffers of thousands of mostly idle WebSocket
-/// connections, allocated on whichever worker thread runs them, then spread
-/// over many half-empty arenas. Call it first thing in `main`.
+/// to eight per core, and memory spreads over many half-empty arenas. The
+/// server's binaries allocate Rust memory with jemalloc (`src/main.rs`); glibc
+/// still serves C code, SQLite above all, and any program that embeds the
+/// server without an allocator of its own. Call it first thing in `main`.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
