@@ -228,10 +228,22 @@ impl Controller {
         connection: ConnectionId,
         message: AgentMessage,
     ) -> Result<(), ControllerError> {
-        self.tell(scheduler::Command::Message {
+        self.agent_messages(device_id, connection, vec![message])
+            .await
+    }
+
+    /// Frames from a device's connection, in the order they came, handled in
+    /// one turn of the scheduler.
+    pub async fn agent_messages(
+        &self,
+        device_id: String,
+        connection: ConnectionId,
+        messages: Vec<AgentMessage>,
+    ) -> Result<(), ControllerError> {
+        self.tell(scheduler::Command::Messages {
             device_id,
             connection,
-            message,
+            messages,
         })
         .await
     }

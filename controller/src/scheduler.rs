@@ -56,10 +56,10 @@ pub(crate) enum Command {
         connection: ConnectionId,
         sink: Arc<dyn DeviceSink>,
     },
-    Message {
+    Messages {
         device_id: String,
         connection: ConnectionId,
-        message: AgentMessage,
+        messages: Vec<AgentMessage>,
     },
     Disconnect {
         device_id: String,
@@ -428,11 +428,15 @@ impl<C: Clock> Scheduler<C> {
                 connection,
                 sink,
             } => self.on_connect(device_id, connection, sink),
-            Command::Message {
+            Command::Messages {
                 device_id,
                 connection,
-                message,
-            } => self.on_message(&device_id, connection, message),
+                messages,
+            } => {
+                for message in messages {
+                    self.on_message(&device_id, connection, message);
+                }
+            }
             Command::Disconnect {
                 device_id,
                 connection,

@@ -247,3 +247,57 @@ async fn a_real_agent_runs_the_retry_of_a_task_it_already_finished() {
         .count();
     assert_eq!(starts, 2, "one run per attempt, no more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_arrive_in_one_write_are_each_handled_in_order() {
+    let app = TestApp::spawn().await;
+    let account = app.create_account().await;
+    let bound = app.bind_raw(account.id).await;
+    let first = app.submit(&message(account.id)).await;
+    let second = app.submit(&message(account.id)).await;
+    let (mut agent, _) = RawAgent::connect_hello(&app.ws_url(), &bound.token).await;
+    assert_eq!(agent.recv_assign(SECS_5).await.id, first.id);
+
+    // Accepted, a frame that is not protocol v1, finished and a heartbeat, in
+    // one TCP write: the gateway reads them together.
+    let frame = |message: &AgentMessage| serde_json::to_string(message).unwrap();
+    agent
+        .send_texts_in_one_write(&[
+            frame(&AgentMessage::Accepted { task_id: first.id }),
+            "{\"type\": \"no such frame\"}".to_owned(),
+            frame(&AgentMessage::Finished(report(
+                first.id,
+                Outcome::Succeeded,
+            ))),
+            frame(&AgentMessage::Heartbeat {
+                battery: Some(42),
+                charging: None,
+                screen_on: None,
+                foreground_app: None,
+            }),
+        ])
+        .await;
+    let (code, _) = agent.recv_error(SECS_5).await;
+    assert_eq!(code, "bad_message");
+    agent.recv_ack(first.id, SECS_5).await;
+    assert_eq!(app.task(first.id).await.state, TaskState::Succeeded);
+    // The next task follows, and a report for a task that is not this
+    // device's is still refused when it comes in the same write as good ones.
+    assert_eq!(agent.recv_assign(SECS_5).await.id, second.id);
+    agent
+        .send_texts_in_one_write(&[
+            frame(&AgentMessage::Accepted { task_id: second.id }),
+            frame(&AgentMessage::Accepted {
+                task_id: first.id + 1_000,
+            }),
+            frame(&AgentMessage::Finished(report(
+                second.id,
+                Outcome::Succeeded,
+            ))),
+        ])
+        .await;
+    let (code, _) = agent.recv_error(SECS_5).await;
+    assert_eq!(code, "not_your_task");
+    agent.recv_ack(second.id, SECS_5).await;
+    assert_eq!(app.task(second.id).await.state, TaskState::Succeeded);
+}

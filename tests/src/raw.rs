@@ -172,6 +172,18 @@ impl RawAgent {
             .expect("raw agent send");
     }
 
+    /// Sends text frames, well-formed or not, in one write: as an agent does
+    /// that answers an `assign` with `accepted` and `finished` at once.
+    pub async fn send_texts_in_one_write(&mut self, texts: &[String]) {
+        for text in texts {
+            self.ws
+                .feed(Message::text(text.clone()))
+                .await
+                .expect("raw agent send");
+        }
+        self.ws.flush().await.expect("raw agent send");
+    }
+
     /// Sends a text frame and reports whether the socket took it (a closed
     /// connection refuses it).
     pub async fn try_send_text(&mut self, text: impl Into<String>) -> bool {

@@ -18,7 +18,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::stream::SplitSink;
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -46,6 +46,9 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// At most this many queued frames go out in one write.
 const FRAMES_PER_WRITE: usize = 16;
+/// At most this many agent messages read at once go to the scheduler in one
+/// command.
+const MESSAGES_PER_COMMAND: usize = 16;
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -264,6 +267,7 @@ async fn serve_connection(
         let mut last_frame = Instant::now();
         let idle_check = tokio::time::sleep_until(last_frame + idle_timeout);
         tokio::pin!(idle_check);
+        let mut pending = Vec::new();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -286,49 +290,40 @@ async fn serve_connection(
                 frame = receiver.next() => frame,
             };
             last_frame = Instant::now();
-            let message = match frame {
-                None => break,
-                Some(Err(error)) => {
-                    if is_capacity_error(error) {
-                        tracing::info!("agent sent a frame over the limit");
-                        close.request(error_code::FRAME_TOO_LARGE, "frames are limited to 1 MiB");
-                    } else {
-                        tracing::debug!("agent socket read failed");
+            // This frame and those the socket already holds, in order. The
+            // agent messages among them go to the scheduler in one command: a
+            // quick task's `accepted` and `finished` arrive in one write, and
+            // told together they cost one hop and are stored in one turn.
+            let mut frame = frame;
+            let mut stop = false;
+            loop {
+                match read_frame(frame, &frames, &close) {
+                    Read::Message(message) => pending.push(message),
+                    Read::Handled => {}
+                    Read::Stop => {
+                        stop = true;
+                        break;
                     }
+                }
+                if pending.len() >= MESSAGES_PER_COMMAND {
                     break;
                 }
-                Some(Ok(message)) => message,
-            };
-            match message {
-                Message::Text(text) => match serde_json::from_str::<AgentMessage>(text.as_str()) {
-                    Ok(message) => {
-                        if controller
-                            .agent_message(device_id.clone(), connection, message)
-                            .await
-                            .is_err()
-                        {
-                            close.request("unavailable", "the scheduler is not running");
-                            break;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(%error, "bad frame from the agent");
-                        if frames
-                            .try_send(error_frame(error_code::BAD_MESSAGE, &error.to_string()))
-                            .is_err()
-                        {
-                            tracing::debug!("outbound buffer full; error frame dropped");
-                        }
-                    }
-                },
-                Message::Binary(_) => {
-                    let _ = frames.try_send(error_frame(
-                        error_code::BAD_MESSAGE,
-                        "binary frames are not part of the protocol; send JSON text frames",
-                    ));
+                match receiver.next().now_or_never() {
+                    Some(next) => frame = next,
+                    None => break,
                 }
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => {}
+            }
+            if !pending.is_empty()
+                && controller
+                    .agent_messages(device_id.clone(), connection, std::mem::take(&mut pending))
+                    .await
+                    .is_err()
+            {
+                close.request("unavailable", "the scheduler is not running");
+                break;
+            }
+            if stop {
+                break;
             }
         }
     }
@@ -354,6 +349,63 @@ async fn serve_connection(
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`; drop it right here.
     let _ = shutdown.wait_for(|stopping| *stopping).await.is_ok();
+}
+
+/// What one frame from the agent leaves for the reader to do.
+enum Read {
+    /// A protocol message for the scheduler.
+    Message(AgentMessage),
+    /// Nothing more: the frame was answered here, or needs no answer.
+    Handled,
+    /// The connection is over: closed, failed, or over a limit.
+    Stop,
+}
+
+/// Reads one frame: a protocol message to pass on, or what the gateway
+/// answers itself (an `error` for a frame that is not protocol v1, a close
+/// for one over the size limit).
+fn read_frame(
+    frame: Option<Result<Message, axum::Error>>,
+    frames: &mpsc::Sender<String>,
+    close: &CloseRequest,
+) -> Read {
+    let message = match frame {
+        None => return Read::Stop,
+        Some(Err(error)) => {
+            if is_capacity_error(error) {
+                tracing::info!("agent sent a frame over the limit");
+                close.request(error_code::FRAME_TOO_LARGE, "frames are limited to 1 MiB");
+            } else {
+                tracing::debug!("agent socket read failed");
+            }
+            return Read::Stop;
+        }
+        Some(Ok(message)) => message,
+    };
+    match message {
+        Message::Text(text) => match serde_json::from_str::<AgentMessage>(text.as_str()) {
+            Ok(message) => Read::Message(message),
+            Err(error) => {
+                tracing::debug!(%error, "bad frame from the agent");
+                if frames
+                    .try_send(error_frame(error_code::BAD_MESSAGE, &error.to_string()))
+                    .is_err()
+                {
+                    tracing::debug!("outbound buffer full; error frame dropped");
+                }
+                Read::Handled
+            }
+        },
+        Message::Binary(_) => {
+            let _ = frames.try_send(error_frame(
+                error_code::BAD_MESSAGE,
+                "binary frames are not part of the protocol; send JSON text frames",
+            ));
+            Read::Handled
+        }
+        Message::Close(_) => Read::Stop,
+        Message::Ping(_) | Message::Pong(_) => Read::Handled,
+    }
 }
 
 fn is_capacity_error(error: axum::Error) -> bool {
