@@ -46,9 +46,11 @@ const READ_BUFFER_BYTES: usize = 2 * 1024;
 const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// At most this many queued frames go out in one write.
 const FRAMES_PER_WRITE: usize = 16;
-/// At most this many agent messages read at once go to the scheduler in one
-/// command.
-const MESSAGES_PER_COMMAND: usize = 16;
+/// At most this many frames the socket already holds are read at once; the
+/// agent messages among them go to the scheduler in one command. Pings and
+/// bad frames count too, so a peer that keeps sending cannot keep the reader
+/// from its other duties.
+const FRAMES_PER_READ: usize = 16;
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -296,7 +298,7 @@ async fn serve_connection(
             // told together they cost one hop and are stored in one turn.
             let mut frame = frame;
             let mut stop = false;
-            loop {
+            for read in 1.. {
                 match read_frame(frame, &frames, &close) {
                     Read::Message(message) => pending.push(message),
                     Read::Handled => {}
@@ -305,7 +307,7 @@ async fn serve_connection(
                         break;
                     }
                 }
-                if pending.len() >= MESSAGES_PER_COMMAND {
+                if read >= FRAMES_PER_READ {
                     break;
                 }
                 match receiver.next().now_or_never() {
