@@ -68,8 +68,9 @@ pub struct Db {
 /// 9.8 KB written and 71 us of CPU per dispatched task to 4.2 KB and 54 us.
 /// The checkpoint runs in the commit that crosses the mark, so the scheduler's
 /// writer waits for it: at 10,000 pages a run of the dispatch benchmark had
-/// about ten, of 40-75 ms each. Every 40,000 pages (about 160 MB of WAL, read
-/// back in well under a second after a crash) they are a quarter as many.
+/// about ten, of 40-75 ms each. Every 40,000 pages (a WAL of up to about
+/// 160 MB, which SQLite reads back after a crash; how long that takes was not
+/// measured) they are a quarter as many, and each takes longer (120-140 ms).
 const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",

@@ -269,7 +269,6 @@ async fn serve_connection(
         let mut last_frame = Instant::now();
         let idle_check = tokio::time::sleep_until(last_frame + idle_timeout);
         tokio::pin!(idle_check);
-        let mut pending = Vec::new();
         loop {
             let frame = tokio::select! {
                 biased;
@@ -297,6 +296,7 @@ async fn serve_connection(
             // quick task's `accepted` and `finished` arrive in one write, and
             // told together they cost one hop and are stored in one turn.
             let mut frame = frame;
+            let mut pending = Vec::new();
             let mut stop = false;
             for read in 1.. {
                 match read_frame(frame, &frames, &close) {
@@ -317,7 +317,7 @@ async fn serve_connection(
             }
             if !pending.is_empty()
                 && controller
-                    .agent_messages(device_id.clone(), connection, std::mem::take(&mut pending))
+                    .agent_messages(device_id.clone(), connection, pending)
                     .await
                     .is_err()
             {

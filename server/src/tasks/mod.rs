@@ -51,6 +51,10 @@ pub fn router() -> Router<AppState> {
 /// came as, and checked from there (`TaskPayload::parse_text`).
 pub type IncomingTask = SubmitTask<Box<RawValue>>;
 
+/// A batch as this server reads it, its payloads kept as text like
+/// [`IncomingTask`]'s.
+pub type IncomingBatch = SubmitBatch<Box<RawValue>>;
+
 /// Checks one task against every rule that needs no database and turns it
 /// into what the scheduler takes. Error fields are relative to the task.
 pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
@@ -192,7 +196,7 @@ async fn submit(
 async fn submit_batch(
     State(state): State<AppState>,
     user: AuthUser,
-    Json(batch): Json<SubmitBatch<Box<RawValue>>>,
+    Json(batch): Json<IncomingBatch>,
 ) -> Result<(StatusCode, Json<SubmittedBatch>), ApiError> {
     tracing::Span::current().record("tasks", batch.tasks.len());
     if batch.tasks.is_empty() || batch.tasks.len() > MAX_BATCH {
