@@ -5,7 +5,9 @@
 //! something; on SQLite it holds exactly one connection, because SQLite has one
 //! writer anyway and a single connection turns lock contention into an orderly
 //! queue instead of `SQLITE_BUSY` retries. `read` serves the queries of the API
-//! and of the WebSocket handshake, which WAL lets run beside the writer.
+//! and of the WebSocket handshake, which WAL lets run beside the writer. On
+//! SQLite a third pool, `checkpoints`, holds the one connection that copies
+//! the WAL back into the database file ([`crate::checkpointer`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,6 +55,11 @@ pub struct Db {
     pub write: AnyPool,
     /// Which backend the pools talk to.
     pub backend: Backend,
+    /// SQLite only: one connection for the [`Checkpointer`]'s WAL
+    /// checkpoints, so that they wait for no API query and none waits for them.
+    ///
+    /// [`Checkpointer`]: crate::checkpointer::Checkpointer
+    pub checkpoints: Option<AnyPool>,
 }
 
 /// The pragmas every SQLite connection runs first. WAL lets readers run beside
@@ -66,18 +73,21 @@ pub struct Db {
 /// (about 40 MB of WAL) instead of 1,000 copies a page that many commits
 /// rewrite once instead of many times. Together they took the server from
 /// 9.8 KB written and 71 us of CPU per dispatched task to 4.2 KB and 54 us.
-/// The checkpoint runs in the commit that crosses the mark, so the scheduler's
-/// writer waits for it: at 10,000 pages a run of the dispatch benchmark had
-/// about ten, of 40-75 ms each. Every 40,000 pages (a WAL of up to about
-/// 160 MB, which SQLite reads back after a crash; how long that takes was not
-/// measured) they are a quarter as many, and each takes longer (120-140 ms).
+///
+/// The checkpoints themselves run beside the writer, on a connection of their
+/// own ([`crate::checkpointer`]). `wal_autocheckpoint` is the bound behind
+/// them: when they fall behind, the commit that takes the WAL past 10,000
+/// pages copies what is left itself, and the scheduler's writer waits for it.
+/// Before the checkpointer, that was every checkpoint; the mark was raised to
+/// 40,000 pages (160 MB of WAL) to have fewer of them, and each then stopped
+/// the writer for 120-600 ms.
 const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA temp_store = MEMORY",
-    "PRAGMA wal_autocheckpoint = 40000",
+    "PRAGMA wal_autocheckpoint = 10000",
 ];
 
 /// Reader connections on SQLite: enough for the API's queries on a small machine.
@@ -152,10 +162,15 @@ impl Db {
                     .connect(&url)
                     .await
                     .map_err(DbError::Connect)?;
+                let checkpoints = sqlite_pool(1, false)
+                    .connect(&url)
+                    .await
+                    .map_err(DbError::Connect)?;
                 Ok(Db {
                     read,
                     write,
                     backend,
+                    checkpoints: Some(checkpoints),
                 })
             }
             Backend::Postgres => {
@@ -170,6 +185,7 @@ impl Db {
                     read,
                     write,
                     backend,
+                    checkpoints: None,
                 })
             }
         }
@@ -200,6 +216,9 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.close().await;
+        }
     }
 }
 

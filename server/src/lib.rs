@@ -7,7 +7,8 @@
 //! - [`Server`]: start (database, migrations, first admin, scheduler, listener),
 //!   run until a signal or a scheduler failure, shut down gracefully.
 //! - [`config`]: the command line and `YOUMI_*` variables; [`cli`]: `main`.
-//! - [`db`]: the two pools (one writer) over `sqlx::Any`, chosen by URL.
+//! - [`db`]: the two pools (one writer) over `sqlx::Any`, chosen by URL;
+//!   [`checkpointer`]: SQLite's WAL checkpoints, beside the writer.
 //! - [`scheduler_store`]: the controller's `Store` over SQL, and the snapshot
 //!   it is rebuilt from at start-up.
 //! - [`http`]: the router, the one error type, shared extractors (JSON, query,
@@ -30,6 +31,7 @@
 pub mod agent_bind;
 pub mod auth;
 pub mod bind_codes;
+pub mod checkpointer;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -55,6 +57,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use youmi_controller::{Controller, ControllerConfig, SystemClock};
 
+use crate::checkpointer::Checkpointer;
 use crate::db::Db;
 use crate::gateway::Gateway;
 use crate::http::rate_limit::RateLimiter;
@@ -126,6 +129,8 @@ pub struct Server {
     /// Completes once the controller's writer dropped its store, i.e. after
     /// its last commit.
     store_released: oneshot::Receiver<()>,
+    /// SQLite's WAL checkpoints; stopped before the database closes.
+    checkpointer: Option<Checkpointer>,
     /// Closed last.
     db: Db,
 }
@@ -210,6 +215,7 @@ impl Server {
             })
             .into_future(),
         );
+        let checkpointer = Checkpointer::start(&db, checkpointer::INTERVAL);
         tracing::info!(
             address = %local_addr,
             backend = ?db.backend,
@@ -221,6 +227,7 @@ impl Server {
             serve,
             controller,
             store_released,
+            checkpointer,
             db,
         })
     }
@@ -288,6 +295,9 @@ impl Server {
             .is_err()
         {
             tracing::warn!("the scheduler did not stop in time; closing the database anyway");
+        }
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop().await;
         }
         if tokio::time::timeout(FLUSH_GRACE, self.db.close())
             .await
