@@ -47,6 +47,7 @@ pub use store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
     TaskRecord,
 };
+pub use writer::WRITER_THREAD;
 
 /// Timing and retry rules of the scheduler.
 #[derive(Debug, Clone)]
@@ -68,6 +69,14 @@ pub struct ControllerConfig {
     pub retry_delay_ms: i64,
     /// Commands waiting for the scheduler before callers wait for room.
     pub command_buffer: usize,
+    /// Run the writer, and with it every commit of the store, on an OS thread
+    /// of its own (`youmi-writer`, with a single-threaded tokio runtime)
+    /// rather than as a task of the caller's runtime. There its turns do not
+    /// queue behind the runtime's other tasks (a thousand agent connections,
+    /// say) between one statement and the next. Only for a store whose I/O is
+    /// not bound to the caller's runtime, such as SQLite's, which runs on
+    /// threads of its own: sockets stay with the runtime that opened them.
+    pub writer_thread: bool,
 }
 
 impl Default for ControllerConfig {
@@ -80,6 +89,7 @@ impl Default for ControllerConfig {
             max_attempts: 3,
             retry_delay_ms: 30_000,
             command_buffer: 4_096,
+            writer_thread: false,
         }
     }
 }

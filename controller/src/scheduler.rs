@@ -243,7 +243,7 @@ impl<C: Clock> Scheduler<C> {
             let store = lookup_store.clone();
             Box::pin(async move { store.task_owner(id).await })
         });
-        let writer = Writer::start(store, failure);
+        let writer = Writer::start(store, failure, config.writer_thread);
         let mut scheduler = Scheduler {
             clock,
             config,

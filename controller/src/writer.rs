@@ -59,16 +59,48 @@ const MAX_CHANGES_PER_COMMIT: usize = 20_000;
 /// the writer: the bound on what a slow database lets pile up in memory.
 pub(crate) const MAX_PENDING_CHANGES: usize = MAX_CHANGES_PER_COMMIT;
 
+/// The name of the writer's thread, with [`crate::ControllerConfig::writer_thread`].
+pub const WRITER_THREAD: &str = "youmi-writer";
+
 /// Attempts of one commit before the writer gives up and stops the controller.
 const COMMIT_ATTEMPTS: u32 = 4;
 
 impl Writer {
-    /// Spawns the writer task over `store`. A commit that fails after retries
-    /// sets `failure` and ends the task.
-    pub(crate) fn start<S: Store>(store: S, failure: Arc<watch::Sender<Option<String>>>) -> Writer {
+    /// Spawns the writer task over `store`: on a thread of its own when
+    /// `own_thread` ([`crate::ControllerConfig::writer_thread`]), else on the
+    /// caller's runtime. A commit that fails after retries sets `failure` and
+    /// ends the task.
+    pub(crate) fn start<S: Store>(
+        store: S,
+        failure: Arc<watch::Sender<Option<String>>>,
+        own_thread: bool,
+    ) -> Writer {
         // One batch waits while one commits; see the module doc.
         let (batches, receiver) = mpsc::channel(1);
-        tokio::spawn(run(store, receiver, failure));
+        let writer = run(store, receiver, failure.clone());
+        if !own_thread {
+            tokio::spawn(writer);
+            return Writer { batches };
+        }
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::warn!(%error, "cannot build the writer's runtime; it runs with the others");
+                tokio::spawn(writer);
+                return Writer { batches };
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name(WRITER_THREAD.to_owned())
+            .spawn(move || runtime.block_on(writer));
+        if let Err(error) = spawned {
+            // The closure, and the store in it, are gone: the scheduler stops.
+            tracing::error!(%error, "cannot start the writer's thread");
+            failure.send_replace(Some(format!("cannot start the writer's thread: {error}")));
+        }
         Writer { batches }
     }
 

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use youmi_controller::{
     AccountRecord, CancelFilter, Change, Controller, ControllerConfig, DeviceRecord, DeviceSink,
     DeviceTarget, NewTask, SinkClosed, Snapshot, Store, StoreError, TaskOwner, TaskRecord,
-    TokioClock,
+    TokioClock, WRITER_THREAD,
 };
 use youmi_protocol::{
     AgentMessage, AgentSettings, AutoResume, DeviceInfo, FinishedReport, Outcome, ServerMessage,
@@ -31,6 +31,8 @@ struct MemoryInner {
     changes: Vec<Change>,
     tasks: HashMap<i64, TaskOwner>,
     fail: bool,
+    /// The thread of every commit, by name.
+    commit_threads: HashSet<Option<String>>,
 }
 
 impl MemoryStore {
@@ -54,6 +56,9 @@ impl Store for MemoryStore {
     async fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
         let _open = self.gate.read().await;
         let mut inner = self.inner.lock().unwrap();
+        inner
+            .commit_threads
+            .insert(std::thread::current().name().map(str::to_owned));
         if inner.fail {
             return Err(StoreError("disk full".into()));
         }
@@ -295,6 +300,33 @@ async fn online(controller: &Controller, device_id: &str, connection: u64) -> Ph
     phone.send(controller, hello(false, vec![], vec![])).await;
     assert!(matches!(phone.recv().await, ServerMessage::Welcome { .. }));
     phone
+}
+
+/// With `writer_thread`, every commit runs on the writer's own thread, and a
+/// task still goes from submit to `ack` with each step committed first.
+#[tokio::test]
+async fn the_writer_can_run_on_a_thread_of_its_own() {
+    let (controller, store) = start(
+        snapshot(&[("d1", 1)]),
+        ControllerConfig {
+            writer_thread: true,
+            ..config()
+        },
+    );
+    let mut phone = online(&controller, "d1", 1).await;
+    let ids = controller.submit(vec![task(1, 5)]).await.unwrap();
+    assert!(store.state(ids[0]).is_some(), "stored before the answer");
+    assert_eq!(phone.expect_assign().await, ids[0]);
+    assert_eq!(store.state(ids[0]), Some(TaskState::Dispatched));
+    phone
+        .finish(&controller, ids[0], Outcome::Succeeded, None)
+        .await;
+    assert_eq!(phone.recv().await, ServerMessage::Ack { task_id: ids[0] });
+    assert_eq!(store.state(ids[0]), Some(TaskState::Succeeded));
+    assert_eq!(
+        store.inner.lock().unwrap().commit_threads,
+        HashSet::from([Some(WRITER_THREAD.to_owned())])
+    );
 }
 
 #[tokio::test(start_paused = true)]

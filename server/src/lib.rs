@@ -166,6 +166,10 @@ impl Server {
                 auto_resume_unit_ms: config.auto_resume_unit_ms,
                 max_attempts: config.max_attempts,
                 retry_delay_ms: config.retry_delay_ms,
+                // SQLite runs statements on threads of its own; PostgreSQL's
+                // sockets belong to this runtime. Dispatch benchmark, SQLite:
+                // see docs/benchmarks.md, sixth session.
+                writer_thread: db.backend == db::Backend::Sqlite,
                 ..ControllerConfig::default()
             },
         );
