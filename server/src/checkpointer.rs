@@ -56,7 +56,9 @@ impl Checkpointer {
         Some(Checkpointer { stop, task, pages })
     }
 
-    /// How many WAL pages the checkpointer has copied into the database file.
+    /// How many WAL pages the checkpointer has copied into the database file,
+    /// as far as SQLite's counts tell: pages of a WAL that started over
+    /// between two of its checkpoints may be counted short.
     pub fn pages_copied(&self) -> u64 {
         self.pages.load(Ordering::Relaxed)
     }
@@ -82,14 +84,16 @@ async fn run(
     // The copy already done, as SQLite counts it: it restarts from zero with
     // the WAL, so only growth counts as pages copied.
     let mut last_done = 0;
+    // A failure is logged once, until a checkpoint succeeds again.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
         // busy: another checkpoint (the writer's) held the lock; log: pages
-        // in the WAL; done: pages of it now in the database file. All three
-        // are -1 when the database is not in WAL mode.
+        // in the WAL; done: pages of it now in the database file. log and
+        // done are -1 when no checkpoint ran (busy, or not in WAL mode).
         let checkpoint = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&pool)
             .await;
@@ -107,9 +111,15 @@ async fn run(
                 }
                 pages.fetch_add(u64::try_from(copied).unwrap_or(0), Ordering::Relaxed);
                 tracing::trace!(busy, log, done, copied, "checkpoint");
+                if failing {
+                    failing = false;
+                    tracing::info!("WAL checkpoints work again");
+                }
             }
+            Err(error) if failing => tracing::debug!(%error, "a WAL checkpoint failed again"),
             Err(error) => {
-                tracing::warn!(%error, "a WAL checkpoint failed; the writer's own checkpoints still bound the WAL")
+                failing = true;
+                tracing::warn!(%error, "a WAL checkpoint failed; the writer's own checkpoints still bound the WAL");
             }
         }
     }

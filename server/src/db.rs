@@ -75,12 +75,12 @@ pub struct Db {
 /// 9.8 KB written and 71 us of CPU per dispatched task to 4.2 KB and 54 us.
 ///
 /// The checkpoints themselves run beside the writer, on a connection of their
-/// own ([`crate::checkpointer`]). `wal_autocheckpoint` is the bound behind
-/// them: when they fall behind, the commit that takes the WAL past 10,000
-/// pages copies what is left itself, and the scheduler's writer waits for it.
-/// Before the checkpointer, that was every checkpoint; the mark was raised to
-/// 40,000 pages (160 MB of WAL) to have fewer of them, and each then stopped
-/// the writer for 120-600 ms.
+/// own ([`crate::checkpointer`]). `wal_autocheckpoint` still bounds the WAL:
+/// the commit that takes it past 10,000 pages checkpoints too, the scheduler's
+/// writer waiting, but has only what the checkpointer has not copied yet, and
+/// the WAL then starts over. Before the checkpointer that commit copied
+/// everything; the mark was raised to 40,000 pages (160 MB of WAL) to have
+/// fewer such stops, and each then took 120-600 ms.
 const SQLITE_PRAGMAS: [&str; 6] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
