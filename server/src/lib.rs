@@ -301,7 +301,12 @@ impl Server {
             tracing::warn!("the scheduler did not stop in time; closing the database anyway");
         }
         if let Some(checkpointer) = self.checkpointer.take() {
-            checkpointer.stop().await;
+            if tokio::time::timeout(FLUSH_GRACE, checkpointer.stop())
+                .await
+                .is_err()
+            {
+                tracing::warn!("a WAL checkpoint is still running; closing the database anyway");
+            }
         }
         if tokio::time::timeout(FLUSH_GRACE, self.db.close())
             .await
