@@ -12,6 +12,7 @@
 //! - [`settings`]: the agent settings object and the partial update of it.
 //! - [`task`]: task kinds, states and the payload of each kind.
 //! - [`api`]: the bodies of the core HTTP API that clients and admins call.
+//! - [`text`]: the one rule for text that reaches storage (no NUL).
 //!
 //! Compatibility rule: names and shapes here never change; new message types,
 //! routes and optional fields are added.
@@ -21,6 +22,7 @@ pub mod api;
 mod payload_text;
 pub mod settings;
 pub mod task;
+pub mod text;
 
 pub use agent::{
     AgentMessage, AssignedTask, BindRequest, BindResponse, DeviceInfo, FinishedReport, Outcome,
@@ -41,3 +43,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The largest WebSocket frame either side accepts, in bytes.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// The largest `assign` frame the server sends and an agent takes, in bytes.
+/// Submission refuses a task whose frame would be larger (413), so whatever
+/// is accepted can be delivered.
+pub const MAX_ASSIGN_FRAME_BYTES: usize = MAX_FRAME_BYTES;
+
+/// The deepest nesting of arrays and objects in a task payload (the payload
+/// itself is level 1). Submission refuses deeper payloads (422); the agent's
+/// JSON reader takes an `assign` frame whose payload is this deep with room
+/// to spare (serde_json stops at 128 levels).
+pub const MAX_PAYLOAD_DEPTH: usize = 32;
