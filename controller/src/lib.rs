@@ -54,6 +54,13 @@ pub use writer::WRITER_THREAD;
 pub struct ControllerConfig {
     /// Re-send an `assign` that was not accepted within this time (protocol: 10 s).
     pub assign_resend_ms: i64,
+    /// A task whose `assign` was sent this many times (re-sends and new
+    /// dispatches after a reconnect together) without being accepted fails
+    /// `undeliverable`, and the queue moves on.
+    pub assign_max_sends: u32,
+    /// A task dispatched this long ago and still not accepted, while its
+    /// device stayed connected, fails `undeliverable` at its next re-send.
+    pub assign_deliver_ms: i64,
     /// A connected device silent for this long is offline (90 s: three heartbeats).
     pub offline_after_ms: i64,
     /// How often to close the connections of silent devices. Dispatch and the
@@ -83,6 +90,8 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             assign_resend_ms: 10_000,
+            assign_max_sends: 6,
+            assign_deliver_ms: 120_000,
             offline_after_ms: 90_000,
             offline_check_ms: 5_000,
             auto_resume_unit_ms: 60_000,

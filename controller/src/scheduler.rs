@@ -133,6 +133,11 @@ struct Task {
     /// The device the task was handed to, while dispatched or running.
     device: Option<String>,
     cancel_requested: bool,
+    /// Times this attempt's `assign` was handed to a device without being
+    /// accepted: re-sends and new dispatches after a reconnect.
+    sends: u32,
+    /// When the current dispatch was sent first.
+    dispatched_at: Option<i64>,
 }
 
 impl Task {
@@ -290,8 +295,14 @@ impl<C: Clock> Scheduler<C> {
                 attempt: record.attempt,
                 device: record.device_id,
                 cancel_requested: record.cancel_requested,
+                sends: 0,
+                dispatched_at: None,
             };
             let id = record.id;
+            let mut task = task;
+            if task.state == TaskState::Dispatched {
+                task.dispatched_at = Some(now);
+            }
             let queue = self.queues.entry(task.account).or_default();
             match task.state {
                 TaskState::Dispatched | TaskState::Running => {
@@ -616,9 +627,16 @@ impl<C: Clock> Scheduler<C> {
                 });
                 continue;
             }
+            if task.sends >= self.config.assign_max_sends {
+                let sends = task.sends;
+                self.fail_undeliverable(id, &format!("its assign was sent {sends} times"), now);
+                continue;
+            }
             queue.in_flight = Some(id);
             task.state = TaskState::Dispatched;
             task.attempt += 1;
+            task.sends += 1;
+            task.dispatched_at = Some(now);
             task.device = Some(device_id.clone());
             let assign = task.assign(id);
             let attempt = task.attempt;
@@ -666,6 +684,8 @@ impl<C: Clock> Scheduler<C> {
                     attempt: 0,
                     device: None,
                     cancel_requested: false,
+                    sends: 0,
+                    dispatched_at: None,
                 },
             );
             self.enqueue(id, new.not_before_ms, now);
@@ -745,6 +765,28 @@ impl<C: Clock> Scheduler<C> {
             result,
             at_ms: now,
         });
+    }
+
+    /// Fails a task whose `assign` the agent never accepted, within the bounds
+    /// of [`ControllerConfig::assign_max_sends`] and
+    /// [`ControllerConfig::assign_deliver_ms`]. The device is told to drop it,
+    /// in case it holds it after all. The caller moves the queue on.
+    fn fail_undeliverable(&mut self, id: TaskId, why: &str, now: i64) {
+        let Some(task) = self.tasks.get(&id) else {
+            return;
+        };
+        let device = task.device.clone();
+        let on_phone = task.state == TaskState::Dispatched;
+        tracing::warn!(task_id = id, device_id = ?device, reason = why, "the agent never accepted the task; failing it as undeliverable");
+        let error = TaskError {
+            code: error_code::UNDELIVERABLE.to_owned(),
+            message: format!("the agent never accepted the task: {why}"),
+            retryable: false,
+        };
+        self.end_task(id, TaskState::Failed, Some(error), None, now);
+        if let (true, Some(device)) = (on_phone, device) {
+            self.send_to(&device, ServerMessage::Cancel { task_id: id });
+        }
     }
 
     // ----- connections and agent frames -----
@@ -880,6 +922,11 @@ impl<C: Clock> Scheduler<C> {
             AgentMessage::LogsUploaded { request_id, error } => {
                 tracing::info!(device_id, request_id, error, "agent log upload")
             }
+            AgentMessage::Refused {
+                task_id,
+                code,
+                message,
+            } => self.on_refused(device_id, task_id, code, message),
         }
     }
 
@@ -1020,6 +1067,43 @@ impl<C: Clock> Scheduler<C> {
         }
     }
 
+    /// The agent could not take an `assign`: the task fails with its reason at
+    /// once (it never ran), and the queue moves on. A refusal of a task that
+    /// is not waiting for this device's `accepted` changes nothing.
+    fn on_refused(&mut self, device_id: &str, task_id: TaskId, code: String, message: String) {
+        let waiting = self.owns(device_id, task_id)
+            && self
+                .tasks
+                .get(&task_id)
+                .is_some_and(|t| t.state == TaskState::Dispatched);
+        if !waiting {
+            tracing::warn!(task_id, device_id, code, "refusal of a task that is not waiting for this device; ignored");
+            return;
+        }
+        let now = self.now();
+        let account = self.tasks.get(&task_id).map(|t| t.account);
+        tracing::warn!(task_id, device_id, code, message, "the agent refused the task");
+        let code = if code.trim().is_empty() {
+            error_code::REFUSED.to_owned()
+        } else {
+            code
+        };
+        let message = if message.trim().is_empty() {
+            format!("the agent refused the task ({code})")
+        } else {
+            message
+        };
+        let error = TaskError {
+            code,
+            message,
+            retryable: false,
+        };
+        self.end_task(task_id, TaskState::Failed, Some(error), None, now);
+        if let Some(account) = account {
+            self.try_dispatch(account);
+        }
+    }
+
     /// Stores a `finished` report (the first one wins) and acks it after the
     /// commit. A report for a task the scheduler no longer holds is looked up in
     /// the store: acked again if it was this device's, refused otherwise.
@@ -1065,6 +1149,10 @@ impl<C: Clock> Scheduler<C> {
                 );
                 if let Some(queue) = self.queues.get_mut(&account) {
                     queue.in_flight = None;
+                }
+                if let Some(task) = self.tasks.get_mut(&id) {
+                    // A new attempt: its assign has not been sent yet.
+                    task.sends = 0;
                 }
                 self.change(Change::TaskRequeued {
                     id,
@@ -1383,6 +1471,8 @@ impl<C: Clock> Scheduler<C> {
             cancelled: 0,
             cancelling: 0,
         };
+        // Accounts whose task on the phone ended here: their queues move on.
+        let mut touched = HashSet::new();
         for id in candidates {
             let Some(task) = self.tasks.get(&id) else {
                 continue;
@@ -1402,6 +1492,7 @@ impl<C: Clock> Scheduler<C> {
             if !matches {
                 continue;
             }
+            let account_of = task.account;
             match task.state {
                 TaskState::Queued => {
                     let key_ready = (Reverse(task.priority), id);
@@ -1414,6 +1505,18 @@ impl<C: Clock> Scheduler<C> {
                     }
                     self.end_task(id, TaskState::Cancelled, None, None, now);
                     result.cancelled += 1;
+                }
+                TaskState::Dispatched => {
+                    // Not accepted: the phone has not started it, so it ends
+                    // now. The agent is told to drop it, in case its
+                    // `accepted` is on the way.
+                    let device = task.device.clone();
+                    self.end_task(id, TaskState::Cancelled, None, None, now);
+                    if let Some(device) = device {
+                        self.send_to(&device, ServerMessage::Cancel { task_id: id });
+                    }
+                    result.cancelled += 1;
+                    touched.insert(account_of);
                 }
                 _ => {
                     result.cancelling += 1;
@@ -1437,6 +1540,9 @@ impl<C: Clock> Scheduler<C> {
             cancelling = result.cancelling,
             "cancel"
         );
+        for account in touched {
+            self.try_dispatch(account);
+        }
         result
     }
 
@@ -1493,16 +1599,43 @@ impl<C: Clock> Scheduler<C> {
                     let Some(device_id) = task.device.clone() else {
                         continue;
                     };
+                    // An offline device is not counted against: its `hello`
+                    // queues the task again and a new dispatch starts over.
+                    let Some(sink) = self.devices.get(&device_id).and_then(Device::greeted_sink)
+                    else {
+                        self.timers
+                            .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));
+                        continue;
+                    };
+                    let account = task.account;
+                    let sends = task.sends;
+                    let waited = now - task.dispatched_at.unwrap_or(now);
+                    let why = if sends >= self.config.assign_max_sends {
+                        Some(format!("its assign was sent {sends} times"))
+                    } else if waited >= self.config.assign_deliver_ms {
+                        Some(format!(
+                            "its assign went unanswered for {} s",
+                            waited / 1_000
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        self.fail_undeliverable(id, &why, now);
+                        self.try_dispatch(account);
+                        continue;
+                    }
                     let assign = task.assign(id);
                     tracing::debug!(
                         task_id = id,
                         device_id,
+                        sends,
                         "assign not accepted in time; sending it again"
                     );
-                    if let Some(sink) = self.devices.get(&device_id).and_then(Device::greeted_sink)
-                    {
-                        self.send_assign(sink, assign);
+                    if let Some(task) = self.tasks.get_mut(&id) {
+                        task.sends += 1;
                     }
+                    self.send_assign(sink, assign);
                     self.timers
                         .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));
                 }

@@ -1131,3 +1131,168 @@ async fn what_gathered_during_a_slow_commit_is_committed_when_the_last_handle_go
         .count();
     assert_eq!(seen, 1, "the disconnect is committed");
 }
+
+/// The error a task ended with, from the committed changes.
+fn ended_with(store: &MemoryStore, id: i64) -> Option<TaskError> {
+    store.changes().into_iter().rev().find_map(|change| match change {
+        Change::TaskFinished { id: ended, error, .. } if ended == id => error,
+        _ => None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_assign_fails_with_the_agents_reason_and_the_queue_moves_on() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    controller
+        .submit(vec![task(1, 5), task(1, 5)])
+        .await
+        .unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    assert_eq!(phone.expect_assign().await, 1);
+    phone
+        .send(
+            &controller,
+            AgentMessage::Refused {
+                task_id: 1,
+                code: "payload_not_understood".into(),
+                message: "items[0].type: unknown variant".into(),
+            },
+        )
+        .await;
+    assert_eq!(phone.expect_assign().await, 2, "the next task goes at once");
+    assert_eq!(store.state(1), Some(TaskState::Failed));
+    let error = ended_with(&store, 1).expect("an error");
+    assert_eq!(error.code, "payload_not_understood");
+    assert!(error.message.contains("unknown variant"), "{error:?}");
+    assert!(!error.retryable);
+
+    // A refusal of a task that is not waiting for this device changes nothing.
+    phone
+        .send(&controller, AgentMessage::Accepted { task_id: 2 })
+        .await;
+    phone
+        .send(
+            &controller,
+            AgentMessage::Refused {
+                task_id: 2,
+                code: "assign_unreadable".into(),
+                message: String::new(),
+            },
+        )
+        .await;
+    assert_eq!(store.state(2), Some(TaskState::Running));
+    assert!(phone.nothing_more().await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_assign_never_accepted_fails_undeliverable_after_so_many_sends() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    controller
+        .submit(vec![task(1, 5), task(1, 5)])
+        .await
+        .unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    let max = config().assign_max_sends as usize;
+    for _ in 0..max {
+        assert_eq!(phone.expect_assign().await, 1);
+        phone.live_for(&controller, 10).await;
+    }
+    // The next send is due: the task fails instead, the device is told to
+    // drop it, and the queue moves on.
+    let mut seen = vec![phone.recv().await, phone.recv().await];
+    seen.sort_by_key(|m| format!("{m:?}"));
+    assert!(matches!(seen[0], ServerMessage::Assign { ref task } if task.id == 2), "{seen:?}");
+    assert_eq!(seen[1], ServerMessage::Cancel { task_id: 1 });
+    assert_eq!(store.state(1), Some(TaskState::Failed));
+    assert_eq!(ended_with(&store, 1).unwrap().code, "undeliverable");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_assign_never_accepted_fails_undeliverable_after_so_long() {
+    let config = ControllerConfig {
+        assign_max_sends: 1_000,
+        assign_deliver_ms: 35_000,
+        ..config()
+    };
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config);
+    controller.submit(vec![task(1, 5)]).await.unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    for _ in 0..4 {
+        assert_eq!(phone.expect_assign().await, 1);
+        phone.live_for(&controller, 10).await;
+    }
+    assert_eq!(phone.recv().await, ServerMessage::Cancel { task_id: 1 });
+    assert_eq!(store.state(1), Some(TaskState::Failed));
+    let error = ended_with(&store, 1).unwrap();
+    assert_eq!(error.code, "undeliverable");
+    assert!(error.message.contains("40 s"), "{error:?}");
+}
+
+/// An agent that drops its connection whenever it gets a certain assign (the
+/// reconnect loop of old agents) cannot hold its queue for ever: every new
+/// dispatch counts as a send.
+#[tokio::test(start_paused = true)]
+async fn a_reconnect_loop_over_one_assign_ends_with_undeliverable() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    controller
+        .submit(vec![task(1, 5), task(1, 5)])
+        .await
+        .unwrap();
+    let max = config().assign_max_sends;
+    let mut connection = 1;
+    let mut phone = online(&controller, "d1", connection).await;
+    for _ in 0..max {
+        assert_eq!(phone.expect_assign().await, 1);
+        controller.disconnect("d1".into(), connection).await.unwrap();
+        connection += 1;
+        phone = online(&controller, "d1", connection).await;
+    }
+    assert_eq!(phone.expect_assign().await, 2, "task 1 gave way");
+    assert_eq!(store.state(1), Some(TaskState::Failed));
+    assert_eq!(ended_with(&store, 1).unwrap().code, "undeliverable");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resend_bound_is_not_spent_while_the_device_is_offline() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    controller.submit(vec![task(1, 5)]).await.unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    assert_eq!(phone.expect_assign().await, 1);
+    controller.disconnect("d1".into(), 1).await.unwrap();
+    tokio::time::advance(Duration::from_secs(600)).await;
+    settle().await;
+    assert_eq!(store.state(1), Some(TaskState::Dispatched));
+    let mut phone = online(&controller, "d1", 2).await;
+    assert_eq!(phone.expect_assign().await, 1, "sent again after the reconnect");
+    phone
+        .send(&controller, AgentMessage::Accepted { task_id: 1 })
+        .await;
+    assert_eq!(store.state(1), Some(TaskState::Running));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_task_not_yet_accepted_takes_effect_at_once() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    controller
+        .submit(vec![task(1, 5), task(1, 5)])
+        .await
+        .unwrap();
+    let mut phone = online(&controller, "d1", 1).await;
+    assert_eq!(phone.expect_assign().await, 1);
+    let filter = CancelFilter {
+        task_ids: Some([1].into()),
+        ..Default::default()
+    };
+    let result = controller.cancel(filter).await.unwrap();
+    assert_eq!((result.cancelled, result.cancelling), (1, 0));
+    assert_eq!(store.state(1), Some(TaskState::Cancelled));
+    assert_eq!(phone.recv().await, ServerMessage::Cancel { task_id: 1 });
+    assert_eq!(phone.expect_assign().await, 2, "the queue moves on");
+    // A late `accepted` of the cancelled task is refused; its report, if the
+    // agent ran it anyway, is acked as a copy of a stored result.
+    phone
+        .send(&controller, AgentMessage::Accepted { task_id: 1 })
+        .await;
+    assert!(matches!(phone.recv().await, ServerMessage::Error { ref code, .. } if code == "not_your_task"));
+    assert_eq!(store.state(1), Some(TaskState::Cancelled));
+}

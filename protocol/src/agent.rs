@@ -180,6 +180,18 @@ pub enum AgentMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// The agent cannot take an `assign`: it is too large, not readable, of a
+    /// kind or with a payload this agent's version does not understand. Nothing
+    /// was journaled or run; the server ends the task `failed` with this reason.
+    Refused {
+        /// The task that was refused.
+        task_id: TaskId,
+        /// Why, one of [`refusal_code`].
+        code: String,
+        /// Human text for the operator.
+        #[serde(default)]
+        message: String,
+    },
     /// Answer to `upload_logs`.
     LogsUploaded {
         /// The request being answered.
@@ -294,6 +306,70 @@ pub mod error_code {
     /// server pauses the account's queue at once, never retries the task by itself,
     /// and notifies the admins; an operator resumes the queue by hand.
     pub const RISK_CONTROL: &str = "risk_control";
+    /// A task failure (server): the `assign` was sent the most times, or for the
+    /// longest time, that the server allows without the agent accepting it.
+    pub const UNDELIVERABLE: &str = "undeliverable";
+    /// A task failure (server): the agent refused the `assign`; the message
+    /// carries the agent's code and text.
+    pub const REFUSED: &str = "refused";
+    /// A frame held text that cannot be stored (a NUL character); the frame
+    /// was dropped and the connection stays open.
+    pub const BAD_TEXT: &str = "bad_text";
+}
+
+/// Why an agent refuses an `assign` ([`AgentMessage::Refused`]).
+pub mod refusal_code {
+    /// The frame is larger than [`crate::MAX_ASSIGN_FRAME_BYTES`].
+    pub const TOO_LARGE: &str = "assign_too_large";
+    /// The frame is not a readable `assign` (not JSON, nested too deep, a
+    /// field of the wrong type).
+    pub const UNREADABLE: &str = "assign_unreadable";
+    /// The task's kind is not one this agent knows.
+    pub const UNKNOWN_KIND: &str = "unknown_kind";
+    /// The payload does not pass this agent's check of its kind.
+    pub const PAYLOAD_NOT_UNDERSTOOD: &str = "payload_not_understood";
+}
+
+/// An upper bound of the length of the `assign` frame of a task of `kind`
+/// whose payload's JSON text is `payload_len` bytes, whatever its id, attempt
+/// and `not_after_ms`. The server refuses a task whose bound is over
+/// [`crate::MAX_ASSIGN_FRAME_BYTES`].
+pub fn assign_frame_len_bound(kind: TaskKind, payload_len: usize) -> usize {
+    let widest = assign_frame(i64::MIN, kind, u32::MAX, Some(i64::MIN), "0")
+        .map(|frame| frame.len())
+        .unwrap_or(256);
+    widest - 1 + payload_len
+}
+
+/// How deeply arrays and objects nest in JSON text (a scalar is 0, `[]` is
+/// 1), read without recursion so that any depth can be measured. Text that
+/// is not JSON gets the depth its brackets give.
+pub fn json_depth(text: &str) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The `assign` frame for a task whose payload is JSON text, written as it is,
@@ -334,4 +410,125 @@ pub fn assign_frame(
             not_after_ms,
         },
     })
+}
+
+/// The task id of a frame that looks like an `assign` but cannot be read as
+/// one (too deep, a field of the wrong type, an unknown kind), so that an
+/// agent can refuse it by id. It reads the text without recursion: `type`
+/// must be `"assign"` at the top level and `task.id` an integer. `None` when
+/// the text does not say both.
+pub fn assign_task_id(text: &str) -> Option<TaskId> {
+    /// One open array or object.
+    struct Level {
+        object: bool,
+        /// The object's latest key.
+        key: Option<String>,
+        /// The object is the top level's `task`.
+        is_task: bool,
+    }
+    let bytes = text.as_bytes();
+    let mut levels: Vec<Level> = Vec::new();
+    let mut is_assign = false;
+    let mut id = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < bytes.len() && bytes[end] != b'"' {
+                    end += if bytes[end] == b'\\' { 2 } else { 1 };
+                }
+                let value = text.get(start..end.min(bytes.len()))?;
+                i = end + 1;
+                let mut next = i;
+                while next < bytes.len() && bytes[next].is_ascii_whitespace() {
+                    next += 1;
+                }
+                let top = levels.last_mut()?;
+                if top.object && bytes.get(next) == Some(&b':') {
+                    top.key = Some(value.to_owned());
+                    i = next + 1;
+                } else if levels.len() == 1
+                    && levels[0].key.as_deref() == Some("type")
+                    && value == "assign"
+                {
+                    is_assign = true;
+                }
+                continue;
+            }
+            open @ (b'{' | b'[') => {
+                let is_task = open == b'{'
+                    && levels.len() == 1
+                    && levels[0].key.as_deref() == Some("task");
+                levels.push(Level {
+                    object: open == b'{',
+                    key: None,
+                    is_task,
+                });
+            }
+            b'}' | b']' => {
+                levels.pop();
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                if levels.len() == 2 && levels[1].is_task && levels[1].key.as_deref() == Some("id") {
+                    id = text[start..i].parse().ok();
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if is_assign {
+        id
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_of_an_unreadable_assign_is_found() {
+        let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+        let frame = format!(
+            r#"{{"type":"assign","task":{{"kind":"send_message","payload":{deep},"id":77,"attempt":1}}}}"#
+        );
+        assert!(serde_json::from_str::<ServerMessage>(&frame).is_err());
+        assert_eq!(assign_task_id(&frame), Some(77));
+        let unknown_kind = r#"{ "task" : { "id" : 5, "kind" : "teleport", "payload" : {"id": 9} }, "type" : "assign" }"#;
+        assert_eq!(assign_task_id(unknown_kind), Some(5));
+        assert_eq!(assign_task_id(r#"{"type":"ack","task":{"id":5}}"#), None);
+        assert_eq!(assign_task_id(r#"{"type":"assign","task":{"payload":{"id":5}}}"#), None);
+        assert_eq!(assign_task_id(r#"{"type":"assign","id":5}"#), None);
+        assert_eq!(assign_task_id(r#"{"type":"as\"sign","task":{"id":5}}"#), None);
+        assert_eq!(assign_task_id("not json"), None);
+        assert_eq!(assign_task_id(r#"{"type":"assign","task":{"id":"#), None);
+    }
+
+    #[test]
+    fn depth_is_measured_outside_strings() {
+        assert_eq!(json_depth("1"), 0);
+        assert_eq!(json_depth(r#"{"a":[1,{"b":"[[[["}]}"#), 3);
+        assert_eq!(json_depth(r#"["\"[", [[]]]"#), 3);
+    }
+
+    #[test]
+    fn the_frame_bound_holds_for_extreme_numbers() {
+        for kind in TaskKind::ALL {
+            let kind = &kind;
+            let payload = r#"{"to":{"name":"x"}}"#;
+            let frame = assign_frame(i64::MIN, *kind, u32::MAX, Some(i64::MIN), payload).unwrap();
+            assert!(frame.len() <= assign_frame_len_bound(*kind, payload.len()));
+            let small = assign_frame(1, *kind, 1, None, payload).unwrap();
+            assert!(small.len() <= assign_frame_len_bound(*kind, payload.len()));
+        }
+    }
 }
