@@ -1077,12 +1077,23 @@ impl<C: Clock> Scheduler<C> {
                 .get(&task_id)
                 .is_some_and(|t| t.state == TaskState::Dispatched);
         if !waiting {
-            tracing::warn!(task_id, device_id, code, "refusal of a task that is not waiting for this device; ignored");
+            tracing::warn!(
+                task_id,
+                device_id,
+                code,
+                "refusal of a task that is not waiting for this device; ignored"
+            );
             return;
         }
         let now = self.now();
         let account = self.tasks.get(&task_id).map(|t| t.account);
-        tracing::warn!(task_id, device_id, code, message, "the agent refused the task");
+        tracing::warn!(
+            task_id,
+            device_id,
+            code,
+            message,
+            "the agent refused the task"
+        );
         let code = if code.trim().is_empty() {
             error_code::REFUSED.to_owned()
         } else {

@@ -1134,10 +1134,16 @@ async fn what_gathered_during_a_slow_commit_is_committed_when_the_last_handle_go
 
 /// The error a task ended with, from the committed changes.
 fn ended_with(store: &MemoryStore, id: i64) -> Option<TaskError> {
-    store.changes().into_iter().rev().find_map(|change| match change {
-        Change::TaskFinished { id: ended, error, .. } if ended == id => error,
-        _ => None,
-    })
+    store
+        .changes()
+        .into_iter()
+        .rev()
+        .find_map(|change| match change {
+            Change::TaskFinished {
+                id: ended, error, ..
+            } if ended == id => error,
+            _ => None,
+        })
 }
 
 #[tokio::test(start_paused = true)]
@@ -1201,7 +1207,10 @@ async fn an_assign_never_accepted_fails_undeliverable_after_so_many_sends() {
     // drop it, and the queue moves on.
     let mut seen = vec![phone.recv().await, phone.recv().await];
     seen.sort_by_key(|m| format!("{m:?}"));
-    assert!(matches!(seen[0], ServerMessage::Assign { ref task } if task.id == 2), "{seen:?}");
+    assert!(
+        matches!(seen[0], ServerMessage::Assign { ref task } if task.id == 2),
+        "{seen:?}"
+    );
     assert_eq!(seen[1], ServerMessage::Cancel { task_id: 1 });
     assert_eq!(store.state(1), Some(TaskState::Failed));
     assert_eq!(ended_with(&store, 1).unwrap().code, "undeliverable");
@@ -1243,7 +1252,10 @@ async fn a_reconnect_loop_over_one_assign_ends_with_undeliverable() {
     let mut phone = online(&controller, "d1", connection).await;
     for _ in 0..max {
         assert_eq!(phone.expect_assign().await, 1);
-        controller.disconnect("d1".into(), connection).await.unwrap();
+        controller
+            .disconnect("d1".into(), connection)
+            .await
+            .unwrap();
         connection += 1;
         phone = online(&controller, "d1", connection).await;
     }
@@ -1263,7 +1275,11 @@ async fn a_resend_bound_is_not_spent_while_the_device_is_offline() {
     settle().await;
     assert_eq!(store.state(1), Some(TaskState::Dispatched));
     let mut phone = online(&controller, "d1", 2).await;
-    assert_eq!(phone.expect_assign().await, 1, "sent again after the reconnect");
+    assert_eq!(
+        phone.expect_assign().await,
+        1,
+        "sent again after the reconnect"
+    );
     phone
         .send(&controller, AgentMessage::Accepted { task_id: 1 })
         .await;
@@ -1293,6 +1309,8 @@ async fn cancelling_a_task_not_yet_accepted_takes_effect_at_once() {
     phone
         .send(&controller, AgentMessage::Accepted { task_id: 1 })
         .await;
-    assert!(matches!(phone.recv().await, ServerMessage::Error { ref code, .. } if code == "not_your_task"));
+    assert!(
+        matches!(phone.recv().await, ServerMessage::Error { ref code, .. } if code == "not_your_task")
+    );
     assert_eq!(store.state(1), Some(TaskState::Cancelled));
 }

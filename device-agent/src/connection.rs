@@ -25,7 +25,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, info_span, warn, Instrument};
 use url::{Host, Url};
-use youmi_protocol::{AgentMessage, ServerMessage, MAX_FRAME_BYTES};
+use youmi_protocol::agent::{assign_task_id, refusal_code};
+use youmi_protocol::{AgentMessage, ServerMessage, TaskKind, MAX_ASSIGN_FRAME_BYTES};
 
 use crate::executor::{BoxFuture, Executor};
 use crate::phone::PhoneStatus;
@@ -42,6 +43,11 @@ const SILENT_INTERVALS: u32 = 3;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// The socket's read buffer. Phones are many and quiet; frames are small.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
+/// The largest frame the socket reads. It is far above the protocol's
+/// limit ([`youmi_protocol::MAX_FRAME_BYTES`]) so that a frame over that limit reaches
+/// [`refusal`] and is refused or ignored by itself: the socket never fails,
+/// and the connection is never dropped, over one bad frame.
+const TRANSPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// How long a heartbeat waits for the phone's state (battery, screen, ...).
 /// A phone that is busy or stuck must not hold the heartbeat back for long,
 /// or the server would take a live agent for offline; past this, the
@@ -275,8 +281,8 @@ async fn connect(config: &ConnectionConfig) -> Result<Socket, ConnectError> {
         .insert(AUTHORIZATION, config.authorization.clone());
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
+        .max_message_size(Some(TRANSPORT_MAX_BYTES))
+        .max_frame_size(Some(TRANSPORT_MAX_BYTES));
     match tokio_tungstenite::client_async_tls_with_config(request, tcp, Some(ws_config), None).await
     {
         Ok((socket, _response)) => Ok(socket),
@@ -331,17 +337,21 @@ async fn serve(
                 last_heard = Instant::now();
                 end = match frame {
                     Some(Ok(Message::Text(text))) => {
-                        match serde_json::from_str::<ServerMessage>(text.as_str()) {
+                        match read_frame(text.as_str()) {
+                            Err(Some(refused)) => match send(&mut socket, &refused).await {
+                                Ok(()) => None,
+                                Err(error) => {
+                                    warn!(%error, "connection lost while sending a refusal");
+                                    Some(End::Lost)
+                                }
+                            },
+                            Err(None) => None,
                             Ok(message) => {
                                 if matches!(message, ServerMessage::Welcome { .. }) {
                                     backoff.reset();
                                 }
                                 let event = ConnEvent::Frame { conn, message };
                                 events.send(event).await.err().map(|_| End::Stop)
-                            }
-                            Err(error) => {
-                                warn!(%error, "ignoring a frame from the server that is not a protocol v1 message");
-                                None
                             }
                         }
                     }
@@ -356,7 +366,7 @@ async fn serve(
                     }
                     Some(Ok(_ping_pong_or_raw)) => None,
                     Some(Err(WsError::Capacity(error))) => {
-                        warn!(%error, "the server sent a frame over the 1 MiB limit; dropping the connection");
+                        warn!(%error, "the server sent a frame over {TRANSPORT_MAX_BYTES} bytes; the socket cannot go on");
                         Some(End::Lost)
                     }
                     Some(Err(error)) => {
@@ -425,6 +435,54 @@ async fn serve(
         }
     }
     end
+}
+
+/// Reads one text frame from the server. A frame that is not a message this
+/// agent can take is `Err`: with the refusal to send when it is an `assign`
+/// (so the server fails the task at once instead of sending it again), with
+/// nothing when it is anything else (it is logged and ignored). Either way
+/// the connection goes on.
+fn read_frame(text: &str) -> Result<ServerMessage, Option<AgentMessage>> {
+    let refuse = |code: &str, message: String| {
+        let task_id = assign_task_id(text);
+        match task_id {
+            Some(task_id) => warn!(task_id, code, %message, "refusing an assign"),
+            None => warn!(code, %message, "ignoring a frame from the server"),
+        }
+        task_id.map(|task_id| AgentMessage::Refused {
+            task_id,
+            code: code.to_owned(),
+            message,
+        })
+    };
+    if text.len() > MAX_ASSIGN_FRAME_BYTES {
+        return Err(refuse(
+            refusal_code::TOO_LARGE,
+            format!(
+                "the frame is {} bytes; this agent takes at most {MAX_ASSIGN_FRAME_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    serde_json::from_str::<ServerMessage>(text).map_err(|error| {
+        let unknown_kind = error.to_string().contains("unknown variant")
+            && serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|frame| {
+                    let kind = frame.get("task")?.get("kind")?.as_str()?.to_owned();
+                    Some(kind.parse::<TaskKind>().is_err())
+                })
+                .unwrap_or(false);
+        let code = if unknown_kind {
+            refusal_code::UNKNOWN_KIND
+        } else {
+            refusal_code::UNREADABLE
+        };
+        refuse(
+            code,
+            format!("not a protocol v1 message this agent reads: {error}"),
+        )
+    })
 }
 
 /// Sends one frame as JSON text.

@@ -40,9 +40,10 @@ use tokio::task::{AbortHandle, JoinError, JoinHandle};
 use tokio::time::{self, Instant};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tracing::{debug, error, info, info_span, warn, Instrument, Span};
+use youmi_protocol::agent::refusal_code;
 use youmi_protocol::{
     AgentMessage, AgentSettings, AssignedTask, DeviceInfo, FinishedReport, Outcome, ServerMessage,
-    TaskId, UpdateState, MAX_FRAME_BYTES,
+    TaskId, TaskPayload, UpdateState, MAX_FRAME_BYTES,
 };
 
 use crate::connection::{self, ConnEvent, ConnectionConfig, ConnectionEnd, Outbound};
@@ -813,6 +814,18 @@ impl Core {
         if self.halted.is_some() || self.shutting_down {
             // Not accepted: the server assigns it again elsewhere or later.
             warn!(task_id = id, "not accepting a task while stopping");
+            return Ok(());
+        }
+        if let Err(error) = TaskPayload::parse(task.kind, &task.payload) {
+            // A payload this version does not understand would fail on the
+            // phone anyway; refused now, the server ends the task at once and
+            // the queue moves on.
+            warn!(task_id = id, kind = %task.kind, %error, "refusing a task whose payload this agent does not understand");
+            self.send(AgentMessage::Refused {
+                task_id: id,
+                code: refusal_code::PAYLOAD_NOT_UNDERSTOOD.to_owned(),
+                message: error.to_string(),
+            });
             return Ok(());
         }
         self.append(Entry::Accepted(task.clone())).await?;

@@ -1082,3 +1082,98 @@ fn the_default_heartbeat_keeps_a_device_online() {
         std::time::Duration::from_secs(30)
     );
 }
+
+/// Assign frames an agent cannot take, of many shapes: each is refused by
+/// its task id with the right code, nothing is journaled or run, and the
+/// connection stays up for the next task.
+#[tokio::test]
+async fn assigns_the_agent_cannot_take_are_refused_on_the_same_connection() {
+    use youmi_protocol::agent::refusal_code;
+    init_logs();
+    let mut server = FakeServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let phone = phone(ms(5));
+    let agent = spawn_agent(&server, dir.path(), &phone);
+    let mut conn = server.next_conn().await;
+    conn.handshake(plain_settings()).await;
+
+    let frame = |id: i64, kind: &str, payload: String| {
+        format!(
+            r#"{{"type":"assign","task":{{"id":{id},"kind":"{kind}","payload":{payload},"attempt":1}}}}"#
+        )
+    };
+    let good = r#"{"to":{"name":"Ann"},"items":[{"type":"text","text":"hi"}]}"#;
+    let mut cases: Vec<(String, &str)> = Vec::new();
+    let mut id = 100;
+    // Over the size limit, by a little and by a lot.
+    for extra in [1usize, 1_000, 3 * 1024 * 1024] {
+        let text = "x".repeat(youmi_protocol::MAX_ASSIGN_FRAME_BYTES + extra);
+        let payload =
+            format!(r#"{{"to":{{"name":"Ann"}},"items":[{{"type":"text","text":"{text}"}}]}}"#);
+        id += 1;
+        cases.push((frame(id, "send_message", payload), refusal_code::TOO_LARGE));
+    }
+    // Nested past what the JSON reader takes.
+    for depth in [127usize, 128, 200, 5_000] {
+        let payload = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        id += 1;
+        cases.push((frame(id, "send_message", payload), refusal_code::UNREADABLE));
+    }
+    // Kinds this agent does not know.
+    for kind in ["teleport", "SEND_MESSAGE", "", "send message"] {
+        id += 1;
+        cases.push((frame(id, kind, good.to_owned()), refusal_code::UNKNOWN_KIND));
+    }
+    // Fields of the wrong type around a readable id.
+    id += 1;
+    cases.push((
+        format!(r#"{{"type":"assign","task":{{"id":{id},"kind":"send_message","payload":{good},"attempt":"one"}}}}"#),
+        refusal_code::UNREADABLE,
+    ));
+    // Payloads that do not pass the kind's check.
+    for payload in [
+        json!({}),
+        json!({"to": {"name": "Ann"}, "items": []}),
+        json!({"to": {"name": "Ann"}, "items": [{"type": "hologram"}]}),
+        json!([1, 2, 3]),
+        json!("text"),
+    ] {
+        id += 1;
+        cases.push((
+            frame(id, "send_message", payload.to_string()),
+            refusal_code::PAYLOAD_NOT_UNDERSTOOD,
+        ));
+    }
+
+    for (text, code) in &cases {
+        let expected_id =
+            youmi_protocol::agent::assign_task_id(text).expect("the case names an id");
+        conn.send_text(text.clone());
+        match conn.recv().await {
+            AgentMessage::Refused {
+                task_id,
+                code: got,
+                message,
+            } => {
+                assert_eq!(task_id, expected_id);
+                assert_eq!(got, *code, "{message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("expected a refusal of {expected_id}, got {other:?}"),
+        }
+    }
+    // Frames that are not assigns at all are ignored, with no answer.
+    for junk in ["{", "[]", r#"{"type":"teleport"}"#, r#"{"type":"ack"}"#] {
+        conn.send_text(junk.to_owned());
+    }
+    conn.silent_for(ms(200)).await;
+
+    // The same connection takes the next good task.
+    conn.send(&assign(message_task(7)));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 7 });
+    let report = finished(conn.recv_skipping_progress().await);
+    assert_eq!((report.task_id, report.outcome), (7, Outcome::Succeeded));
+    assert_eq!(server.attempts(), 1, "never reconnected");
+    assert_eq!(task_starts(&phone.events()), 1, "only the good task ran");
+    agent.shutdown().await;
+}

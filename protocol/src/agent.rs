@@ -202,6 +202,83 @@ pub enum AgentMessage {
     },
 }
 
+impl AgentMessage {
+    /// Checks every text of the frame against the storage rule
+    /// ([`crate::text::check_storable`]), naming the first field at fault.
+    pub fn check_text(&self) -> Result<(), crate::text::TextError> {
+        use crate::text::check_storable as check;
+        match self {
+            AgentMessage::Hello {
+                agent_version,
+                device,
+                finished,
+                ..
+            } => {
+                check("agent_version", agent_version)?;
+                check("device.serial", &device.serial)?;
+                check("device.model", &device.model)?;
+                check("device.android_version", &device.android_version)?;
+                check("device.agent_version", &device.agent_version)?;
+                for report in finished {
+                    report.check_text("finished[].")?;
+                }
+                Ok(())
+            }
+            AgentMessage::Accepted { .. } => Ok(()),
+            AgentMessage::Progress { step, .. } => check("step", step),
+            AgentMessage::Finished(report) => report.check_text(""),
+            AgentMessage::QueueChanged { reason, .. } => check("reason", reason),
+            AgentMessage::Heartbeat { foreground_app, .. } => {
+                check("foreground_app", foreground_app.as_deref().unwrap_or(""))
+            }
+            AgentMessage::Event { kind, data } => {
+                check("kind", kind)?;
+                check_value("data", data)
+            }
+            AgentMessage::UpdateStatus {
+                version, message, ..
+            } => {
+                check("version", version)?;
+                check("message", message.as_deref().unwrap_or(""))
+            }
+            AgentMessage::LogsUploaded { request_id, error } => {
+                check("request_id", request_id)?;
+                check("error", error.as_deref().unwrap_or(""))
+            }
+            AgentMessage::Refused { code, message, .. } => {
+                check("code", code)?;
+                check("message", message)
+            }
+        }
+    }
+}
+
+impl FinishedReport {
+    fn check_text(&self, prefix: &str) -> Result<(), crate::text::TextError> {
+        if let Some(error) = &self.error {
+            crate::text::check_storable(&format!("{prefix}error.code"), &error.code)?;
+            crate::text::check_storable(&format!("{prefix}error.message"), &error.message)?;
+        }
+        match &self.result {
+            Some(result) => check_value(&format!("{prefix}result"), result),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Checks every key and string of a JSON value against the storage rule.
+fn check_value(field: &str, value: &Value) -> Result<(), crate::text::TextError> {
+    match value {
+        Value::String(text) => crate::text::check_storable(field, text),
+        Value::Array(items) => items.iter().try_for_each(|item| check_value(field, item)),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            crate::text::check_storable(field, key)?;
+            check_value(field, item)
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// A task as the server hands it to an agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssignedTask {
@@ -458,9 +535,8 @@ pub fn assign_task_id(text: &str) -> Option<TaskId> {
                 continue;
             }
             open @ (b'{' | b'[') => {
-                let is_task = open == b'{'
-                    && levels.len() == 1
-                    && levels[0].key.as_deref() == Some("task");
+                let is_task =
+                    open == b'{' && levels.len() == 1 && levels[0].key.as_deref() == Some("task");
                 levels.push(Level {
                     object: open == b'{',
                     key: None,
@@ -472,10 +548,13 @@ pub fn assign_task_id(text: &str) -> Option<TaskId> {
             }
             b'-' | b'0'..=b'9' => {
                 let start = i;
-                while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
                     i += 1;
                 }
-                if levels.len() == 2 && levels[1].is_task && levels[1].key.as_deref() == Some("id") {
+                if levels.len() == 2 && levels[1].is_task && levels[1].key.as_deref() == Some("id")
+                {
                     id = text[start..i].parse().ok();
                 }
                 continue;
@@ -506,9 +585,15 @@ mod tests {
         let unknown_kind = r#"{ "task" : { "id" : 5, "kind" : "teleport", "payload" : {"id": 9} }, "type" : "assign" }"#;
         assert_eq!(assign_task_id(unknown_kind), Some(5));
         assert_eq!(assign_task_id(r#"{"type":"ack","task":{"id":5}}"#), None);
-        assert_eq!(assign_task_id(r#"{"type":"assign","task":{"payload":{"id":5}}}"#), None);
+        assert_eq!(
+            assign_task_id(r#"{"type":"assign","task":{"payload":{"id":5}}}"#),
+            None
+        );
         assert_eq!(assign_task_id(r#"{"type":"assign","id":5}"#), None);
-        assert_eq!(assign_task_id(r#"{"type":"as\"sign","task":{"id":5}}"#), None);
+        assert_eq!(
+            assign_task_id(r#"{"type":"as\"sign","task":{"id":5}}"#),
+            None
+        );
         assert_eq!(assign_task_id("not json"), None);
         assert_eq!(assign_task_id(r#"{"type":"assign","task":{"id":"#), None);
     }

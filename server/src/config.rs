@@ -99,6 +99,16 @@ pub struct Config {
     #[arg(long, env = "YOUMI_ASSIGN_RESEND_MS", default_value_t = 10_000)]
     pub assign_resend_ms: i64,
 
+    /// A task whose `assign` was sent this many times (re-sends and new
+    /// dispatches after reconnects) without being accepted fails `undeliverable`.
+    #[arg(long, env = "YOUMI_ASSIGN_MAX_SENDS", default_value_t = 6)]
+    pub assign_max_sends: u32,
+
+    /// A task whose `assign` is still not accepted this many milliseconds after
+    /// it was sent to a connected device fails `undeliverable`.
+    #[arg(long, env = "YOUMI_ASSIGN_DELIVER_MS", default_value_t = 120_000)]
+    pub assign_deliver_ms: i64,
+
     /// A device silent this many milliseconds is offline.
     #[arg(long, env = "YOUMI_OFFLINE_AFTER_MS", default_value_t = 90_000)]
     pub offline_after_ms: i64,

@@ -159,6 +159,8 @@ impl Server {
             SystemClock,
             ControllerConfig {
                 assign_resend_ms: config.assign_resend_ms,
+                assign_max_sends: config.assign_max_sends,
+                assign_deliver_ms: config.assign_deliver_ms,
                 offline_after_ms: config.offline_after_ms,
                 // Silent devices are offline at once; this only bounds how long
                 // their sockets stay open.

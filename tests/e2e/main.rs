@@ -20,6 +20,8 @@
 //! - `devices`: the device list and agent settings.
 //! - `restart`: `kill -9` and graceful restarts of the server.
 //! - `bad_input`: every bad input of issue 2, with its answer, changing nothing.
+//! - `poison`: tasks an agent cannot take: limits at submission, refusals,
+//!   undeliverable assigns, cancelling before `accepted`.
 
 mod adb;
 mod agent_cli;
@@ -30,6 +32,7 @@ mod devices;
 mod dispatch;
 mod fleet;
 mod pause;
+mod poison;
 mod qr;
 mod reconnect;
 mod restart;

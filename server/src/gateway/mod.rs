@@ -386,7 +386,19 @@ fn read_frame(
     };
     match message {
         Message::Text(text) => match serde_json::from_str::<AgentMessage>(text.as_str()) {
-            Ok(message) => Read::Message(message),
+            Ok(message) => match message.check_text() {
+                Ok(()) => Read::Message(message),
+                Err(error) => {
+                    tracing::info!(%error, "agent frame with text that cannot be stored; dropped");
+                    if frames
+                        .try_send(error_frame(error_code::BAD_TEXT, &error.to_string()))
+                        .is_err()
+                    {
+                        tracing::debug!("outbound buffer full; error frame dropped");
+                    }
+                    Read::Handled
+                }
+            },
             Err(error) => {
                 tracing::debug!(%error, "bad frame from the agent");
                 if frames

@@ -58,6 +58,16 @@ pub enum ApiError {
     /// 413: the body is larger than the route takes.
     #[error("the request body is too large")]
     PayloadTooLarge,
+    /// 413: one part of the request is larger than a limit of the protocol.
+    #[error("{message}")]
+    TooLarge {
+        /// Stable snake_case code, e.g. `payload_too_large`.
+        code: &'static str,
+        /// Human text, naming the limit.
+        message: String,
+        /// The request field at fault.
+        field: Option<String>,
+    },
     /// 422: well-formed, but against a rule.
     #[error("{message}")]
     Unprocessable {
@@ -133,6 +143,7 @@ impl ApiError {
             ApiError::BadRequest { field, .. }
             | ApiError::NotFound { field, .. }
             | ApiError::Conflict { field, .. }
+            | ApiError::TooLarge { field, .. }
             | ApiError::Unprocessable { field, .. } => *field = Some(new_field),
             _ => {}
         }
@@ -145,6 +156,7 @@ impl ApiError {
             ApiError::BadRequest { field, .. }
             | ApiError::NotFound { field, .. }
             | ApiError::Conflict { field, .. }
+            | ApiError::TooLarge { field, .. }
             | ApiError::Unprocessable { field, .. } => field.as_deref(),
             _ => None,
         }
@@ -158,7 +170,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -174,6 +186,7 @@ impl ApiError {
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. }
+            | ApiError::TooLarge { code, .. }
             | ApiError::Unavailable { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",

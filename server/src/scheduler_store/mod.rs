@@ -119,7 +119,7 @@ async fn apply_device_change(
              WHERE id = $4",
         )
         .bind(int_flag(*paused))
-        .bind(reason.as_deref())
+        .bind(reason.as_deref().map(storable))
         .bind(*resume_at_ms)
         .bind(device_id.as_str()),
         Change::Notified {
@@ -138,7 +138,7 @@ async fn apply_device_change(
         .bind(*account)
         .bind(device_id.as_str())
         .bind(*task_id)
-        .bind(message.as_str())
+        .bind(storable(message))
         .bind(*at_ms),
         Change::SettingsChanged {
             device_id,
@@ -165,14 +165,21 @@ async fn apply_device_change(
              android_version = $4, agent_version = $5 WHERE id = $6",
         )
         .bind(*at_ms)
-        .bind(info.serial.as_str())
-        .bind(info.model.as_str())
-        .bind(info.android_version.as_str())
-        .bind(info.agent_version.as_str())
+        .bind(storable(&info.serial))
+        .bind(storable(&info.model))
+        .bind(storable(&info.android_version))
+        .bind(storable(&info.agent_version))
         .bind(device_id.as_str()),
     };
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// Text from an agent as it can be stored: the gateway refuses frames with
+/// text that cannot be ([`youmi_protocol::text`]), so this only guards the
+/// commit, which many devices share, against one device's bad text.
+fn storable(text: &str) -> String {
+    youmi_protocol::text::make_storable(text).into_owned()
 }
 
 /// Reads the settings column; a value that does not parse is a decode error.

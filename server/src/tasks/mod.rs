@@ -13,11 +13,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::value::RawValue;
 use youmi_controller::{CancelFilter, NewTask};
+use youmi_protocol::agent::{assign_frame_len_bound, json_depth};
 use youmi_protocol::api::{
     CancelResult, CancelTasks, SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask, TaskPage,
     TaskQuery, TaskView,
 };
-use youmi_protocol::{OperatorAccountId, TaskId, TaskPayload, TaskState};
+use youmi_protocol::{
+    OperatorAccountId, TaskId, TaskPayload, TaskState, MAX_ASSIGN_FRAME_BYTES, MAX_PAYLOAD_DEPTH,
+};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path, Query};
@@ -61,6 +64,17 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
     // The payload is stored as the client sent it (compact), so that fields a
     // newer agent understands pass through; `parse_text` vouches for the rest.
     let text = task.payload.get();
+    // What is accepted must be deliverable: an agent reads assigns of at most
+    // these depth and size (protocol crate), so nothing deeper or larger is
+    // queued to jam its phone's queue.
+    let depth = json_depth(text);
+    if depth > MAX_PAYLOAD_DEPTH {
+        return Err(ApiError::unprocessable(
+            "payload_too_deep",
+            Some("payload"),
+            format!("the payload nests {depth} levels deep; the limit is {MAX_PAYLOAD_DEPTH}"),
+        ));
+    }
     TaskPayload::parse_text(task.kind, text).map_err(|error| {
         ApiError::unprocessable("invalid_payload", Some(&error.field), error.to_string())
     })?;
@@ -100,6 +114,17 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
             .and_then(|value| serde_json::to_string(&value))
             .map_err(|error| ApiError::Internal(format!("payload serialization: {error}")))?
     };
+    let frame = assign_frame_len_bound(task.kind, payload.len());
+    if frame > MAX_ASSIGN_FRAME_BYTES {
+        return Err(ApiError::TooLarge {
+            code: "payload_too_large",
+            message: format!(
+                "the task's assign frame would be {frame} bytes; the limit is {MAX_ASSIGN_FRAME_BYTES} (payload {} bytes)",
+                payload.len()
+            ),
+            field: Some("payload".to_owned()),
+        });
+    }
     Ok(NewTask {
         operator_account_id: task.operator_account_id,
         kind: task.kind,
