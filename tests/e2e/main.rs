@@ -12,6 +12,7 @@
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
 //! - `fleet`: `youmi-agent fleet` driving 50 simulated phones through adb.
+//! - `fuzz`: generated agent frames and task payloads, hostile text included.
 //! - `pause`: pause and resume from the API and the phone, auto-resume.
 //! - `qr`: `youmi-agent bind --qr` with the QR image the server renders.
 //! - `cancel`: cancelling queued and running tasks, by id, account, device, kind.
@@ -31,6 +32,7 @@ mod cancel;
 mod devices;
 mod dispatch;
 mod fleet;
+mod fuzz;
 mod pause;
 mod poison;
 mod qr;
