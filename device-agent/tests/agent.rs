@@ -684,7 +684,7 @@ async fn the_agent_reconnects_until_the_server_is_there() {
 }
 
 #[tokio::test]
-async fn frames_over_one_mebibyte_are_refused() {
+async fn frames_over_one_mebibyte_are_ignored_and_the_connection_stays() {
     init_logs();
     let mut server = FakeServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -697,11 +697,10 @@ async fn frames_over_one_mebibyte_are_refused() {
         "a".repeat(youmi_protocol::MAX_FRAME_BYTES + 1)
     );
     conn.send_text(huge);
-    conn.closed().await;
-    // ...and it comes back on a new connection.
-    let mut conn = server.next_conn().await;
-    conn.handshake(plain_settings()).await;
-    assert!(agent.wait_connected(WAIT).await);
+    // Not an assign: nothing to refuse; the same connection takes the next task.
+    conn.send(&assign(message_task(3)));
+    assert_eq!(conn.recv().await, AgentMessage::Accepted { task_id: 3 });
+    assert_eq!(server.attempts(), 1, "never reconnected");
     agent.shutdown().await;
 }
 
