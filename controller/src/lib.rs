@@ -195,9 +195,7 @@ impl Controller {
         let signals = Arc::new(storage::StorageSignals::new());
         let failure = signals.failure.subscribe();
         let storage = Arc::downgrade(&signals);
-        scheduler::Scheduler::start(
-            snapshot, store, clock, config, &commands, receiver, signals,
-        );
+        scheduler::Scheduler::start(snapshot, store, clock, config, &commands, receiver, signals);
         Controller {
             commands,
             failure,

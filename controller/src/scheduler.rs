@@ -36,8 +36,8 @@ use youmi_protocol::{
 };
 
 use crate::clock::Clock;
-use crate::storage::StorageSignals;
 use crate::sink::{Assign, DeviceSink};
+use crate::storage::StorageSignals;
 use crate::store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
 };

@@ -9,9 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::mpsc;
 use youmi_controller::{
-    AccountRecord, Change, Controller, ControllerConfig, ControllerError, DeviceRecord,
-    DeviceSink, NewTask, SinkClosed, Snapshot, StorageStatus, Store, StoreError, TaskOwner,
-    TokioClock,
+    AccountRecord, Change, Controller, ControllerConfig, ControllerError, DeviceRecord, DeviceSink,
+    NewTask, SinkClosed, Snapshot, StorageStatus, Store, StoreError, TaskOwner, TokioClock,
 };
 use youmi_protocol::{
     AgentMessage, AgentSettings, DeviceInfo, FinishedReport, Outcome, ServerMessage, TaskKind,
@@ -239,7 +238,10 @@ async fn a_transient_failure_is_retried_until_it_commits_and_nothing_is_told_bef
     }
     assert_eq!(store.dispatched(), ids);
     // And the controller carries on: new submits are taken again.
-    assert_eq!(controller.submit(vec![task()]).await.unwrap(), vec![ids[0] + 1]);
+    assert_eq!(
+        controller.submit(vec![task()]).await.unwrap(),
+        vec![ids[0] + 1]
+    );
 }
 
 #[tokio::test(start_paused = true)]
