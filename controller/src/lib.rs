@@ -15,25 +15,32 @@
 //! - [`store`]: the records it loads at start-up and the [`Change`]s it writes.
 //! - [`sink`]: [`DeviceSink`], the way out to a connected device.
 //! - [`clock`]: [`Clock`], wall time that tests can pause.
+//! - [`storage`]: [`StorageStatus`], how the store is doing.
 //!
 //! # Durability
 //! The scheduler changes its memory first, then hands the change to the writer,
 //! which commits batches of changes in one transaction each (group commit). Every
 //! effect on the outside world (a frame to an agent, an answer to the API) waits
 //! for the commit of the changes it depends on, so the database always knows at
-//! least what any agent or client was told. If the store keeps failing, the
-//! controller stops and [`Controller::failed`] reports it: the process should
-//! exit and rebuild from the database, rather than run on with memory that the
+//! least what any agent or client was told. A commit that fails transiently
+//! (I/O, a full disk, a lost connection) is retried without limit, the same
+//! batch on a fresh transaction, and meanwhile [`Controller::storage_status`]
+//! says `Degraded` and the calls that would change state are refused with
+//! [`ControllerError::StorageUnavailable`]; when a commit succeeds again
+//! everything carries on. A commit that keeps failing otherwise stops the
+//! controller and [`Controller::failed`] reports it: the process should exit
+//! and rebuild from the database, rather than run on with memory that the
 //! database does not back.
 
 pub mod clock;
 mod scheduler;
 pub mod sink;
+pub mod storage;
 pub mod store;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::api::CancelResult;
@@ -43,6 +50,7 @@ use youmi_protocol::{
 
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use sink::{Assign, DeviceSink, SinkClosed};
+pub use storage::StorageStatus;
 pub use store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
     TaskRecord,
@@ -165,6 +173,10 @@ pub enum ControllerError {
     /// The controller stopped (its store failed, or the server is shutting down).
     #[error("the scheduler is not running")]
     Stopped,
+    /// The store is failing (or stalled); the call was refused before it
+    /// changed anything. Worth trying again later.
+    #[error("{0}")]
+    StorageUnavailable(String),
 }
 
 /// The scheduler's handle: cheap to clone, one per request or connection.
@@ -174,6 +186,9 @@ pub struct Controller {
     commands: mpsc::Sender<scheduler::Command>,
     /// Set to the reason when the scheduler or its writer stopped on an error.
     failure: watch::Receiver<Option<String>>,
+    /// How the store is doing. Weak, so that the writer dropping it (it
+    /// stopped) is seen as a stop.
+    storage: Weak<storage::StorageSignals>,
 }
 
 impl Controller {
@@ -186,17 +201,39 @@ impl Controller {
         config: ControllerConfig,
     ) -> Controller {
         let (commands, receiver) = mpsc::channel(config.command_buffer.max(16));
-        let (failure_tx, failure) = watch::channel(None);
-        scheduler::Scheduler::start(
-            snapshot,
-            store,
-            clock,
-            config,
-            &commands,
-            receiver,
-            Arc::new(failure_tx),
-        );
-        Controller { commands, failure }
+        let signals = Arc::new(storage::StorageSignals::new());
+        let failure = signals.failure.subscribe();
+        let storage = Arc::downgrade(&signals);
+        scheduler::Scheduler::start(snapshot, store, clock, config, &commands, receiver, signals);
+        Controller {
+            commands,
+            failure,
+            storage,
+        }
+    }
+
+    /// How the store is doing now: `Ok` unless commits fail (`Degraded`), one
+    /// runs too long (`Stalled`) or the controller stopped (`Failed`).
+    pub fn storage_status(&self) -> StorageStatus {
+        match self.storage.upgrade() {
+            Some(signals) => signals.current(),
+            None => StorageStatus::Failed {
+                reason: "the scheduler stopped".to_owned(),
+            },
+        }
+    }
+
+    /// Refuses a call that would change state while the store is not taking
+    /// writes: it would wait for the store, and its changes would pile up in
+    /// memory meanwhile.
+    fn writable(&self) -> Result<(), ControllerError> {
+        match self.storage_status() {
+            StorageStatus::Ok => Ok(()),
+            StorageStatus::Failed { .. } => Err(ControllerError::Stopped),
+            other => Err(ControllerError::StorageUnavailable(
+                other.problem().unwrap_or_default(),
+            )),
+        }
     }
 
     async fn call<T>(
@@ -219,7 +256,9 @@ impl Controller {
     }
 
     /// Queues new tasks and returns their ids once they are committed.
+    /// Refused while the store is not taking writes.
     pub async fn submit(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>, ControllerError> {
+        self.writable()?;
         self.call(|reply| scheduler::Command::Submit { tasks, reply })
             .await
     }
@@ -308,6 +347,7 @@ impl Controller {
         target: DeviceTarget,
         reason: String,
     ) -> Result<u64, ControllerError> {
+        self.writable()?;
         self.call(|reply| scheduler::Command::Pause {
             target,
             reason,
@@ -318,6 +358,7 @@ impl Controller {
 
     /// Resumes the queues of `target`.
     pub async fn resume(&self, target: DeviceTarget) -> Result<u64, ControllerError> {
+        self.writable()?;
         self.call(|reply| scheduler::Command::Resume { target, reply })
             .await?
     }
@@ -328,6 +369,7 @@ impl Controller {
         target: DeviceTarget,
         patch: SettingsPatch,
     ) -> Result<u64, ControllerError> {
+        self.writable()?;
         self.call(|reply| scheduler::Command::UpdateSettings {
             target,
             patch,
@@ -338,6 +380,7 @@ impl Controller {
 
     /// Cancels waiting tasks at once and asks phones to stop running ones.
     pub async fn cancel(&self, filter: CancelFilter) -> Result<CancelResult, ControllerError> {
+        self.writable()?;
         self.call(|reply| scheduler::Command::Cancel { filter, reply })
             .await
     }

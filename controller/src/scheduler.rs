@@ -27,7 +27,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use youmi_protocol::agent::error_code;
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
@@ -37,6 +37,7 @@ use youmi_protocol::{
 
 use crate::clock::Clock;
 use crate::sink::{Assign, DeviceSink};
+use crate::storage::StorageSignals;
 use crate::store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
 };
@@ -240,7 +241,7 @@ impl<C: Clock> Scheduler<C> {
         config: ControllerConfig,
         commands: &mpsc::Sender<Command>,
         receiver: mpsc::Receiver<Command>,
-        failure: Arc<watch::Sender<Option<String>>>,
+        signals: Arc<StorageSignals>,
     ) {
         let store = Arc::new(store);
         let lookup_store = store.clone();
@@ -248,7 +249,7 @@ impl<C: Clock> Scheduler<C> {
             let store = lookup_store.clone();
             Box::pin(async move { store.task_owner(id).await })
         });
-        let writer = Writer::start(store, failure, config.writer_thread);
+        let writer = Writer::start(store, signals, config.writer_thread);
         let mut scheduler = Scheduler {
             clock,
             config,

@@ -214,12 +214,44 @@ pub struct TaskOwner {
 
 /// A failure of the durable store.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(pub String);
+#[error("store: {message}")]
+pub struct StoreError {
+    /// What failed.
+    pub message: String,
+    /// Whether the same commit may succeed later (an I/O error, a full disk,
+    /// a lost connection, a read-only moment): the writer retries it without
+    /// limit. Any other failure stops the controller after a few attempts.
+    pub transient: bool,
+}
+
+impl StoreError {
+    /// A failure that may be gone when the same commit is tried again.
+    pub fn transient(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            transient: true,
+        }
+    }
+
+    /// A failure that retrying will not cure.
+    pub fn permanent(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            transient: false,
+        }
+    }
+
+    /// Whether the writer should retry it without limit.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
 
 /// The scheduler's durable memory.
 pub trait Store: Send + Sync + 'static {
-    /// Writes `changes` in one transaction, in order, all or nothing.
+    /// Writes `changes` in one transaction, in order, all or nothing. After a
+    /// failure nothing of it is written, and the next call starts afresh (a
+    /// connection left in a failed transaction is closed, not reused).
     fn commit(&self, changes: &[Change]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Looks up a task the scheduler does not hold (it ended, or never existed).

@@ -17,8 +17,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use crate::storage::StorageSignals;
 use crate::store::{Change, Store};
 
 /// Something to do once the changes before it are durable.
@@ -62,22 +63,29 @@ pub(crate) const MAX_PENDING_CHANGES: usize = MAX_CHANGES_PER_COMMIT;
 /// The name of the writer's thread, with [`crate::ControllerConfig::writer_thread`].
 pub const WRITER_THREAD: &str = "youmi-writer";
 
-/// Attempts of one commit before the writer gives up and stops the controller.
+/// Attempts of one commit that fail permanently before the writer gives up
+/// and stops the controller. Transient failures are retried without limit.
 const COMMIT_ATTEMPTS: u32 = 4;
+
+/// The wait after a commit's first failure; it doubles with each failure.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+/// The longest wait between two attempts of a commit.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
 impl Writer {
     /// Spawns the writer task over `store`: on a thread of its own when
     /// `own_thread` ([`crate::ControllerConfig::writer_thread`]), else on the
-    /// caller's runtime. A commit that fails after retries sets `failure` and
-    /// ends the task.
+    /// caller's runtime. A commit that fails for good sets the failure of
+    /// `signals` and ends the task; one that fails transiently is retried
+    /// until it succeeds, the store `Degraded` meanwhile.
     pub(crate) fn start<S: Store>(
         store: S,
-        failure: Arc<watch::Sender<Option<String>>>,
+        signals: Arc<StorageSignals>,
         own_thread: bool,
     ) -> Writer {
         // One batch waits while one commits; see the module doc.
         let (batches, receiver) = mpsc::channel(1);
-        let writer = run(store, receiver, failure.clone());
+        let writer = run(store, receiver, signals.clone());
         if !own_thread {
             tokio::spawn(writer);
             return Writer { batches };
@@ -99,7 +107,9 @@ impl Writer {
         if let Err(error) = spawned {
             // The closure, and the store in it, are gone: the scheduler stops.
             tracing::error!(%error, "cannot start the writer's thread");
-            failure.send_replace(Some(format!("cannot start the writer's thread: {error}")));
+            signals
+                .failure
+                .send_replace(Some(format!("cannot start the writer's thread: {error}")));
         }
         Writer { batches }
     }
@@ -132,7 +142,7 @@ impl Writer {
 async fn run<S: Store>(
     store: S,
     mut receiver: mpsc::Receiver<Batch>,
-    failure: Arc<watch::Sender<Option<String>>>,
+    signals: Arc<StorageSignals>,
 ) {
     let mut changes = Vec::new();
     let mut effects: Vec<Effect> = Vec::new();
@@ -151,9 +161,12 @@ async fn run<S: Store>(
         let started = Instant::now();
         let committed_changes = changes.len();
         if !changes.is_empty() {
-            if let Err(reason) = commit_with_retries(&store, &changes).await {
+            signals.committing(true);
+            let committed = commit_with_retries(&store, &changes, &signals).await;
+            signals.committing(false);
+            if let Err(reason) = committed {
                 tracing::error!(%reason, changes = changes.len(), "the store failed; stopping the scheduler");
-                failure.send_replace(Some(reason));
+                signals.failure.send_replace(Some(reason));
                 // Dropping the effects drops their reply channels, so waiting
                 // callers learn that the controller stopped.
                 return;
@@ -177,20 +190,46 @@ async fn run<S: Store>(
     }
 }
 
-async fn commit_with_retries<S: Store>(store: &S, changes: &[Change]) -> Result<(), String> {
-    let mut delay = Duration::from_millis(50);
-    let mut attempt = 1;
+/// Commits `changes`, trying again after each failure with a wait that
+/// doubles up to [`MAX_RETRY_DELAY`]: without limit while the failures are
+/// transient (the store is `Degraded` meanwhile), up to [`COMMIT_ATTEMPTS`]
+/// permanent ones. Each attempt is a fresh transaction; the store closes the
+/// connection of a failed one ([`Store::commit`]).
+async fn commit_with_retries<S: Store>(
+    store: &S,
+    changes: &[Change],
+    signals: &StorageSignals,
+) -> Result<(), String> {
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut failures = 0u64;
+    let mut permanent = 0;
     loop {
-        match store.commit(changes).await {
-            Ok(()) => return Ok(()),
-            Err(error) if attempt < COMMIT_ATTEMPTS => {
-                tracing::warn!(%error, attempt, "commit failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-                attempt += 1;
+        let error = match store.commit(changes).await {
+            Ok(()) => {
+                if signals.recovered() {
+                    tracing::warn!(failures, "the store works again; commits resume");
+                }
+                return Ok(());
             }
-            Err(error) => return Err(error.to_string()),
+            Err(error) => error,
+        };
+        failures += 1;
+        if error.is_transient() {
+            if failures == 1 {
+                tracing::error!(%error, changes = changes.len(), "commit failed; retrying until the store works again, refusing new writes meanwhile");
+            } else {
+                tracing::warn!(%error, failures, "commit failed again; retrying");
+            }
+            signals.degraded(error.to_string());
+        } else {
+            permanent += 1;
+            if permanent >= COMMIT_ATTEMPTS {
+                return Err(error.to_string());
+            }
+            tracing::warn!(%error, attempt = permanent, "commit failed; retrying");
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RETRY_DELAY);
     }
 }
 

@@ -60,7 +60,7 @@ impl Store for MemoryStore {
             .commit_threads
             .insert(std::thread::current().name().map(str::to_owned));
         if inner.fail {
-            return Err(StoreError("disk full".into()));
+            return Err(StoreError::permanent("disk full"));
         }
         for change in changes {
             let (id, state, device) = match change {

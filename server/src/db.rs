@@ -8,12 +8,22 @@
 //! and of the WebSocket handshake, which WAL lets run beside the writer. On
 //! SQLite a third pool, `checkpoints`, holds the one connection that copies
 //! the WAL back into the database file ([`crate::checkpointer`]).
+//!
+//! A SQLite file is opened for writing once before the pools connect, so that
+//! a database the server cannot write is named with the OS error at start-up;
+//! the pools then open it without creating it, and the write pool checks that
+//! the path still names that file ([`SqliteFile`]) on every acquire.
 
 use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, Connection, Transaction};
+
+use crate::storage::SqliteFile;
 
 /// Which database the URL named; the few statements that differ look here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +44,14 @@ pub enum DbError {
     #[error("cannot create the data directory {path}")]
     DataDir {
         /// The directory.
+        path: String,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The SQLite file cannot be opened for writing (or created).
+    #[error("cannot open the SQLite database {path} for writing: {source}")]
+    NotWritable {
+        /// The file.
         path: String,
         /// What the file system said.
         source: std::io::Error,
@@ -60,6 +78,9 @@ pub struct Db {
     ///
     /// [`Checkpointer`]: crate::checkpointer::Checkpointer
     pub checkpoints: Option<AnyPool>,
+    /// SQLite only (on a file): the file opened, to notice it being deleted
+    /// or replaced under the server.
+    pub file: Option<Arc<SqliteFile>>,
 }
 
 /// The pragmas every SQLite connection runs first. WAL lets readers run beside
@@ -152,17 +173,27 @@ impl Db {
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                // The writer connects first: it creates the file and switches
-                // it to WAL, which the readers then find in place.
-                let write = sqlite_pool(1, true)
+                let (url, file) = match sqlite_file_of(&url) {
+                    Some((path, create)) => {
+                        let file = open_for_writing(&path, create)?;
+                        // The file exists now: no pool may create it again,
+                        // or a connection opened after it was deleted would
+                        // write into a new, empty database.
+                        (url.replacen("mode=rwc", "mode=rw", 1), Some(Arc::new(file)))
+                    }
+                    None => (url, None),
+                };
+                // The writer connects first: it switches the file to WAL,
+                // which the readers then find in place.
+                let write = sqlite_pool(1, true, file.clone())
                     .connect(&url)
                     .await
                     .map_err(DbError::Connect)?;
-                let read = sqlite_pool(SQLITE_READERS, false)
+                let read = sqlite_pool(SQLITE_READERS, false, None)
                     .connect(&url)
                     .await
                     .map_err(DbError::Connect)?;
-                let checkpoints = sqlite_pool(1, false)
+                let checkpoints = sqlite_pool(1, false, None)
                     .connect(&url)
                     .await
                     .map_err(DbError::Connect)?;
@@ -171,6 +202,7 @@ impl Db {
                     write,
                     backend,
                     checkpoints: Some(checkpoints),
+                    file,
                 })
             }
             Backend::Postgres => {
@@ -179,13 +211,23 @@ impl Db {
                         .max_connections(POSTGRES_CONNECTIONS)
                         .acquire_timeout(ACQUIRE_TIMEOUT)
                 };
-                let write = options().connect(url).await.map_err(DbError::Connect)?;
+                let write = options()
+                    .after_release(|connection, _| {
+                        Box::pin(async move { Ok(!connection.is_in_transaction()) })
+                    })
+                    .before_acquire(|connection, _| {
+                        Box::pin(async move { Ok(!connection.is_in_transaction()) })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(DbError::Connect)?;
                 let read = options().connect(url).await.map_err(DbError::Connect)?;
                 Ok(Db {
                     read,
                     write,
                     backend,
                     checkpoints: None,
+                    file: None,
                 })
             }
         }
@@ -194,12 +236,16 @@ impl Db {
     /// Runs the migrations of this backend that have not run yet.
     #[tracing::instrument(skip_all, fields(backend = ?self.backend))]
     pub async fn migrate(&self) -> Result<(), DbError> {
-        let migrator = match self.backend {
+        self.migrator().run(&self.write).await?;
+        Ok(())
+    }
+
+    /// The migrations of this backend, as built into the binary.
+    pub fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self.backend {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
-        };
-        migrator.run(&self.write).await?;
-        Ok(())
+        }
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once
@@ -209,6 +255,15 @@ impl Db {
         match self.backend {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.write.begin().await,
+        }
+    }
+
+    /// Whether the SQLite file is still the one opened (always, on
+    /// PostgreSQL): what changed if not.
+    pub fn check_file(&self) -> Result<(), String> {
+        match &self.file {
+            Some(file) => file.check(),
+            None => Ok(()),
         }
     }
 
@@ -222,13 +277,71 @@ impl Db {
     }
 }
 
-fn sqlite_pool(connections: u32, writer: bool) -> AnyPoolOptions {
+/// The SQLite file a URL names, and whether it may be created; `None` for an
+/// in-memory or read-only database.
+fn sqlite_file_of(url: &str) -> Option<(std::path::PathBuf, bool)> {
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let query = url.split_once('?').map(|(_, query)| query).unwrap_or("");
+    let mode = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("mode="))
+        .unwrap_or("rw");
+    let path = options.get_filename();
+    let in_memory = path.to_string_lossy().starts_with("file:sqlx-in-memory");
+    if in_memory || mode == "memory" || mode == "ro" {
+        return None;
+    }
+    Some((path.to_path_buf(), mode == "rwc"))
+}
+
+/// Opens (creating it if `create`) the SQLite file for writing, so that one
+/// the server cannot write is refused with the OS's reason rather than, after
+/// the pool's retries, "pool timed out".
+fn open_for_writing(path: &Path, create: bool) -> Result<SqliteFile, DbError> {
+    let not_writable = |source| DbError::NotWritable {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(not_writable)?;
+    SqliteFile::open(path).map_err(not_writable)
+}
+
+/// The options of a SQLite pool; `file` (the writer's) is checked on every
+/// acquire and connect, so that no statement of the write pool reaches a file
+/// that is no longer the database's.
+///
+/// A connection that comes back in a transaction (its commit or rollback
+/// failed: SQLite may have rolled back already while sqlx still counts one
+/// open, and every later `BEGIN` on it then fails with "attempted to call
+/// begin_with at non-zero transaction depth") is closed, not reused.
+fn sqlite_pool(connections: u32, writer: bool, file: Option<Arc<SqliteFile>>) -> AnyPoolOptions {
+    let acquire_file = file.clone();
     AnyPoolOptions::new()
         .max_connections(connections)
         .min_connections(if writer { 1 } else { 0 })
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .after_connect(move |connection, _| {
+        .after_release(|connection, _| Box::pin(async move { Ok(!connection.is_in_transaction()) }))
+        .before_acquire(move |connection, _| {
+            let file = acquire_file.clone();
             Box::pin(async move {
+                match file.map(|file| file.check()) {
+                    Some(Err(reason)) => Err(sqlx::Error::Io(std::io::Error::other(reason))),
+                    _ => Ok(!connection.is_in_transaction()),
+                }
+            })
+        })
+        .after_connect(move |connection, _| {
+            let file = file.clone();
+            Box::pin(async move {
+                if let Some(Err(reason)) = file.map(|file| file.check()) {
+                    return Err(sqlx::Error::Io(std::io::Error::other(reason)));
+                }
                 for pragma in SQLITE_PRAGMAS {
                     // Only the writer switches the journal mode: it is a property
                     // of the file, and changing it needs an exclusive lock.

@@ -17,6 +17,10 @@
 //!   and its SQL in `store.rs`: [`auth`], [`operator_accounts`],
 //!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`],
 //!   [`notifications`].
+//! - [`health`]: `/health/live`, `/health/ready`, and the guard that refuses
+//!   writes while storage fails.
+//! - [`storage`]: which database errors are transient, and the identity of
+//!   the SQLite file.
 //! - [`secrets`]: tokens, codes and ids from the OS random generator.
 //! - `demo`: `youmi-server demo`.
 //!
@@ -38,11 +42,13 @@ pub mod db;
 mod demo;
 pub mod devices;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod notifications;
 pub mod operator_accounts;
 pub mod scheduler_store;
 pub mod secrets;
+pub mod storage;
 pub mod tasks;
 
 use std::future::IntoFuture;

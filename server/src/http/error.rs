@@ -92,15 +92,29 @@ pub enum ApiError {
         /// Human text.
         message: String,
     },
-    /// 500: a database failure; logged, never shown.
+    /// 500: a database failure; logged, never shown. (A transient one
+    /// becomes [`ApiError::storage_unavailable`] instead.)
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// 500: any other failure inside the server; logged, never shown.
     #[error("{0}")]
     Internal(String),
 }
 
+/// The `Retry-After` of a 503 `storage_unavailable`, in seconds.
+pub const STORAGE_RETRY_AFTER_SECS: u64 = 1;
+
 impl ApiError {
+    /// 503 `storage_unavailable` with `Retry-After`: the database is failing
+    /// for now (disk full, I/O errors, connection lost) or its file is gone;
+    /// nothing of the request was stored.
+    pub fn storage_unavailable(reason: impl Into<String>) -> Self {
+        ApiError::Unavailable {
+            code: "storage_unavailable",
+            message: reason.into(),
+        }
+    }
+
     /// 400 with a field.
     pub fn bad_request(
         code: &'static str,
@@ -209,6 +223,20 @@ impl From<ControllerError> for ApiError {
                 code: "scheduler_stopped",
                 message: "the scheduler is not running".to_owned(),
             },
+            ControllerError::StorageUnavailable(reason) => ApiError::storage_unavailable(reason),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// A transient failure (see [`crate::storage::is_transient`]) is a 503
+    /// the client may retry; any other a 500.
+    fn from(error: sqlx::Error) -> Self {
+        if crate::storage::is_transient(&error) {
+            tracing::warn!(%error, "database unavailable while handling a request");
+            ApiError::storage_unavailable("the database is unavailable for now; nothing was stored")
+        } else {
+            ApiError::Database(error)
         }
     }
 }
@@ -235,6 +263,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        if self.code() == "storage_unavailable" {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORAGE_RETRY_AFTER_SECS),
+            );
+        }
         if let ApiError::TooManyAttempts { retry_after_secs } = self {
             response.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -7,6 +7,7 @@ pub mod rate_limit;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
+use axum::middleware;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
@@ -21,6 +22,7 @@ pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(crate::health::router())
         .merge(crate::auth::router())
         .merge(crate::operator_accounts::router())
         .merge(crate::bind_codes::router())
@@ -30,6 +32,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::devices::router())
         .merge(crate::notifications::router())
         .fallback(unknown_route)
+        // While storage fails, writes are refused before any handler runs.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::health::refuse_writes,
+        ))
         // The batch route sets its own, larger limit; a route's own layer wins
         // over this one because it runs later.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

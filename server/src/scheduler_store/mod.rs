@@ -62,21 +62,36 @@ impl SqlStore {
         for change in folded.devices {
             apply_device_change(&mut tx, change).await?;
         }
+        // The last moment to find the file gone before acknowledging what
+        // would otherwise go into an unlinked file.
+        self.db
+            .check_file()
+            .map_err(|reason| sqlx::Error::Io(std::io::Error::other(reason)))?;
         tx.commit().await
     }
 }
 
 impl Store for SqlStore {
+    /// Refused, as transient, while the SQLite file is not the one opened.
+    /// A failed commit leaves no connection in a transaction: the write pool
+    /// closes such connections ([`crate::db`]).
     async fn commit(&self, changes: &[Change]) -> Result<(), StoreError> {
-        self.commit_changes(changes)
-            .await
-            .map_err(|error| StoreError(error.to_string()))
+        self.db.check_file().map_err(StoreError::transient)?;
+        self.commit_changes(changes).await.map_err(store_error)
     }
 
     async fn task_owner(&self, id: TaskId) -> Result<Option<TaskOwner>, StoreError> {
-        task_owner(&self.db, id)
-            .await
-            .map_err(|error| StoreError(error.to_string()))
+        task_owner(&self.db, id).await.map_err(store_error)
+    }
+}
+
+/// The controller's error for a database error: transient or not as
+/// [`crate::storage::is_transient`] says.
+fn store_error(error: sqlx::Error) -> StoreError {
+    if crate::storage::is_transient(&error) {
+        StoreError::transient(error.to_string())
+    } else {
+        StoreError::permanent(error.to_string())
     }
 }
 

@@ -9,5 +9,6 @@ mod bind;
 mod devices;
 mod gateway;
 mod notifications;
+mod storage_faults;
 mod store;
 mod tasks;
