@@ -15,6 +15,7 @@
 //! - [`store`]: the records it loads at start-up and the [`Change`]s it writes.
 //! - [`sink`]: [`DeviceSink`], the way out to a connected device.
 //! - [`clock`]: [`Clock`], wall time that tests can pause.
+//! - [`metrics`]: the names of the controller's metrics and their handles.
 //!
 //! # Durability
 //! The scheduler changes its memory first, then hands the change to the writer,
@@ -27,6 +28,7 @@
 //! database does not back.
 
 pub mod clock;
+pub mod metrics;
 mod scheduler;
 pub mod sink;
 pub mod store;
@@ -42,6 +44,7 @@ use youmi_protocol::{
 };
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use metrics::MetricsRecorder;
 pub use sink::{Assign, DeviceSink, SinkClosed};
 pub use store::{
     AccountRecord, Change, DeviceRecord, NewTask, Snapshot, Store, StoreError, TaskOwner,
@@ -77,6 +80,9 @@ pub struct ControllerConfig {
     /// not bound to the caller's runtime, such as SQLite's, which runs on
     /// threads of its own: sockets stay with the runtime that opened them.
     pub writer_thread: bool,
+    /// The recorder of the controller's [`metrics`]; with none, they go to the
+    /// process's global recorder (and with no global recorder, nowhere).
+    pub metrics: Option<MetricsRecorder>,
 }
 
 impl Default for ControllerConfig {
@@ -90,6 +96,7 @@ impl Default for ControllerConfig {
             retry_delay_ms: 30_000,
             command_buffer: 4_096,
             writer_thread: false,
+            metrics: None,
         }
     }
 }
@@ -178,15 +185,19 @@ impl Controller {
     ) -> Controller {
         let (commands, receiver) = mpsc::channel(config.command_buffer.max(16));
         let (failure_tx, failure) = watch::channel(None);
-        scheduler::Scheduler::start(
-            snapshot,
-            store,
-            clock,
-            config,
-            &commands,
-            receiver,
-            Arc::new(failure_tx),
-        );
+        // The scheduler and the writer register their metrics as they start.
+        let recorder = config.metrics.clone();
+        metrics::with_recorder(recorder.as_ref(), || {
+            scheduler::Scheduler::start(
+                snapshot,
+                store,
+                clock,
+                config,
+                &commands,
+                receiver,
+                Arc::new(failure_tx),
+            )
+        });
         Controller { commands, failure }
     }
 

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::metrics::WriterMetrics;
 use crate::store::{Change, Store};
 
 /// Something to do once the changes before it are durable.
@@ -77,7 +78,7 @@ impl Writer {
     ) -> Writer {
         // One batch waits while one commits; see the module doc.
         let (batches, receiver) = mpsc::channel(1);
-        let writer = run(store, receiver, failure.clone());
+        let writer = run(store, receiver, failure.clone(), WriterMetrics::register());
         if !own_thread {
             tokio::spawn(writer);
             return Writer { batches };
@@ -133,6 +134,7 @@ async fn run<S: Store>(
     store: S,
     mut receiver: mpsc::Receiver<Batch>,
     failure: Arc<watch::Sender<Option<String>>>,
+    metrics: WriterMetrics,
 ) {
     let mut changes = Vec::new();
     let mut effects: Vec<Effect> = Vec::new();
@@ -151,7 +153,7 @@ async fn run<S: Store>(
         let started = Instant::now();
         let committed_changes = changes.len();
         if !changes.is_empty() {
-            if let Err(reason) = commit_with_retries(&store, &changes).await {
+            if let Err(reason) = commit_with_retries(&store, &changes, &metrics).await {
                 tracing::error!(%reason, changes = changes.len(), "the store failed; stopping the scheduler");
                 failure.send_replace(Some(reason));
                 // Dropping the effects drops their reply channels, so waiting
@@ -159,6 +161,7 @@ async fn run<S: Store>(
                 return;
             }
             changes.clear();
+            metrics.commit_seconds.record(started.elapsed());
         }
         let commit = started.elapsed();
         let effect_count = effects.len();
@@ -177,11 +180,19 @@ async fn run<S: Store>(
     }
 }
 
-async fn commit_with_retries<S: Store>(store: &S, changes: &[Change]) -> Result<(), String> {
+async fn commit_with_retries<S: Store>(
+    store: &S,
+    changes: &[Change],
+    metrics: &WriterMetrics,
+) -> Result<(), String> {
     let mut delay = Duration::from_millis(50);
     let mut attempt = 1;
     loop {
-        match store.commit(changes).await {
+        let result = store.commit(changes).await;
+        if result.is_err() {
+            metrics.write_errors.increment(1);
+        }
+        match result {
             Ok(()) => return Ok(()),
             Err(error) if attempt < COMMIT_ATTEMPTS => {
                 tracing::warn!(%error, attempt, "commit failed; retrying");
