@@ -11,6 +11,8 @@
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `metrics`: `/metrics` on its own listener, off by default, and what it
+//!   counts.
 //! - `fleet`: `youmi-agent fleet` driving 50 simulated phones through adb.
 //! - `pause`: pause and resume from the API and the phone, auto-resume.
 //! - `qr`: `youmi-agent bind --qr` with the QR image the server renders.
@@ -29,6 +31,7 @@ mod cancel;
 mod devices;
 mod dispatch;
 mod fleet;
+mod metrics;
 mod pause;
 mod qr;
 mod reconnect;

@@ -7,10 +7,12 @@ pub mod rate_limit;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::http::error::ApiError;
+use crate::prometheus::count_responses;
 use crate::AppState;
 
 /// The largest request body of any route but the batch submit.
@@ -20,7 +22,7 @@ pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(crate::auth::router())
         .merge(crate::operator_accounts::router())
         .merge(crate::bind_codes::router())
@@ -29,7 +31,13 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::tasks::router())
         .merge(crate::devices::router())
         .merge(crate::notifications::router())
-        .fallback(unknown_route)
+        .fallback(unknown_route);
+    // With metrics on, every response is counted, the fallback's included.
+    let router = match state.metrics.clone() {
+        Some(metrics) => router.layer(from_fn_with_state(metrics, count_responses)),
+        None => router,
+    };
+    router
         // The batch route sets its own, larger limit; a route's own layer wins
         // over this one because it runs later.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
