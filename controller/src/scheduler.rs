@@ -939,7 +939,9 @@ impl<C: Clock> Scheduler<C> {
         };
         if let Some(connection) = device.connection.as_mut() {
             connection.greeted = true;
-            connection.online.get_or_insert_with(|| self.metrics.online());
+            connection
+                .online
+                .get_or_insert_with(|| self.metrics.online());
         }
         let account = device.account;
         let settings = device.settings;
