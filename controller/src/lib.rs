@@ -16,6 +16,7 @@
 //! - [`sink`]: [`DeviceSink`], the way out to a connected device.
 //! - [`clock`]: [`Clock`], wall time that tests can pause.
 //! - [`storage`]: [`StorageStatus`], how the store is doing.
+//! - [`metrics`]: the names of the controller's metrics and their handles.
 //!
 //! # Durability
 //! The scheduler changes its memory first, then hands the change to the writer,
@@ -33,6 +34,7 @@
 //! database does not back.
 
 pub mod clock;
+pub mod metrics;
 mod scheduler;
 pub mod sink;
 pub mod storage;
@@ -49,6 +51,7 @@ use youmi_protocol::{
 };
 
 pub use clock::{Clock, SystemClock, TokioClock};
+pub use metrics::MetricsRecorder;
 pub use sink::{Assign, DeviceSink, SinkClosed};
 pub use storage::StorageStatus;
 pub use store::{
@@ -92,6 +95,9 @@ pub struct ControllerConfig {
     /// not bound to the caller's runtime, such as SQLite's, which runs on
     /// threads of its own: sockets stay with the runtime that opened them.
     pub writer_thread: bool,
+    /// The recorder of the controller's [`metrics`]; with none, they go to the
+    /// process's global recorder (and with no global recorder, nowhere).
+    pub metrics: Option<MetricsRecorder>,
 }
 
 impl Default for ControllerConfig {
@@ -107,6 +113,7 @@ impl Default for ControllerConfig {
             retry_delay_ms: 30_000,
             command_buffer: 4_096,
             writer_thread: false,
+            metrics: None,
         }
     }
 }
@@ -204,7 +211,11 @@ impl Controller {
         let signals = Arc::new(storage::StorageSignals::new());
         let failure = signals.failure.subscribe();
         let storage = Arc::downgrade(&signals);
-        scheduler::Scheduler::start(snapshot, store, clock, config, &commands, receiver, signals);
+        // The scheduler and the writer register their metrics as they start.
+        let recorder = config.metrics.clone();
+        metrics::with_recorder(recorder.as_ref(), || {
+            scheduler::Scheduler::start(snapshot, store, clock, config, &commands, receiver, signals)
+        });
         Controller {
             commands,
             failure,

@@ -36,6 +36,7 @@ use youmi_protocol::{
 };
 
 use crate::clock::Clock;
+use crate::metrics::{Metrics, Online, TaskGauge};
 use crate::sink::{Assign, DeviceSink};
 use crate::storage::StorageSignals;
 use crate::store::{
@@ -139,9 +140,17 @@ struct Task {
     sends: u32,
     /// When the current dispatch was sent first.
     dispatched_at: Option<i64>,
+    /// Counts the task in the metrics under its state while it lives.
+    gauge: TaskGauge,
 }
 
 impl Task {
+    /// Moves the task to `state`, and its count in the metrics with it.
+    fn set_state(&mut self, state: TaskState) {
+        self.state = state;
+        self.gauge.set(state);
+    }
+
     /// The `assign` for this task's current attempt.
     fn assign(&self, id: TaskId) -> Assign {
         Assign {
@@ -175,6 +184,8 @@ struct Connection {
     sink: Arc<dyn DeviceSink>,
     /// Nothing is dispatched before the agent said `hello`.
     greeted: bool,
+    /// Counts the device as connected in the metrics once it said `hello`.
+    online: Option<Online>,
 }
 
 /// A bound device.
@@ -228,6 +239,8 @@ pub(crate) struct Scheduler<C: Clock> {
     next_task_id: TaskId,
     /// This turn's changes and effects.
     batch: Batch,
+    /// The handles of the scheduler's metrics.
+    metrics: Arc<Metrics>,
 }
 
 /// Commands handled in one turn at most, so that timers and commits keep up.
@@ -262,6 +275,7 @@ impl<C: Clock> Scheduler<C> {
             timers: BTreeSet::new(),
             next_task_id: snapshot.next_task_id.max(1),
             batch: Batch::default(),
+            metrics: Metrics::register(),
         };
         scheduler.restore(snapshot);
         tokio::spawn(async move {
@@ -298,6 +312,7 @@ impl<C: Clock> Scheduler<C> {
                 cancel_requested: record.cancel_requested,
                 sends: 0,
                 dispatched_at: None,
+                gauge: self.metrics.task_gauge(record.kind, record.state),
             };
             let id = record.id;
             let mut task = task;
@@ -567,7 +582,7 @@ impl<C: Clock> Scheduler<C> {
         let Some(task) = self.tasks.get_mut(&id) else {
             return;
         };
-        task.state = TaskState::Queued;
+        task.set_state(TaskState::Queued);
         task.device = None;
         let queue = self.queues.entry(task.account).or_default();
         match not_before.filter(|&at| at > now) {
@@ -618,6 +633,7 @@ impl<C: Clock> Scheduler<C> {
             };
             if task.not_after.is_some_and(|deadline| deadline < now) {
                 self.tasks.remove(&id);
+                self.metrics.task_finished(TaskState::Expired);
                 tracing::info!(task_id = id, "task expired before it could start");
                 self.change(Change::TaskFinished {
                     id,
@@ -634,7 +650,7 @@ impl<C: Clock> Scheduler<C> {
                 continue;
             }
             queue.in_flight = Some(id);
-            task.state = TaskState::Dispatched;
+            task.set_state(TaskState::Dispatched);
             task.attempt += 1;
             task.sends += 1;
             task.dispatched_at = Some(now);
@@ -648,6 +664,7 @@ impl<C: Clock> Scheduler<C> {
                 attempt,
                 at_ms: now,
             });
+            self.metrics.tasks_dispatched.increment(1);
             self.send_assign(sink, assign);
             self.timers
                 .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));
@@ -670,6 +687,7 @@ impl<C: Clock> Scheduler<C> {
                 at_ms: now,
             });
             if new.intercepted.is_some() {
+                self.metrics.task_finished(TaskState::Intercepted);
                 continue;
             }
             self.tasks.insert(
@@ -687,6 +705,7 @@ impl<C: Clock> Scheduler<C> {
                     cancel_requested: false,
                     sends: 0,
                     dispatched_at: None,
+                    gauge: self.metrics.task_gauge(new.kind, TaskState::Queued),
                 },
             );
             self.enqueue(id, new.not_before_ms, now);
@@ -759,6 +778,7 @@ impl<C: Clock> Scheduler<C> {
             }
         }
         tracing::debug!(task_id = id, state = %state, "task ended");
+        self.metrics.task_finished(state);
         self.change(Change::TaskFinished {
             id,
             state,
@@ -809,6 +829,7 @@ impl<C: Clock> Scheduler<C> {
             id: connection,
             sink,
             greeted: false,
+            online: None,
         });
         if let Some(previous) = previous {
             tracing::info!(device_id = %device_id, "a newer connection replaced the device's previous one");
@@ -966,6 +987,9 @@ impl<C: Clock> Scheduler<C> {
         };
         if let Some(connection) = device.connection.as_mut() {
             connection.greeted = true;
+            connection
+                .online
+                .get_or_insert_with(|| self.metrics.online());
         }
         let account = device.account;
         let settings = device.settings;
@@ -1020,7 +1044,7 @@ impl<C: Clock> Scheduler<C> {
             if running.contains(&id) {
                 let task = self.tasks.get_mut(&id).expect("owned task exists");
                 if task.state == TaskState::Dispatched {
-                    task.state = TaskState::Running;
+                    task.set_state(TaskState::Running);
                     self.change(Change::TaskRunning { id, at_ms: now });
                 }
                 if self.tasks.get(&id).is_some_and(|t| t.cancel_requested) {
@@ -1058,7 +1082,7 @@ impl<C: Clock> Scheduler<C> {
         }
         let task = self.tasks.get_mut(&task_id).expect("owned task exists");
         if task.state == TaskState::Dispatched {
-            task.state = TaskState::Running;
+            task.set_state(TaskState::Running);
             let now = self.now();
             tracing::debug!(task_id, device_id, "accepted");
             self.change(Change::TaskRunning {
@@ -1647,6 +1671,7 @@ impl<C: Clock> Scheduler<C> {
                     if let Some(task) = self.tasks.get_mut(&id) {
                         task.sends += 1;
                     }
+                    self.metrics.assign_resends.increment(1);
                     self.send_assign(sink, assign);
                     self.timers
                         .insert((now + self.config.assign_resend_ms, TimerKey::Resend(id)));

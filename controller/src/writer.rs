@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::storage::StorageSignals;
+use crate::metrics::WriterMetrics;
 use crate::store::{Change, Store};
 
 /// Something to do once the changes before it are durable.
@@ -85,7 +86,7 @@ impl Writer {
     ) -> Writer {
         // One batch waits while one commits; see the module doc.
         let (batches, receiver) = mpsc::channel(1);
-        let writer = run(store, receiver, signals.clone());
+        let writer = run(store, receiver, signals.clone(), WriterMetrics::register());
         if !own_thread {
             tokio::spawn(writer);
             return Writer { batches };
@@ -143,6 +144,7 @@ async fn run<S: Store>(
     store: S,
     mut receiver: mpsc::Receiver<Batch>,
     signals: Arc<StorageSignals>,
+    metrics: WriterMetrics,
 ) {
     let mut changes = Vec::new();
     let mut effects: Vec<Effect> = Vec::new();
@@ -162,7 +164,7 @@ async fn run<S: Store>(
         let committed_changes = changes.len();
         if !changes.is_empty() {
             signals.committing(true);
-            let committed = commit_with_retries(&store, &changes, &signals).await;
+            let committed = commit_with_retries(&store, &changes, &signals, &metrics).await;
             signals.committing(false);
             if let Err(reason) = committed {
                 tracing::error!(%reason, changes = changes.len(), "the store failed; stopping the scheduler");
@@ -172,6 +174,7 @@ async fn run<S: Store>(
                 return;
             }
             changes.clear();
+            metrics.commit_seconds.record(started.elapsed());
         }
         let commit = started.elapsed();
         let effect_count = effects.len();
@@ -199,6 +202,7 @@ async fn commit_with_retries<S: Store>(
     store: &S,
     changes: &[Change],
     signals: &StorageSignals,
+    metrics: &WriterMetrics,
 ) -> Result<(), String> {
     let mut delay = FIRST_RETRY_DELAY;
     let mut failures = 0u64;
@@ -213,6 +217,7 @@ async fn commit_with_retries<S: Store>(
             }
             Err(error) => error,
         };
+        metrics.write_errors.increment(1);
         failures += 1;
         if error.is_transient() {
             if failures == 1 {

@@ -131,6 +131,11 @@ pub struct Config {
     #[arg(long, env = "YOUMI_RETRY_DELAY_MS", default_value_t = 30_000)]
     pub retry_delay_ms: i64,
 
+    /// Serve Prometheus metrics at `/metrics` on this address and port, apart
+    /// from the API (never on its port). Off when not set.
+    #[arg(long, env = "YOUMI_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "YOUMI_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -21,6 +21,8 @@
 //!   writes while storage fails.
 //! - [`storage`]: which database errors are transient, and the identity of
 //!   the SQLite file.
+//! - [`prometheus`]: `/metrics` on a listener of its own, and the count of
+//!   HTTP responses.
 //! - [`secrets`]: tokens, codes and ids from the OS random generator.
 //! - `demo`: `youmi-server demo`.
 //!
@@ -46,6 +48,7 @@ pub mod health;
 pub mod http;
 pub mod notifications;
 pub mod operator_accounts;
+pub mod prometheus;
 pub mod scheduler_store;
 pub mod secrets;
 pub mod storage;
@@ -67,6 +70,7 @@ use crate::checkpointer::Checkpointer;
 use crate::db::Db;
 use crate::gateway::Gateway;
 use crate::http::rate_limit::RateLimiter;
+use crate::prometheus::Metrics;
 use crate::scheduler_store::SqlStore;
 
 /// How long a shutdown waits for open requests and connections to finish.
@@ -103,6 +107,8 @@ pub struct AppState {
     /// An argon2 hash of a random password, checked when a login names an
     /// unknown job number so that it takes as long as a known one.
     pub dummy_hash: Arc<str>,
+    /// The server's metrics, when `/metrics` is served.
+    pub metrics: Option<Metrics>,
 }
 
 /// Caps glibc's malloc arenas at two, unless `MALLOC_ARENA_MAX` says
@@ -126,6 +132,10 @@ pub fn tune_allocator() {
 pub struct Server {
     /// The address the listener is bound to (the real port when 0 was asked).
     local_addr: SocketAddr,
+    /// The address `/metrics` is served on, when it is.
+    metrics_addr: Option<SocketAddr>,
+    /// The metrics listener's task, stopped by `shutdown` as the API's is.
+    metrics_serve: Option<JoinHandle<std::io::Result<()>>>,
     /// Set to true to stop: the listener stops accepting and agent sockets close.
     shutdown: watch::Sender<bool>,
     /// The HTTP server task.
@@ -157,6 +167,9 @@ impl Server {
         let snapshot = scheduler_store::load_snapshot(&db)
             .await
             .context("cannot load the scheduler's state from the database")?;
+        // A recorder only when /metrics is served: without one, every metric
+        // call of the controller and the router is a no-op.
+        let metrics = config.metrics_listen.map(|_| Metrics::new());
         let mut store = SqlStore::new(db.clone());
         let store_released = store.release_signal();
         let controller = Controller::start(
@@ -178,6 +191,7 @@ impl Server {
                 // sockets belong to this runtime. Dispatch benchmark, SQLite:
                 // see docs/benchmarks.md, sixth session.
                 writer_thread: db.backend == db::Backend::Sqlite,
+                metrics: metrics.as_ref().map(Metrics::controller_recorder),
                 ..ControllerConfig::default()
             },
         );
@@ -187,6 +201,15 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .context("cannot read the listener's address")?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(bind_metrics(addr, local_addr).await?),
+            None => None,
+        };
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
+            .context("cannot read the metrics listener's address")?;
         let public_url = public_url(config.public_url.as_deref(), local_addr)?;
         let dummy_hash = auth::hash_password(secrets::token())
             .await
@@ -208,6 +231,7 @@ impl Server {
                 shutdown_rx.clone(),
             )),
             dummy_hash: Arc::from(dummy_hash),
+            metrics: metrics.clone(),
         };
         let app = http::router(state);
         // Agents' frames are small and latency matters more than packing.
@@ -227,14 +251,20 @@ impl Server {
             })
             .into_future(),
         );
+        let metrics_serve = metrics_listener
+            .zip(metrics)
+            .map(|(listener, metrics)| prometheus::serve(listener, metrics, shutdown.subscribe()));
         let checkpointer = Checkpointer::start(&db, checkpointer::INTERVAL);
         tracing::info!(
             address = %local_addr,
+            metrics = ?metrics_addr,
             backend = ?db.backend,
             "youmi-server listening"
         );
         Ok(Server {
             local_addr,
+            metrics_addr,
+            metrics_serve,
             shutdown,
             serve,
             controller,
@@ -247,6 +277,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `/metrics` is served on (the real port when 0 was asked),
+    /// or `None` when metrics are off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Graceful: stop accepting, close agent sockets, let the controller's writer flush, close the pool.
@@ -299,6 +335,17 @@ impl Server {
                 }
             }
         }
+        if let Some(mut serve) = self.metrics_serve.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "the metrics listener failed"),
+                Ok(Err(error)) => tracing::warn!(%error, "the metrics listener's task failed"),
+                Err(_) => {
+                    tracing::warn!("a scrape still open after the grace period; closing it");
+                    serve.abort();
+                }
+            }
+        }
         // The router, and with it every other handle, is gone now; dropping
         // this one lets the scheduler stop and its writer commit what is left.
         drop(self.controller);
@@ -325,6 +372,19 @@ impl Server {
         tracing::info!("youmi-server stopped");
         Ok(())
     }
+}
+
+/// Binds the metrics listener at `addr`, refusing the port of the API's
+/// listener `api`: `/metrics` is never served with the API.
+async fn bind_metrics(addr: SocketAddr, api: SocketAddr) -> anyhow::Result<TcpListener> {
+    anyhow::ensure!(
+        addr.port() == 0 || addr.port() != api.port(),
+        "YOUMI_METRICS_LISTEN ({addr}) must not use the API's port {}: metrics are served apart from the API",
+        api.port()
+    );
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for metrics on {addr}"))
 }
 
 fn secs_to_ms(secs: u64) -> i64 {

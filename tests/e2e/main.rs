@@ -11,6 +11,8 @@
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `metrics`: `/metrics` on its own listener, off by default, and what it
+//!   counts.
 //! - `fleet`: `youmi-agent fleet` driving 50 simulated phones through adb.
 //! - `fuzz`: generated agent frames and task payloads, hostile text included.
 //! - `pause`: pause and resume from the API and the phone, auto-resume.
@@ -33,6 +35,7 @@ mod devices;
 mod dispatch;
 mod fleet;
 mod fuzz;
+mod metrics;
 mod pause;
 mod poison;
 mod qr;

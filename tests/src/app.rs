@@ -236,6 +236,13 @@ impl TestApp {
         format!("http://{}", self.proxy.addr())
     }
 
+    /// `http://host:port/metrics` of the server's metrics listener, when
+    /// `config.metrics_listen` turned it on.
+    pub fn metrics_url(&self) -> Option<String> {
+        let addr = self.server.as_ref()?.metrics_addr()?;
+        Some(format!("http://{addr}/metrics"))
+    }
+
     /// The agent WebSocket URL, straight to the server.
     pub fn ws_url(&self) -> String {
         format!("ws://{}/agent/v1/ws", self.addr)

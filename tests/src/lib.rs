@@ -19,6 +19,8 @@
 //!   connections and follow a restarted server.
 //! - [`process`]: the real binaries as child processes, killed when dropped.
 //! - [`payloads`]: valid payloads of every task kind.
+//! - [`scrape`]: [`Scrape`], a `/metrics` page parsed, to read samples by
+//!   name and labels.
 //! - [`phones`]: the phone simulator behind a private adb server, and
 //!   in-process agents running the built-in WeCom flows on it over ADB.
 
@@ -30,6 +32,7 @@ pub mod phones;
 pub mod process;
 pub mod proxy;
 pub mod raw;
+pub mod scrape;
 
 pub use api::{eventually, expect_error, expect_json, now_ms, unique, Api, ADMIN_PASSWORD};
 pub use app::{AgentSpec, TestAgent, TestApp};
@@ -37,3 +40,4 @@ pub use db::{Backend, TestDb};
 pub use process::{ChildGuard, ServerProcess};
 pub use proxy::Proxy;
 pub use raw::{ConnectError, Incoming, RawAgent, Welcome};
+pub use scrape::Scrape;

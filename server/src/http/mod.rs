@@ -7,11 +7,12 @@ pub mod rate_limit;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Uri;
-use axum::middleware;
+use axum::middleware::{self, from_fn_with_state};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::http::error::ApiError;
+use crate::prometheus::count_responses;
 use crate::AppState;
 
 /// The largest request body of any route but the batch submit.
@@ -21,7 +22,7 @@ pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(crate::health::router())
         .merge(crate::auth::router())
         .merge(crate::operator_accounts::router())
@@ -36,7 +37,14 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::health::refuse_writes,
-        ))
+        ));
+    // With metrics on, every response is counted, the fallback's and the
+    // refused writes' included.
+    let router = match state.metrics.clone() {
+        Some(metrics) => router.layer(from_fn_with_state(metrics, count_responses)),
+        None => router,
+    };
+    router
         // The batch route sets its own, larger limit; a route's own layer wins
         // over this one because it runs later.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
