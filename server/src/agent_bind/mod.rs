@@ -61,12 +61,14 @@ async fn bind(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(request): Json<BindRequest>,
 ) -> Result<Json<BindResponse>, ApiError> {
-    state.bind_limiter.check(client.ip())?;
+    // The slot is taken before the lookup, so that parallel guesses cannot
+    // all pass the check before any of them has failed.
+    let attempt = state.bind_limiter.begin(client.ip())?;
     check_device_info(&request.device, "device.")?;
     // Codes are shown in upper case; a phone keyboard may not be.
     let code = request.code.trim().to_ascii_uppercase();
     if code.is_empty() || code.chars().count() > MAX_CODE_CHARS {
-        state.bind_limiter.record_failure(client.ip());
+        attempt.failed();
         return Err(invalid_code());
     }
     let device_id = secrets::device_id();
@@ -78,7 +80,7 @@ async fn bind(
     };
     match store::bind(&state.db, &code, device, now_ms()).await? {
         BindOutcome::InvalidCode => {
-            state.bind_limiter.record_failure(client.ip());
+            attempt.failed();
             tracing::info!("bind refused: invalid code");
             Err(invalid_code())
         }

@@ -8,6 +8,7 @@ mod auth;
 mod bind;
 mod devices;
 mod gateway;
+mod limits;
 mod notifications;
 mod store;
 mod tasks;
