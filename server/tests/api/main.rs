@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod bind;
 mod devices;
+mod errors;
 mod gateway;
 mod limits;
 mod notifications;
