@@ -3,6 +3,7 @@
 //! the rule that every error answer, even one axum makes by itself, has the
 //! JSON error body.
 
+pub mod check;
 pub mod error;
 pub mod extract;
 pub mod rate_limit;

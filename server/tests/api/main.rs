@@ -11,5 +11,6 @@ mod errors;
 mod gateway;
 mod limits;
 mod notifications;
+mod ranges;
 mod store;
 mod tasks;
