@@ -12,5 +12,6 @@ mod gateway;
 mod limits;
 mod notifications;
 mod ranges;
+mod settings;
 mod store;
 mod tasks;
