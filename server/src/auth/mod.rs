@@ -15,6 +15,7 @@ use rand::rngs::OsRng;
 use youmi_protocol::api::{Employee, LoginRequest, LoginResponse};
 
 use crate::db::{now_ms, Db};
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{token_hash, AuthUser, Json};
 use crate::{secrets, AppState};
@@ -92,6 +93,10 @@ async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    // Text no stored job number or password can hold is refused before it
+    // counts as an attempt: it could never match.
+    check::text("job_no", &request.job_no)?;
+    check::text("password", &request.password)?;
     // The slot is taken before the lookup and the hash, so that parallel
     // guesses cannot all pass the check before any of them has failed.
     let attempt = state.login_limiter.begin(client.ip())?;

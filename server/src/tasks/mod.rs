@@ -285,6 +285,9 @@ async fn cancel(
     if let Some(ids) = &account_ids {
         check::ids("operator_account_ids", ids)?;
     }
+    for (index, id) in device_ids.iter().flatten().enumerate() {
+        check::text(&format!("device_ids[{index}]"), id)?;
+    }
     if task_ids.is_none() && account_ids.is_none() && device_ids.is_none() && kinds.is_none() {
         return Err(ApiError::bad_request(
             "empty_filter",

@@ -15,3 +15,4 @@ mod ranges;
 mod settings;
 mod store;
 mod tasks;
+mod text;
