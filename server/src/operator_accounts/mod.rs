@@ -77,11 +77,15 @@ fn remark(value: &str) -> Result<&str, ApiError> {
 }
 
 fn map_unique(error: sqlx::Error) -> ApiError {
-    let (constraint, column) = store::WECOM_USER_ID_KEY;
-    if is_unique_violation(&error, constraint, column) {
+    let taken = store::WECOM_USER_ID_KEYS
+        .iter()
+        .any(|(constraint, column)| is_unique_violation(&error, constraint, column));
+    if taken {
         ApiError::Conflict {
             code: "wecom_user_id_taken",
-            message: "another operator account has this wecom_user_id".to_owned(),
+            message: "another operator account has this wecom_user_id, in this or another \
+                      letter case"
+                .to_owned(),
             field: Some("wecom_user_id".to_owned()),
         }
     } else {

@@ -16,3 +16,4 @@ mod settings;
 mod store;
 mod tasks;
 mod text;
+mod wecom_case;
