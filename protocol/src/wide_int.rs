@@ -136,7 +136,12 @@ mod tests {
         assert_eq!(n(r#"{"n": 18446744073709551615}"#), Ok(Some(i64::MAX)));
         assert_eq!(n(r#"{"n": 1e300}"#), Ok(Some(i64::MAX)));
         assert_eq!(n(r#"{"n": -99999999999999999999}"#), Ok(Some(i64::MIN)));
-        for bad in [r#"{"n": 1.5}"#, r#"{"n": 5.0}"#, r#"{"n": "5"}"#, r#"{"n": true}"#] {
+        for bad in [
+            r#"{"n": 1.5}"#,
+            r#"{"n": 5.0}"#,
+            r#"{"n": "5"}"#,
+            r#"{"n": true}"#,
+        ] {
             assert!(n(bad).is_err(), "{bad}");
         }
     }

@@ -157,9 +157,17 @@ mod tests {
     const RANGED: &[(&str, i64, &str)] = &[
         ("--bind-code-ttl-secs", 1, "YOUMI_BIND_CODE_TTL_SECS"),
         ("--session-ttl-hours", 1, "YOUMI_SESSION_TTL_HOURS"),
-        ("--failed-attempts-per-minute", 1, "YOUMI_FAILED_ATTEMPTS_PER_MINUTE"),
+        (
+            "--failed-attempts-per-minute",
+            1,
+            "YOUMI_FAILED_ATTEMPTS_PER_MINUTE",
+        ),
         ("--max-agent-connections", 1, "YOUMI_MAX_AGENT_CONNECTIONS"),
-        ("--agent-idle-timeout-secs", 1, "YOUMI_AGENT_IDLE_TIMEOUT_SECS"),
+        (
+            "--agent-idle-timeout-secs",
+            1,
+            "YOUMI_AGENT_IDLE_TIMEOUT_SECS",
+        ),
         ("--assign-resend-ms", 1, "YOUMI_ASSIGN_RESEND_MS"),
         ("--offline-after-ms", 1, "YOUMI_OFFLINE_AFTER_MS"),
         ("--auto-resume-unit-ms", 1, "YOUMI_AUTO_RESUME_UNIT_MS"),
@@ -187,5 +195,4 @@ mod tests {
         let error = parse("--log-format", "xml").unwrap_err();
         assert!(error.contains("json"), "{error}");
     }
-
 }

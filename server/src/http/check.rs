@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(page_limit(None).unwrap(), 50);
         for value in [i64::MIN, -1, 0, 501, i64::MAX] {
             let error = page_limit(Some(value)).unwrap_err();
-            assert_eq!((error.code(), error.field()), ("invalid_limit", Some("limit")));
+            assert_eq!(
+                (error.code(), error.field()),
+                ("invalid_limit", Some("limit"))
+            );
         }
         assert_eq!(page_limit(Some(500)).unwrap(), 500);
         assert_eq!(text("name", "a\0").unwrap_err().code(), "invalid_text");

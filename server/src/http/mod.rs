@@ -14,8 +14,8 @@ use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use youmi_protocol::api::{ErrorBody, ErrorDetail};
 use tower_http::trace::TraceLayer;
+use youmi_protocol::api::{ErrorBody, ErrorDetail};
 
 use crate::http::error::ApiError;
 use crate::AppState;
@@ -175,14 +175,14 @@ mod tests {
             (post(Some("text/plain"), "{}"), 415),
             (post(Some("application/json"), "{"), 400),
             (post(Some("application/json"), "[]"), 200),
-            (post(Some("application/json"), r#"{"a": "0123456789abcdef"}"#), 413),
+            (
+                post(Some("application/json"), r#"{"a": "0123456789abcdef"}"#),
+                413,
+            ),
         ] {
             let response = plain_router().oneshot(request).await.unwrap();
             assert_eq!(response.status().as_u16(), status);
-            assert_eq!(
-                response.headers()[header::CONTENT_TYPE],
-                "application/json"
-            );
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
             let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
             let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
             if status != 200 {

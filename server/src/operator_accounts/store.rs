@@ -50,7 +50,11 @@ pub async fn fill_wecom_keys(db: &Db) -> Result<(), sqlx::Error> {
             .await;
         match result {
             Ok(_) => {}
-            Err(error) if error.as_database_error().is_some_and(|e| e.is_unique_violation()) => {
+            Err(error)
+                if error
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
                 tracing::warn!(
                     operator_account_id = id,
                     %wecom_user_id,

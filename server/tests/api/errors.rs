@@ -66,9 +66,10 @@ async fn a_wrong_method_on_any_route_is_a_json_405() {
         for method in methods.iter().filter(|m| !allowed.contains(m)) {
             // With and without a session: the method is wrong either way.
             for token in [None, Some(app.token.as_str())] {
-                let mut request = app
-                    .http
-                    .request(Method::from_bytes(method.as_bytes()).unwrap(), app.url(path));
+                let mut request = app.http.request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    app.url(path),
+                );
                 if let Some(token) = token {
                     request = request.bearer_auth(token);
                 }
@@ -99,7 +100,9 @@ async fn errors_axum_makes_by_itself_are_json() {
     // Without a content type, or with another one, JSON is still read as JSON.
     let body = raw(&app, post(accounts).body("{"), 400).await;
     assert_eq!(body.error.code, "bad_json");
-    let request = post(accounts).header(CONTENT_TYPE, "text/plain").body("[1]");
+    let request = post(accounts)
+        .header(CONTENT_TYPE, "text/plain")
+        .body("[1]");
     assert_eq!(raw(&app, request, 400).await.error.code, "bad_json");
     let request = post(accounts)
         .header(CONTENT_TYPE, "application/json")
@@ -114,15 +117,13 @@ async fn errors_axum_makes_by_itself_are_json() {
         "/api/v1/operator-accounts/x",
     ] {
         let request = app.http.get(app.url(path)).bearer_auth(&app.token);
-        assert_eq!(raw(&app, request, 400).await.error.code, "bad_path", "{path}");
+        assert_eq!(
+            raw(&app, request, 400).await.error.code,
+            "bad_path",
+            "{path}"
+        );
     }
-    for query in [
-        "state=nope",
-        "limit=abc",
-        "kind=1",
-        "unknown=1",
-        "cursor=x",
-    ] {
+    for query in ["state=nope", "limit=abc", "kind=1", "unknown=1", "cursor=x"] {
         let request = app
             .http
             .get(app.url(&format!("/api/v1/tasks?{query}")))

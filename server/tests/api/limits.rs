@@ -14,10 +14,9 @@ const PARALLEL: usize = 50;
 /// Sends `PARALLEL` copies of `body` to `path` at once; returns the answers
 /// that were not 429, after checking that every 429 says when to come back.
 async fn burst(app: &TestApp, path: &str, body: Value) -> Vec<Answer> {
-    let answers = join_all(
-        (0..PARALLEL).map(|_| app.call(Method::POST, path, Some(body.clone()), None)),
-    )
-    .await;
+    let answers =
+        join_all((0..PARALLEL).map(|_| app.call(Method::POST, path, Some(body.clone()), None)))
+            .await;
     let mut checked = Vec::new();
     for answer in answers {
         if answer.status.as_u16() == 429 {

@@ -124,10 +124,16 @@ async fn check_integer(app: &TestApp, account: i64, text: &str) {
 
     // Ids in bodies.
     let cancel = app
-        .post("/api/v1/tasks/cancel", json!({ "task_ids": [value_as_json(text)] }))
+        .post(
+            "/api/v1/tasks/cancel",
+            json!({ "task_ids": [value_as_json(text)] }),
+        )
         .await;
     let read = app
-        .post("/api/v1/notifications/read", json!({ "ids": [value_as_json(text)] }))
+        .post(
+            "/api/v1/notifications/read",
+            json!({ "ids": [value_as_json(text)] }),
+        )
         .await;
     if value < 1 {
         cancel.expect_error(422, "invalid_id");
@@ -145,7 +151,11 @@ fn value_as_json(text: &str) -> serde_json::Value {
     match (text.parse::<i64>(), text.parse::<u64>()) {
         (Ok(n), _) => json!(n),
         (_, Ok(n)) => json!(n),
-        _ => json!(if text.starts_with('-') { i64::MIN } else { i64::MAX }),
+        _ => json!(if text.starts_with('-') {
+            i64::MIN
+        } else {
+            i64::MAX
+        }),
     }
 }
 
@@ -164,7 +174,18 @@ fn integers_out_of_range_are_422_naming_the_field() {
         Ok(())
     });
     // The edges themselves, whatever was generated.
-    for text in ["-1", "0", "1", "9", "10", "255", "256", "500", "501", "-9223372036854775808"] {
+    for text in [
+        "-1",
+        "0",
+        "1",
+        "9",
+        "10",
+        "255",
+        "256",
+        "500",
+        "501",
+        "-9223372036854775808",
+    ] {
         runtime.block_on(check_integer(&app, account, text));
     }
     runtime.block_on(app.finish());
@@ -183,7 +204,13 @@ async fn values_that_are_not_integers_stay_400() {
     post_text(&app, "/api/v1/tasks", task_text(&account, "null"))
         .await
         .expect(201);
-    for query in ["limit=abc", "limit=5.5", "cursor=1e3", "limit=", "cursor=--1"] {
+    for query in [
+        "limit=abc",
+        "limit=5.5",
+        "cursor=1e3",
+        "limit=",
+        "cursor=--1",
+    ] {
         app.get(&format!("/api/v1/tasks?{query}"))
             .await
             .expect_error(400, "bad_query");

@@ -19,8 +19,16 @@ fn the_binary_refuses_zero_and_negative_settings_from_the_environment() {
     for (variable, value, flag) in [
         ("YOUMI_SESSION_TTL_HOURS", "0", "--session-ttl-hours"),
         ("YOUMI_BIND_CODE_TTL_SECS", "0", "--bind-code-ttl-secs"),
-        ("YOUMI_FAILED_ATTEMPTS_PER_MINUTE", "0", "--failed-attempts-per-minute"),
-        ("YOUMI_MAX_AGENT_CONNECTIONS", "0", "--max-agent-connections"),
+        (
+            "YOUMI_FAILED_ATTEMPTS_PER_MINUTE",
+            "0",
+            "--failed-attempts-per-minute",
+        ),
+        (
+            "YOUMI_MAX_AGENT_CONNECTIONS",
+            "0",
+            "--max-agent-connections",
+        ),
         ("YOUMI_ASSIGN_RESEND_MS", "-5", "--assign-resend-ms"),
         ("YOUMI_RETRY_DELAY_MS", "-1", "--retry-delay-ms"),
     ] {
@@ -33,7 +41,11 @@ fn the_binary_refuses_zero_and_negative_settings_from_the_environment() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{variable}={value}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value}: {stderr}"
+        );
         assert!(stderr.contains(flag), "{variable}={value}: {stderr}");
         assert!(stderr.contains(value), "{variable}={value}: {stderr}");
     }

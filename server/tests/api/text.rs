@@ -151,10 +151,17 @@ async fn check_text(app: &TestApp, account: i64, text: &str) {
         .post("/api/v1/tasks/cancel", json!({"device_ids": [text]}))
         .await;
     if judged(&cancel, text, "device_ids[0]") {
-        assert!(matches!(cancel.status.as_u16(), 200 | 404), "{}", cancel.body);
+        assert!(
+            matches!(cancel.status.as_u16(), 200 | 404),
+            "{}",
+            cancel.body
+        );
     }
     let pause = app
-        .post("/api/v1/devices/pause", json!({"device_ids": ["dev_x", text]}))
+        .post(
+            "/api/v1/devices/pause",
+            json!({"device_ids": ["dev_x", text]}),
+        )
         .await;
     if judged(&pause, text, "device_ids[1]") {
         assert!(matches!(pause.status.as_u16(), 400 | 404), "{}", pause.body);
