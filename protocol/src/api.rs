@@ -139,14 +139,20 @@ pub struct BindCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubmitTask<P = Value> {
     /// The account whose queue takes the task.
+    #[serde(deserialize_with = "crate::wide_int::required")]
     pub operator_account_id: OperatorAccountId,
     /// What to do.
     pub kind: TaskKind,
     /// The kind's payload.
     pub payload: P,
-    /// 0-9, higher first; default 5.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<u8>,
+    /// 0-9, higher first; default 5. Read as any integer, so that the
+    /// server can refuse one out of range by name.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option"
+    )]
+    pub priority: Option<i64>,
     /// Not before this time, Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
@@ -227,7 +233,11 @@ pub struct TaskView {
 #[serde(deny_unknown_fields)]
 pub struct TaskQuery {
     /// Only this account's tasks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
     pub operator_account_id: Option<OperatorAccountId>,
     /// Only tasks in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -236,10 +246,18 @@ pub struct TaskQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<TaskKind>,
     /// Page size, 1-500; default 50.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
+    pub limit: Option<i64>,
     /// Tasks with ids below this one (the `next_cursor` of the previous page).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
     pub cursor: Option<TaskId>,
 }
 
@@ -387,10 +405,18 @@ pub struct NotificationQuery {
     #[serde(default)]
     pub unread: bool,
     /// Page size, 1-500; default 50.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limit: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
+    pub limit: Option<i64>,
     /// Notifications with ids below this one (the `next_cursor` of the previous page).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
     pub cursor: Option<i64>,
 }
 

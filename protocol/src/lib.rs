@@ -13,6 +13,7 @@
 //! - [`task`]: task kinds, states and the payload of each kind.
 //! - [`api`]: the bodies of the core HTTP API that clients and admins call.
 //! - [`text`]: the one rule for text that reaches storage (no NUL).
+//! - [`wide_int`]: ranged integers read wider, so the server can refuse them by name.
 //!
 //! Compatibility rule: names and shapes here never change; new message types,
 //! routes and optional fields are added.
@@ -23,6 +24,7 @@ mod payload_text;
 pub mod settings;
 pub mod task;
 pub mod text;
+pub mod wide_int;
 
 pub use agent::{
     AgentMessage, AssignedTask, BindRequest, BindResponse, DeviceInfo, FinishedReport, Outcome,

@@ -244,7 +244,7 @@ fn demo_task(i: usize, operator_account_id: i64) -> SubmitTask {
         operator_account_id,
         kind,
         payload,
-        priority: Some((i % 10) as u8),
+        priority: Some((i % 10) as i64),
         not_before: None,
         not_after: None,
     }

@@ -161,6 +161,9 @@ impl Server {
         };
         let db = Db::open(&url).await?;
         db.migrate().await?;
+        operator_accounts::store::fill_wecom_keys(&db)
+            .await
+            .context("cannot fill the case-folded keys of wecom_user_id")?;
         auth::bootstrap_admin(&db, config.admin_password.as_deref())
             .await
             .context("cannot create the first admin")?;

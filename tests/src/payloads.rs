@@ -50,7 +50,7 @@ pub fn message(account: OperatorAccountId) -> SubmitTask {
 /// A `send_message` task for `account` with a priority.
 pub fn message_with_priority(account: OperatorAccountId, priority: u8) -> SubmitTask {
     SubmitTask {
-        priority: Some(priority),
+        priority: Some(i64::from(priority)),
         ..message(account)
     }
 }

@@ -11,6 +11,7 @@ use axum::Router;
 use youmi_protocol::{BindRequest, BindResponse, DeviceInfo};
 
 use crate::db::now_ms;
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{token_hash, Json};
 use crate::{secrets, AppState};
@@ -27,7 +28,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/agent/v1/bind", post(bind))
 }
 
-/// Checks the lengths of what the agent says about its phone.
+/// Checks what the agent says about its phone: storable text (422
+/// `invalid_text`) of at most [`MAX_DEVICE_FIELD_CHARS`] characters.
 pub fn check_device_info(info: &DeviceInfo, prefix: &str) -> Result<(), ApiError> {
     for (name, value) in [
         ("serial", &info.serial),
@@ -35,6 +37,7 @@ pub fn check_device_info(info: &DeviceInfo, prefix: &str) -> Result<(), ApiError
         ("android_version", &info.android_version),
         ("agent_version", &info.agent_version),
     ] {
+        check::text(&format!("{prefix}{name}"), value)?;
         if value.chars().count() > MAX_DEVICE_FIELD_CHARS {
             let field = format!("{prefix}{name}");
             return Err(ApiError::bad_request(
@@ -61,12 +64,16 @@ async fn bind(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(request): Json<BindRequest>,
 ) -> Result<Json<BindResponse>, ApiError> {
-    state.bind_limiter.check(client.ip())?;
+    // A code no stored one can be is refused before it counts as a guess.
+    check::text("code", &request.code)?;
+    // The slot is taken before the lookup, so that parallel guesses cannot
+    // all pass the check before any of them has failed.
+    let attempt = state.bind_limiter.begin(client.ip())?;
     check_device_info(&request.device, "device.")?;
     // Codes are shown in upper case; a phone keyboard may not be.
     let code = request.code.trim().to_ascii_uppercase();
     if code.is_empty() || code.chars().count() > MAX_CODE_CHARS {
-        state.bind_limiter.record_failure(client.ip());
+        attempt.failed();
         return Err(invalid_code());
     }
     let device_id = secrets::device_id();
@@ -78,7 +85,7 @@ async fn bind(
     };
     match store::bind(&state.db, &code, device, now_ms()).await? {
         BindOutcome::InvalidCode => {
-            state.bind_limiter.record_failure(client.ip());
+            attempt.failed();
             tracing::info!("bind refused: invalid code");
             Err(invalid_code())
         }

@@ -15,6 +15,7 @@ use rand::rngs::OsRng;
 use youmi_protocol::api::{Employee, LoginRequest, LoginResponse};
 
 use crate::db::{now_ms, Db};
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{token_hash, AuthUser, Json};
 use crate::{secrets, AppState};
@@ -92,7 +93,13 @@ async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    state.login_limiter.check(client.ip())?;
+    // Text no stored job number or password can hold is refused before it
+    // counts as an attempt: it could never match.
+    check::text("job_no", &request.job_no)?;
+    check::text("password", &request.password)?;
+    // The slot is taken before the lookup and the hash, so that parallel
+    // guesses cannot all pass the check before any of them has failed.
+    let attempt = state.login_limiter.begin(client.ip())?;
     let found = store::credentials(&state.db, request.job_no.trim()).await?;
     // An unknown job number is checked against a dummy hash, so that the
     // answer takes as long as for a known one and reveals nothing.
@@ -104,7 +111,7 @@ async fn login(
     let credentials = match found {
         Some(credentials) if matches => credentials,
         _ => {
-            state.login_limiter.record_failure(client.ip());
+            attempt.failed();
             tracing::info!("login refused");
             return Err(ApiError::InvalidCredentials);
         }

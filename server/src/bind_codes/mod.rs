@@ -17,6 +17,7 @@ use youmi_protocol::api::BindCode;
 use youmi_protocol::OperatorAccountId;
 
 use crate::db::{is_unique_violation, now_ms};
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path};
 use crate::{operator_accounts, secrets, AppState};
@@ -89,6 +90,7 @@ async fn qr_png(
     user: AuthUser,
     Path((id, code)): Path<(OperatorAccountId, String)>,
 ) -> Result<Response, ApiError> {
+    check::text("code", &code)?;
     if !store::is_live(&state.db, id, &code, now_ms()).await? {
         return Err(ApiError::not_found(
             "bind_code_not_found",

@@ -11,6 +11,7 @@ use axum::Router;
 use youmi_controller::{DeviceStatus, DeviceTarget};
 use youmi_protocol::api::{Affected, DeviceList, DeviceSelection, DeviceView, UpdateSettings};
 
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json};
 use crate::AppState;
@@ -44,6 +45,9 @@ pub fn target(device_ids: Vec<String>, all: bool) -> Result<DeviceTarget, ApiErr
         )),
         (true, true) => Ok(DeviceTarget::All),
         (false, false) => {
+            for (index, id) in device_ids.iter().enumerate() {
+                check::text(&format!("device_ids[{index}]"), id)?;
+            }
             if let Some(empty) = device_ids.iter().position(|id| id.trim().is_empty()) {
                 let field = format!("device_ids[{empty}]");
                 return Err(ApiError::bad_request(

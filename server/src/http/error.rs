@@ -45,6 +45,12 @@ pub enum ApiError {
         /// The request field that named it.
         field: Option<String>,
     },
+    /// 405: the route exists, but not with this method.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// Human text naming the method and the path.
+        message: String,
+    },
     /// 409: the request conflicts with what is stored.
     #[error("{message}")]
     Conflict {
@@ -183,6 +189,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge | ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -205,6 +212,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::PayloadTooLarge => "body_too_large",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::Database(_) | ApiError::Internal(_) => "internal",
         }

@@ -1,15 +1,21 @@
 //! The HTTP side of the server: one router made of each feature's router,
-//! plus what they share (the error type, extractors, the rate limiter).
+//! plus what they share (the error type, extractors, the rate limiter), and
+//! the rule that every error answer, even one axum makes by itself, has the
+//! JSON error body.
 
+pub mod check;
 pub mod error;
 pub mod extract;
 pub mod rate_limit;
 
+use axum::body::{to_bytes, Body};
 use axum::extract::DefaultBodyLimit;
-use axum::http::Uri;
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{self, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::trace::TraceLayer;
+use youmi_protocol::api::{ErrorBody, ErrorDetail};
 
 use crate::http::error::ApiError;
 use crate::prometheus::count_responses;
@@ -33,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::devices::router())
         .merge(crate::notifications::router())
         .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         // While storage fails, writes are refused before any handler runs.
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -48,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         // The batch route sets its own, larger limit; a route's own layer wins
         // over this one because it runs later.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(json_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -58,4 +66,171 @@ async fn unknown_route(uri: Uri) -> ApiError {
         None,
         format!("no route for {}", uri.path()),
     )
+}
+
+/// A known path with a method it does not take (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        message: format!("{method} is not allowed on {}", uri.path()),
+    }
+}
+
+/// The longest body of a non-JSON error that is kept as the message.
+const MAX_PLAIN_ERROR: usize = 1_024;
+
+/// Gives any error answer that is not JSON yet (a rejection axum or a layer
+/// made by itself) the JSON error body, keeping its status and other headers
+/// (`Allow`, `Retry-After`); its plain text becomes the message.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = to_bytes(body, MAX_PLAIN_ERROR)
+        .await
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !text.is_empty());
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = match status.as_u16() {
+        405 => "method_not_allowed".to_owned(),
+        413 => "body_too_large".to_owned(),
+        500..=599 => "internal".to_owned(),
+        // The reason phrase in snake_case: `unsupported_media_type`.
+        _ => reason
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect::<Vec<_>>()
+            .join("_"),
+    };
+    tracing::debug!(%status, text = text.as_deref().unwrap_or(""), "an error answer made outside the handlers");
+    // As for the handlers' own internal errors, a 5xx tells nothing inside.
+    let message = match text {
+        Some(text) if !status.is_server_error() => text,
+        _ => reason.to_ascii_lowercase(),
+    };
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            field: None,
+        },
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let mut response = Response::from_parts(parts, Body::from(bytes));
+    *response.status_mut() = status;
+    response.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    /// A router whose only route uses axum's own extractor and answers, the
+    /// kind of answers that are plain text unless `json_errors` steps in.
+    fn plain_router() -> Router {
+        Router::new()
+            .route(
+                "/echo",
+                post(|axum::Json(value): axum::Json<serde_json::Value>| async move {
+                    axum::Json(value)
+                }),
+            )
+            .route(
+                "/status/{code}",
+                post(|axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                    (
+                        StatusCode::from_u16(code).unwrap(),
+                        [(header::RETRY_AFTER, "7")],
+                        "Some Plain Text",
+                    )
+                }),
+            )
+            .layer(DefaultBodyLimit::max(16))
+            .layer(middleware::map_response(json_errors))
+    }
+
+    async fn send(request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, ErrorBody) {
+        let response = plain_router().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|error| panic!("{error}: {}", String::from_utf8_lossy(&bytes)));
+        (status, headers, body)
+    }
+
+    #[tokio::test]
+    async fn axums_own_rejections_get_the_json_body() {
+        let post = |content_type: Option<&str>, body: &'static str| {
+            let mut request = Request::post("/echo");
+            if let Some(content_type) = content_type {
+                request = request.header(header::CONTENT_TYPE, content_type);
+            }
+            request.body(Body::from(body)).unwrap()
+        };
+        for (request, status) in [
+            (post(None, "{}"), 415),
+            (post(Some("text/plain"), "{}"), 415),
+            (post(Some("application/json"), "{"), 400),
+            (post(Some("application/json"), "[]"), 200),
+            (
+                post(Some("application/json"), r#"{"a": "0123456789abcdef"}"#),
+                413,
+            ),
+        ] {
+            let response = plain_router().oneshot(request).await.unwrap();
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+            let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+            let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            if status != 200 {
+                let body: ErrorBody = serde_json::from_value(value).unwrap();
+                assert!(!body.error.message.is_empty());
+                assert!(!body.error.code.is_empty());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_error_status_keeps_its_status_and_headers() {
+        for code in 400..=599u16 {
+            let request = Request::post(format!("/status/{code}"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, headers, body) = send(request).await;
+            assert_eq!(status.as_u16(), code);
+            assert_eq!(headers[header::RETRY_AFTER], "7");
+            assert!(!body.error.code.is_empty(), "{code}");
+            assert!(
+                body.error
+                    .code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{code}: {}",
+                body.error.code
+            );
+            if code >= 500 {
+                assert_eq!(body.error.code, "internal");
+                assert!(!body.error.message.contains("Plain"), "{code}");
+            } else {
+                assert_eq!(body.error.message, "Some Plain Text");
+            }
+        }
+    }
 }

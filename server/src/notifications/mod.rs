@@ -11,14 +11,10 @@ use axum::Router;
 use youmi_protocol::api::{MarkRead, MarkedRead, NotificationPage, NotificationQuery};
 
 use crate::db::now_ms;
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Query};
 use crate::AppState;
-
-/// Page size of the list when the query gives none.
-pub const DEFAULT_PAGE: u32 = 50;
-/// Largest page of the list.
-pub const MAX_PAGE: u32 = 500;
 
 /// Most ids one mark-read request may name.
 pub const MAX_MARK: usize = 1_000;
@@ -36,14 +32,8 @@ async fn list(
     user: AuthUser,
     Query(query): Query<NotificationQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            Some("limit"),
-            format!("limit must be 1-{MAX_PAGE}, not {limit}"),
-        ));
-    }
+    let limit = check::page_limit(query.limit)?;
+    check::cursor(query.cursor)?;
     Ok(Json(store::list(&state.db, &query, limit).await?))
 }
 
@@ -77,6 +67,7 @@ async fn mark_read(
                     format!("at most {MAX_MARK} ids at once; use \"all\": true for more"),
                 ));
             }
+            check::ids("ids", &request.ids)?;
             Some(request.ids)
         }
     };

@@ -14,6 +14,7 @@ use youmi_protocol::api::{
 use youmi_protocol::OperatorAccountId;
 
 use crate::db::{is_unique_violation, now_ms};
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path};
 use crate::AppState;
@@ -41,8 +42,9 @@ pub fn not_found(id: OperatorAccountId) -> ApiError {
     )
 }
 
-/// Checks a name-like field: trimmed, 1 to 64 characters.
+/// Checks a name-like field: storable, trimmed, 1 to 64 characters.
 fn short_text<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
+    check::text(field, value)?;
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(ApiError::unprocessable(
@@ -62,6 +64,7 @@ fn short_text<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
 }
 
 fn remark(value: &str) -> Result<&str, ApiError> {
+    check::text("remark", value)?;
     let trimmed = value.trim();
     if trimmed.chars().count() > MAX_REMARK_CHARS {
         return Err(ApiError::unprocessable(
@@ -74,11 +77,15 @@ fn remark(value: &str) -> Result<&str, ApiError> {
 }
 
 fn map_unique(error: sqlx::Error) -> ApiError {
-    let (constraint, column) = store::WECOM_USER_ID_KEY;
-    if is_unique_violation(&error, constraint, column) {
+    let taken = store::WECOM_USER_ID_KEYS
+        .iter()
+        .any(|(constraint, column)| is_unique_violation(&error, constraint, column));
+    if taken {
         ApiError::Conflict {
             code: "wecom_user_id_taken",
-            message: "another operator account has this wecom_user_id".to_owned(),
+            message: "another operator account has this wecom_user_id, in this or another \
+                      letter case"
+                .to_owned(),
             field: Some("wecom_user_id".to_owned()),
         }
     } else {

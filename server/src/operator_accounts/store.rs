@@ -1,4 +1,5 @@
-//! SQL of operator accounts.
+//! SQL of operator accounts, and the case-folded key that keeps WeCom user
+//! ids unique regardless of letter case.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -7,12 +8,65 @@ use youmi_protocol::OperatorAccountId;
 
 use crate::db::{flag, int_flag, Db};
 
-/// The constraint that keeps WeCom user ids unique, and the column SQLite
-/// names in its message instead.
-pub const WECOM_USER_ID_KEY: (&str, &str) = (
-    "operator_accounts_wecom_user_id_key",
-    "operator_accounts.wecom_user_id",
-);
+/// The constraints that keep WeCom user ids unique (as written, and
+/// case-folded), each with the column SQLite names in its message instead.
+pub const WECOM_USER_ID_KEYS: [(&str, &str); 2] = [
+    (
+        "operator_accounts_wecom_user_id_key",
+        "operator_accounts.wecom_user_id",
+    ),
+    (
+        "operator_accounts_wecom_user_key",
+        "operator_accounts.wecom_user_key",
+    ),
+];
+
+/// The key under which a WeCom user id is unique: the id with its letter
+/// case folded, in Rust so that both databases get the same key. Upper then
+/// lower case folds what a plain lower case does not (`ß` and `SS`).
+pub fn wecom_key(wecom_user_id: &str) -> String {
+    wecom_user_id.to_uppercase().to_lowercase()
+}
+
+/// Gives every account stored before migration 0005 its key. Two accounts
+/// whose ids differ only in case keep the second without a key, and the log
+/// names both so that an admin can rename one.
+#[tracing::instrument(skip_all)]
+pub async fn fill_wecom_keys(db: &Db) -> Result<(), sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, wecom_user_id FROM operator_accounts \
+         WHERE wecom_user_key IS NULL ORDER BY id",
+    )
+    .fetch_all(&db.write)
+    .await?;
+    for row in rows {
+        let id: i64 = row.try_get("id")?;
+        let wecom_user_id: String = row.try_get("wecom_user_id")?;
+        let key = wecom_key(&wecom_user_id);
+        let result = sqlx::query("UPDATE operator_accounts SET wecom_user_key = $1 WHERE id = $2")
+            .bind(&key)
+            .bind(id)
+            .execute(&db.write)
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_database_error()
+                    .is_some_and(|e| e.is_unique_violation()) =>
+            {
+                tracing::warn!(
+                    operator_account_id = id,
+                    %wecom_user_id,
+                    "another operator account has this wecom_user_id in another letter case; \
+                     rename one of them"
+                );
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
 
 const SELECT: &str = "SELECT a.id, a.name, a.wecom_user_id, a.remark, a.disabled, \
      a.created_at_ms, a.updated_at_ms, d.id AS device_id \
@@ -75,13 +129,14 @@ pub async fn insert(
 ) -> Result<OperatorAccount, sqlx::Error> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO operator_accounts \
-         (name, wecom_user_id, remark, disabled, created_at_ms, updated_at_ms) \
-         VALUES ($1, $2, $3, 0, $4, $4) RETURNING id",
+         (name, wecom_user_id, wecom_user_key, remark, disabled, created_at_ms, updated_at_ms) \
+         VALUES ($1, $2, $5, $3, 0, $4, $4) RETURNING id",
     )
     .bind(name)
     .bind(wecom_user_id)
     .bind(remark)
     .bind(now_ms)
+    .bind(wecom_key(wecom_user_id))
     .fetch_one(&db.write)
     .await?;
     Ok(OperatorAccount {
@@ -122,6 +177,7 @@ pub async fn update(
         "UPDATE operator_accounts SET \
          name = COALESCE($1, name), \
          wecom_user_id = COALESCE($2, wecom_user_id), \
+         wecom_user_key = COALESCE($7, wecom_user_key), \
          remark = COALESCE($3, remark), \
          disabled = COALESCE($4, disabled), \
          updated_at_ms = $5 \
@@ -133,6 +189,7 @@ pub async fn update(
     .bind(update.disabled.map(int_flag))
     .bind(now_ms)
     .bind(id)
+    .bind(update.wecom_user_id.map(wecom_key))
     .execute(&mut *tx)
     .await?;
     if changed.rows_affected() == 0 {

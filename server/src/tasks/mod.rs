@@ -22,6 +22,7 @@ use youmi_protocol::{
     OperatorAccountId, TaskId, TaskPayload, TaskState, MAX_ASSIGN_FRAME_BYTES, MAX_PAYLOAD_DEPTH,
 };
 
+use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path, Query};
 use crate::http::BATCH_BODY_LIMIT;
@@ -29,10 +30,6 @@ use crate::{operator_accounts, AppState};
 
 /// Most tasks in one batch.
 pub const MAX_BATCH: usize = 100_000;
-/// Page size of the task list when the query gives none.
-pub const DEFAULT_PAGE: u32 = 50;
-/// Largest page of the task list.
-pub const MAX_PAGE: u32 = 500;
 /// Priority of a task that gives none.
 pub const DEFAULT_PRIORITY: u8 = 5;
 /// Highest priority.
@@ -78,14 +75,20 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
     TaskPayload::parse_text(task.kind, text).map_err(|error| {
         ApiError::unprocessable("invalid_payload", Some(&error.field), error.to_string())
     })?;
-    let priority = task.priority.unwrap_or(DEFAULT_PRIORITY);
-    if priority > MAX_PRIORITY {
-        return Err(ApiError::unprocessable(
-            "invalid_priority",
-            Some("priority"),
-            format!("priority must be 0-{MAX_PRIORITY}, not {priority}"),
-        ));
-    }
+    check::id("operator_account_id", task.operator_account_id)?;
+    let priority = match task.priority {
+        None => DEFAULT_PRIORITY,
+        Some(priority) => u8::try_from(priority)
+            .ok()
+            .filter(|priority| *priority <= MAX_PRIORITY)
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_priority",
+                    Some("priority"),
+                    format!("priority must be 0-{MAX_PRIORITY}, not {priority}"),
+                )
+            })?,
+    };
     for (field, value) in [
         ("not_before", task.not_before),
         ("not_after", task.not_after),
@@ -271,13 +274,10 @@ async fn list(
     user: AuthUser,
     Query(query): Query<TaskQuery>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "bad_query",
-            Some("limit"),
-            format!("limit must be 1-{MAX_PAGE}, not {limit}"),
-        ));
+    let limit = check::page_limit(query.limit)?;
+    check::cursor(query.cursor)?;
+    if let Some(id) = query.operator_account_id {
+        check::id("operator_account_id", id)?;
     }
     Ok(Json(store::list(&state.db, &query, limit).await?))
 }
@@ -304,6 +304,15 @@ async fn cancel(
     let account_ids = non_empty(request.operator_account_ids, "operator_account_ids")?;
     let device_ids = non_empty(request.device_ids, "device_ids")?;
     let kinds = non_empty(request.kinds, "kinds")?;
+    if let Some(ids) = &task_ids {
+        check::ids("task_ids", ids)?;
+    }
+    if let Some(ids) = &account_ids {
+        check::ids("operator_account_ids", ids)?;
+    }
+    for (index, id) in device_ids.iter().flatten().enumerate() {
+        check::text(&format!("device_ids[{index}]"), id)?;
+    }
     if task_ids.is_none() && account_ids.is_none() && device_ids.is_none() && kinds.is_none() {
         return Err(ApiError::bad_request(
             "empty_filter",

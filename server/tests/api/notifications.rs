@@ -119,7 +119,7 @@ async fn a_risk_control_failure_pauses_the_queue_until_resumed_by_hand() {
         .expect_error(400, "too_many_ids");
     app.get("/api/v1/notifications?limit=0")
         .await
-        .expect_error(400, "bad_query");
+        .expect_error(422, "invalid_limit");
     let marked = app
         .post(
             "/api/v1/notifications/read",

@@ -178,10 +178,10 @@ async fn the_list_filters_and_pages_newest_first() {
 
     app.get("/api/v1/tasks?limit=0")
         .await
-        .expect_error(400, "bad_query");
+        .expect_error(422, "invalid_limit");
     app.get("/api/v1/tasks?limit=501")
         .await
-        .expect_error(400, "bad_query");
+        .expect_error(422, "invalid_limit");
     app.get("/api/v1/tasks?state=sleeping")
         .await
         .expect_error(400, "bad_query");
