@@ -214,7 +214,9 @@ impl Controller {
         // The scheduler and the writer register their metrics as they start.
         let recorder = config.metrics.clone();
         metrics::with_recorder(recorder.as_ref(), || {
-            scheduler::Scheduler::start(snapshot, store, clock, config, &commands, receiver, signals)
+            scheduler::Scheduler::start(
+                snapshot, store, clock, config, &commands, receiver, signals,
+            )
         });
         Controller {
             commands,

@@ -123,10 +123,8 @@ pub(crate) struct Metrics {
     /// [`ASSIGN_RESENDS_TOTAL`].
     pub(crate) assign_resends: Counter,
     /// [`ASSIGN_REFUSALS_TOTAL`].
-    #[allow(dead_code)] // The refusal rule counts here (issue 10).
     pub(crate) assign_refusals: Counter,
     /// [`TASKS_UNDELIVERABLE_TOTAL`].
-    #[allow(dead_code)] // The re-send bound counts here (issue 10).
     pub(crate) tasks_undeliverable: Counter,
 }
 

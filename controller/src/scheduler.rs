@@ -799,6 +799,7 @@ impl<C: Clock> Scheduler<C> {
         let device = task.device.clone();
         let on_phone = task.state == TaskState::Dispatched;
         tracing::warn!(task_id = id, device_id = ?device, reason = why, "the agent never accepted the task; failing it as undeliverable");
+        self.metrics.tasks_undeliverable.increment(1);
         let error = TaskError {
             code: error_code::UNDELIVERABLE.to_owned(),
             message: format!("the agent never accepted the task: {why}"),
@@ -1119,6 +1120,7 @@ impl<C: Clock> Scheduler<C> {
             message,
             "the agent refused the task"
         );
+        self.metrics.assign_refusals.increment(1);
         let code = if code.trim().is_empty() {
             error_code::REFUSED.to_owned()
         } else {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::storage::StorageSignals;
 use crate::metrics::WriterMetrics;
+use crate::storage::StorageSignals;
 use crate::store::{Change, Store};
 
 /// Something to do once the changes before it are durable.

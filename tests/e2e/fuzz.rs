@@ -331,8 +331,13 @@ async fn generated_agent_frames_never_stop_the_server() {
         finished: vec![],
     };
     agent.send(&hello).await;
-    let (code, message) = agent.recv_error(SECS_5).await;
-    assert_eq!(code, "bad_text");
+    // (Answers to the last fuzzed frames may come first.)
+    let message = agent
+        .recv_where(SECS_5, |m| match m {
+            ServerMessage::Error { code, message } if code == "bad_text" => Some(message.clone()),
+            _ => None,
+        })
+        .await;
     assert!(message.contains("device.serial"), "{message}");
 
     // The server still works, and what the frames stored loads again.

@@ -290,3 +290,36 @@ fn the_scrape_parser_reads_names_labels_and_values() {
     assert_eq!(scrape.get("b", &[("status", "404")]), None);
     assert_eq!(scrape.value("c", &[("q", "a\"b")]), f64::INFINITY);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_refusals_and_undeliverable_tasks() {
+    let (app, url) = spawn_with_metrics(|config| {
+        config.assign_resend_ms = 100;
+        config.assign_max_sends = 2;
+    })
+    .await;
+    let account = app.create_account().await;
+    let (_, mut raw, _) = app.raw_agent(account.id).await;
+    let refused = app.submit(&message(account.id)).await;
+    let ignored = app.submit(&message(account.id)).await;
+    assert_eq!(raw.recv_assign(SECS_5).await.id, refused.id);
+    raw.send(&youmi_protocol::AgentMessage::Refused {
+        task_id: refused.id,
+        code: "unknown_kind".into(),
+        message: "this agent does not know the kind".into(),
+    })
+    .await;
+    // The next one is never accepted: after two sends it is undeliverable.
+    assert_eq!(raw.recv_assign(SECS_5).await.id, ignored.id);
+    app.wait_task_state(ignored.id, TaskState::Failed, SECS_10)
+        .await;
+    let scrape = Scrape::fetch(&url).await;
+    assert_eq!(scrape.value(ASSIGN_REFUSALS_TOTAL, &[]), 1.0);
+    assert_eq!(scrape.value(TASKS_UNDELIVERABLE_TOTAL, &[]), 1.0);
+    assert_eq!(
+        scrape.value(TASKS_FINISHED_TOTAL, &[("state", "failed")]),
+        2.0
+    );
+    assert_no_open_tasks(&scrape);
+    app.shutdown().await;
+}

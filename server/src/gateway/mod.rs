@@ -425,8 +425,8 @@ fn read_frame(
 fn is_capacity_error(error: axum::Error) -> bool {
     let inner = error.into_inner();
     matches!(
-        inner.downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
-        Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
     )
 }
 

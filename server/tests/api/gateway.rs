@@ -135,34 +135,46 @@ async fn bad_frames_are_answered_and_the_connection_stays() {
 }
 
 #[tokio::test]
-async fn frames_over_one_mebibyte_end_the_connection() {
+async fn frames_over_one_mebibyte_end_the_connection_with_1009() {
     let app = TestApp::spawn().await;
     let account = app.account("big").await;
     let (_, mut agent) = app.connected_agent(account).await;
-    let huge = format!(
-        r#"{{"type":"event","kind":"incoming_message","data":{{"text":"{}"}}}}"#,
-        "x".repeat(youmi_protocol::MAX_FRAME_BYTES)
-    );
-    // The send itself may fail once the server hangs up.
-    let _ = agent.socket.send(Message::text(huge)).await;
-    let mut ended = false;
-    for _ in 0..3 {
-        match tokio::time::timeout(
-            crate::common::FRAME_WAIT,
-            futures_util::StreamExt::next(&mut agent.socket),
-        )
-        .await
-        .expect("the server reacts")
-        {
-            Some(Ok(Message::Text(text))) => assert!(text.contains("frame_too_large"), "{text}"),
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                ended = true;
-                break;
+    for size in [
+        youmi_protocol::MAX_FRAME_BYTES + 1,
+        3 * youmi_protocol::MAX_FRAME_BYTES,
+    ] {
+        let huge = format!(
+            r#"{{"type":"event","kind":"incoming_message","data":{{"text":"{}"}}}}"#,
+            "x".repeat(size)
+        );
+        // The send itself may fail once the server hangs up.
+        let _ = agent.socket.send(Message::text(huge)).await;
+        let mut error_frame = false;
+        let close = loop {
+            match tokio::time::timeout(
+                crate::common::FRAME_WAIT,
+                futures_util::StreamExt::next(&mut agent.socket),
+            )
+            .await
+            .expect("the server reacts")
+            {
+                Some(Ok(Message::Text(text))) => {
+                    assert!(text.contains("frame_too_large"), "{text}");
+                    error_frame = true;
+                }
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("the connection ended without a close frame: {other:?}"),
             }
-            Some(Ok(_)) => {}
+        };
+        assert!(error_frame, "an error frame names the reason first");
+        let close = close.expect("a close code");
+        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+        if size == youmi_protocol::MAX_FRAME_BYTES + 1 {
+            let (_, again) = app.connected_agent(account).await;
+            agent = again;
         }
     }
-    assert!(ended, "the connection stayed open");
     app.finish().await;
 }
 
