@@ -338,7 +338,7 @@ async fn serve(
                 end = match frame {
                     Some(Ok(Message::Text(text))) => {
                         match read_frame(text.as_str()) {
-                            Err(Some(refused)) => match send(&mut socket, &refused).await {
+                            Err(Some(refused)) => match send(&mut socket, &refused.into_message()).await {
                                 Ok(()) => None,
                                 Err(error) => {
                                     warn!(%error, "connection lost while sending a refusal");
@@ -437,21 +437,38 @@ async fn serve(
     end
 }
 
+/// An `assign` this agent cannot take, to be answered with `refused`.
+struct Refusal {
+    task_id: youmi_protocol::TaskId,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn into_message(self) -> AgentMessage {
+        AgentMessage::Refused {
+            task_id: self.task_id,
+            code: self.code.to_owned(),
+            message: self.message,
+        }
+    }
+}
+
 /// Reads one text frame from the server. A frame that is not a message this
 /// agent can take is `Err`: with the refusal to send when it is an `assign`
 /// (so the server fails the task at once instead of sending it again), with
 /// nothing when it is anything else (it is logged and ignored). Either way
 /// the connection goes on.
-fn read_frame(text: &str) -> Result<ServerMessage, Option<AgentMessage>> {
-    let refuse = |code: &str, message: String| {
+fn read_frame(text: &str) -> Result<ServerMessage, Option<Refusal>> {
+    let refuse = |code: &'static str, message: String| {
         let task_id = assign_task_id(text);
         match task_id {
             Some(task_id) => warn!(task_id, code, %message, "refusing an assign"),
             None => warn!(code, %message, "ignoring a frame from the server"),
         }
-        task_id.map(|task_id| AgentMessage::Refused {
+        task_id.map(|task_id| Refusal {
             task_id,
-            code: code.to_owned(),
+            code,
             message,
         })
     };
