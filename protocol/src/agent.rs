@@ -418,12 +418,21 @@ pub fn assign_frame_len_bound(kind: TaskKind, payload_len: usize) -> usize {
     widest - 1 + payload_len
 }
 
-/// How deeply arrays and objects nest in JSON text (a scalar is 0, `[]` is
-/// 1), read without recursion so that any depth can be measured. Text that
-/// is not JSON gets the depth its brackets give.
-pub fn json_depth(text: &str) -> usize {
+/// What one pass over JSON text, outside its strings, finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonShape {
+    /// How deeply arrays and objects nest (a scalar is 0, `[]` is 1).
+    pub depth: usize,
+    /// No whitespace between tokens.
+    pub compact: bool,
+}
+
+/// Reads the [`JsonShape`] of JSON text without recursion, so that any depth
+/// can be measured. Text that is not JSON gets the shape its brackets give.
+pub fn json_shape(text: &str) -> JsonShape {
     let mut depth = 0usize;
     let mut deepest = 0usize;
+    let mut compact = true;
     let mut in_string = false;
     let mut escaped = false;
     for byte in text.bytes() {
@@ -443,10 +452,14 @@ pub fn json_depth(text: &str) -> usize {
                 deepest = deepest.max(depth);
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b' ' | b'\n' | b'\r' | b'\t' => compact = false,
             _ => {}
         }
     }
-    deepest
+    JsonShape {
+        depth: deepest,
+        compact,
+    }
 }
 
 /// The `assign` frame for a task whose payload is JSON text, written as it is,
@@ -599,10 +612,32 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_measured_outside_strings() {
-        assert_eq!(json_depth("1"), 0);
-        assert_eq!(json_depth(r#"{"a":[1,{"b":"[[[["}]}"#), 3);
-        assert_eq!(json_depth(r#"["\"[", [[]]]"#), 3);
+    fn the_shape_is_read_outside_strings() {
+        let shape = |text| json_shape(text);
+        assert_eq!(
+            shape("1"),
+            JsonShape {
+                depth: 0,
+                compact: true
+            }
+        );
+        assert_eq!(
+            shape(r#"{"a":[1,{"b":"[[ [["}]}"#),
+            JsonShape {
+                depth: 3,
+                compact: true
+            }
+        );
+        assert_eq!(
+            shape(r#"["\"[", [[]]]"#),
+            JsonShape {
+                depth: 3,
+                compact: false
+            }
+        );
+        assert!(shape(r#"{"a":"x \" y","b":[1,2]}"#).compact);
+        assert!(!shape(r#"{"a":"x \" y", "b":[1,2]}"#).compact);
+        assert!(!shape("{\n}").compact);
     }
 
     #[test]

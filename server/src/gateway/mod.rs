@@ -390,36 +390,31 @@ fn read_frame(
                 Ok(()) => Read::Message(message),
                 Err(error) => {
                     tracing::info!(%error, "agent frame with text that cannot be stored; dropped");
-                    if frames
-                        .try_send(error_frame(error_code::BAD_TEXT, &error.to_string()))
-                        .is_err()
-                    {
-                        tracing::debug!("outbound buffer full; error frame dropped");
-                    }
-                    Read::Handled
+                    answer(frames, error_code::BAD_TEXT, &error.to_string())
                 }
             },
             Err(error) => {
                 tracing::debug!(%error, "bad frame from the agent");
-                if frames
-                    .try_send(error_frame(error_code::BAD_MESSAGE, &error.to_string()))
-                    .is_err()
-                {
-                    tracing::debug!("outbound buffer full; error frame dropped");
-                }
-                Read::Handled
+                answer(frames, error_code::BAD_MESSAGE, &error.to_string())
             }
         },
-        Message::Binary(_) => {
-            let _ = frames.try_send(error_frame(
-                error_code::BAD_MESSAGE,
-                "binary frames are not part of the protocol; send JSON text frames",
-            ));
-            Read::Handled
-        }
+        Message::Binary(_) => answer(
+            frames,
+            error_code::BAD_MESSAGE,
+            "binary frames are not part of the protocol; send JSON text frames",
+        ),
         Message::Close(_) => Read::Stop,
         Message::Ping(_) | Message::Pong(_) => Read::Handled,
     }
+}
+
+/// Answers a frame the gateway drops with an `error` frame; the connection
+/// stays open.
+fn answer(frames: &mpsc::Sender<String>, code: &str, message: &str) -> Read {
+    if frames.try_send(error_frame(code, message)).is_err() {
+        tracing::debug!("outbound buffer full; error frame dropped");
+    }
+    Read::Handled
 }
 
 fn is_capacity_error(error: axum::Error) -> bool {

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::value::RawValue;
 use youmi_controller::{CancelFilter, NewTask};
-use youmi_protocol::agent::{assign_frame_len_bound, json_depth};
+use youmi_protocol::agent::{assign_frame_len_bound, json_shape};
 use youmi_protocol::api::{
     CancelResult, CancelTasks, SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask, TaskPage,
     TaskQuery, TaskView,
@@ -64,7 +64,8 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
     // What is accepted must be deliverable: an agent reads assigns of at most
     // these depth and size (protocol crate), so nothing deeper or larger is
     // queued to jam its phone's queue.
-    let depth = json_depth(text);
+    let shape = json_shape(text);
+    let depth = shape.depth;
     if depth > MAX_PAYLOAD_DEPTH {
         return Err(ApiError::unprocessable(
             "payload_too_deep",
@@ -110,7 +111,7 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
             ));
         }
     }
-    let payload = if is_compact(text) {
+    let payload = if shape.compact {
         text.to_owned()
     } else {
         serde_json::from_str::<serde_json::Value>(text)
@@ -137,29 +138,6 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
         not_after_ms: task.not_after,
         intercepted: None,
     })
-}
-
-/// Whether JSON text has no whitespace between its tokens.
-fn is_compact(json: &str) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match byte {
-                b'"' => in_string = true,
-                b' ' | b'\n' | b'\r' | b'\t' => return false,
-                _ => {}
-            }
-        }
-    }
-    true
 }
 
 /// Checks that every account the tasks name exists and is enabled, with one
@@ -435,8 +413,6 @@ mod tests {
             &*new.payload,
             r#"{"items":[{"text":"a b","type":"text"}],"to":{"name":"Ann Lee"}}"#
         );
-        assert!(is_compact(r#"{"a":"x \" y","b":[1,2]}"#));
-        assert!(!is_compact(r#"{"a":"x \" y", "b":[1,2]}"#));
     }
 
     #[test]
