@@ -45,6 +45,7 @@ pub mod fleet;
 pub mod flow;
 mod fsutil;
 pub mod journal;
+pub mod media;
 pub mod phone;
 pub mod qr;
 pub mod session;

@@ -1542,6 +1542,13 @@ impl Phone for ScriptedPhone {
         ready(Ok(path))
     }
 
+    fn clear_media(&self) -> BoxFuture<'_, PhoneResult<()>> {
+        self.state()
+            .gallery
+            .retain(|path| !path.starts_with("/sdcard/Pictures/youmi/"));
+        ready(Ok(()))
+    }
+
     fn screenshot(&self) -> BoxFuture<'_, PhoneResult<Vec<u8>>> {
         let mut png = Vec::new();
         let image = image::RgbImage::new(2, 2);

@@ -11,6 +11,7 @@
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
 //!   counts.
 //! - `fleet`: `youmi-agent fleet` driving 50 simulated phones through adb.
@@ -35,6 +36,7 @@ mod devices;
 mod dispatch;
 mod fleet;
 mod fuzz;
+mod media;
 mod metrics;
 mod pause;
 mod poison;

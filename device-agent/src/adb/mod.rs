@@ -75,7 +75,8 @@ use relay::Relay;
 use shell::Output;
 
 /// Where pushed media goes: a folder of its own under the camera roll, which
-/// every gallery app shows.
+/// every gallery app shows. It is emptied before a task pushes its first file
+/// (`Phone::clear_media`), so its album holds that task's media only.
 pub const MEDIA_DIR: &str = "/sdcard/DCIM/Youmi";
 
 /// The most characters typed by one ADBKeyBoard broadcast: Chinese text is three
@@ -464,9 +465,13 @@ impl AdbPhone {
         if !meta.is_file() {
             return Err(local_error("not a regular file".to_owned()));
         }
+        let head = read_head(local)
+            .await
+            .map_err(|error| local_error(error.to_string()))?;
         let name = local
             .file_name()
-            .and_then(|name| shell::media_name(&name.to_string_lossy()))
+            .map(|name| crate::media::pushed_name(&name.to_string_lossy(), &head))
+            .and_then(|name| shell::media_name(&name))
             .ok_or_else(|| local_error("the file name has no usable characters".to_owned()))?;
         let remote = format!("{MEDIA_DIR}/{name}");
         let what = format!("push {remote}");
@@ -488,6 +493,33 @@ impl AdbPhone {
         ))
         .await?;
         Ok(remote)
+    }
+
+    /// Empties [`MEDIA_DIR`] and has the media scanner forget what it held, so
+    /// that the album holds only what the next task pushes, in push order.
+    async fn clear_pushed_media(&self) -> PhoneResult<()> {
+        let list = format!("ls {} 2>/dev/null", shell::quote(MEDIA_DIR));
+        let listed = shell_call(&self.link, &list, &list, self.config.command_timeout).await?;
+        if listed.code != 0 {
+            // No folder yet: nothing was pushed.
+            tracing::debug!(code = listed.code, "no pushed media to clear");
+            return Ok(());
+        }
+        for name in listed
+            .text()
+            .lines()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
+            let path = format!("{MEDIA_DIR}/{name}");
+            self.run(&format!("rm -f {}", shell::quote(&path))).await?;
+            let uri = shell::quote(&format!("file://{path}"));
+            self.run(&format!(
+                "am broadcast -a android.intent.action.MEDIA_SCANNER_SCAN_FILE -d {uri}"
+            ))
+            .await?;
+        }
+        Ok(())
     }
 
     async fn capture(&self) -> PhoneResult<Vec<u8>> {
@@ -633,6 +665,10 @@ impl Phone for AdbPhone {
 
     fn push_media<'a>(&'a self, local: &'a Path) -> BoxFuture<'a, PhoneResult<String>> {
         Box::pin(self.push(local))
+    }
+
+    fn clear_media(&self) -> BoxFuture<'_, PhoneResult<()>> {
+        Box::pin(self.clear_pushed_media())
     }
 
     fn screenshot(&self) -> BoxFuture<'_, PhoneResult<Vec<u8>>> {
@@ -820,4 +856,15 @@ impl Write for KeySink<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The first bytes of a local file, for [`crate::media::sniff`].
+async fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let mut head = Vec::with_capacity(crate::media::HEAD_BYTES);
+    file.take(crate::media::HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .await?;
+    Ok(head)
 }

@@ -1143,6 +1143,11 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let local = media_file(self.places.media_dir, id)?;
+        if self.pushed.is_empty() {
+            // The first file of this run: what earlier tasks left in the
+            // album goes, so the album shows this task's media only, in order.
+            self.phone.clear_media().await.map_err(phone_error)?;
+        }
         let on_phone = self.phone.push_media(&local).await.map_err(phone_error)?;
         info!(media_id = id, path = %on_phone, "media pushed to the phone");
         self.pushed.insert(id.to_owned(), on_phone);

@@ -230,6 +230,10 @@ pub trait Phone: Send + Sync + 'static {
     /// scanner index it; returns the path on the phone.
     fn push_media<'a>(&'a self, local: &'a Path) -> BoxFuture<'a, PhoneResult<String>>;
 
+    /// Removes every file pushed before and has the media scanner forget them,
+    /// so that the album holds only what is pushed next, in order.
+    fn clear_media(&self) -> BoxFuture<'_, PhoneResult<()>>;
+
     /// Takes a screenshot, as PNG bytes.
     fn screenshot(&self) -> BoxFuture<'_, PhoneResult<Vec<u8>>>;
 
