@@ -713,7 +713,8 @@ async fn storage_fault(
     account: i64,
 ) {
     if let Fault::Skipped(why) = fault {
-        eprintln!("chaos: skipped the storage fault: {why}");
+        // Past the harness's capture: whoever runs the suite must see this.
+        let _ = writeln!(std::io::stderr(), "chaos: SKIPPED the storage fault: {why}");
         return;
     }
     http.fault.store(true, Ordering::SeqCst);
@@ -974,8 +975,17 @@ async fn chaos_loses_nothing_runs_nothing_twice_and_jams_no_queue() {
                 };
                 lock(&asked).extend(&ids);
                 let body = json!({ "task_ids": ids });
-                http.call(Method::POST, "/api/v1/tasks/cancel", Some(&body))
+                let reply = http
+                    .call(Method::POST, "/api/v1/tasks/cancel", Some(&body))
                     .await;
+                if let Reply::Answered { status, body, .. } = reply {
+                    // 5xx are judged by `Http::call`.
+                    if status != StatusCode::OK && !status.is_server_error() {
+                        lock(&ledger)
+                            .problems
+                            .push(format!("a cancel of {ids:?} answered {status}: {body}"));
+                    }
+                }
             }
         })
     };
@@ -1244,14 +1254,5 @@ async fn chaos_loses_nothing_runs_nothing_twice_and_jams_no_queue() {
         problems.join("\n")
     );
     assert_eq!(tasks, ledger.acknowledged.len() + in_doubt_stored);
-    let rest: usize = by_state
-        .iter()
-        .filter(|(s, _)| !["succeeded", "failed", "cancelled"].contains(&s.as_str()))
-        .map(|(_, n)| n)
-        .sum();
-    assert_eq!(
-        rest, 0,
-        "every task ended succeeded, failed or cancelled: {by_state:?}"
-    );
     server.kill9();
 }
