@@ -421,6 +421,8 @@ struct RawLog {
     unacked: BTreeMap<TaskId, FinishedReport>,
     /// Connections it dropped on purpose.
     drops: usize,
+    /// The `error` frames the server sent it.
+    errors: Vec<(String, String)>,
 }
 
 /// Serialises a frame.
@@ -530,8 +532,12 @@ async fn run_raw_agent(
                         }
                     }
                 }
+                Incoming::Message(ServerMessage::Error { code, message }) => {
+                    lock(&log).errors.push((code, message));
+                    true
+                }
                 // Cancels come too late for a task it finishes at once;
-                // settings, pauses and errors change nothing here.
+                // settings and pauses change nothing here.
                 Incoming::Message(_) => true,
             };
             if !ok {
@@ -1129,6 +1135,17 @@ async fn chaos_loses_nothing_runs_nothing_twice_and_jams_no_queue() {
             *raw_runs.entry(*id).or_default() += attempts.len();
         }
         raw_refused.extend(log.refused.keys());
+        // It only ever speaks of tasks it was given: an error is one only
+        // where a cancel ended the task as its answer crossed it.
+        for (code, message) in &log.errors {
+            let cancelled = message
+                .split(' ')
+                .filter_map(|word| word.parse::<TaskId>().ok())
+                .any(|id| cancel_requested.contains(&id));
+            if !(code == "not_your_task" && cancelled) {
+                problems.push(format!("a raw agent was sent error {code}: {message}"));
+            }
+        }
     }
     let twice: Vec<TaskId> = sent
         .iter()
