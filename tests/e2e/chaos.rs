@@ -49,7 +49,8 @@ const TASKS: usize = 2_400;
 const BACKLOG: usize = 400;
 /// The kinds the raw agents do not know: they refuse them.
 const UNKNOWN_TO_RAW: [TaskKind; 2] = [TaskKind::MomentsPost, TaskKind::SmartMarketing];
-/// Set it to repeat a run's choices.
+/// Set it to repeat a run's plan (accounts, kinds, sizes, priorities); the
+/// timing of kills and faults is the machine's.
 const SEED_ENV: &str = "YOUMI_CHAOS_SEED";
 
 /// Locks a mutex, whatever a panicking holder left (each holder only pushes
@@ -319,8 +320,8 @@ fn large_payload(n: u64, bytes: usize) -> Value {
     }
 }
 
-/// `value` wrapped in arrays so that the payload holding it as a field is
-/// `depth` levels deep in all (the payload object is level 1).
+/// `0` wrapped in arrays, so that a payload holding it as a field is `depth`
+/// levels deep in all (the payload object is level 1).
 fn nested(depth: usize) -> Value {
     let mut value = json!(0);
     for _ in 1..depth {
@@ -798,7 +799,7 @@ async fn chaos_loses_nothing_runs_nothing_twice_and_jams_no_queue() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().gen());
-    eprintln!("chaos: seed {seed} (set {SEED_ENV} to repeat it)");
+    eprintln!("chaos: seed {seed} (set {SEED_ENV} to repeat its plan)");
     let mut rng = StdRng::seed_from_u64(seed);
 
     let db = TestDb::create().await;
