@@ -1218,23 +1218,29 @@ impl<C: Clock> Scheduler<C> {
             );
         } else {
             // Ended already (a copy of a stored report), or never existed. Only
-            // the store knows which; ask it off the scheduler's task.
+            // the store knows which; ask it off the scheduler's task, once this
+            // turn's changes are committed: the end of the first report may
+            // still be on its way to the store (a reconnect while the store
+            // fails), and the store must not be asked before it holds it.
             let lookup = self.lookup.clone();
             let commands = self.commands.clone();
             let device_id = device_id.to_owned();
-            tokio::spawn(async move {
-                let owner = lookup(id).await;
-                if let Some(commands) = commands.upgrade() {
-                    let _ = commands
-                        .send(Command::OwnerLookedUp {
-                            device_id,
-                            connection,
-                            task_id: id,
-                            owner,
-                        })
-                        .await;
-                }
-            });
+            let runtime = tokio::runtime::Handle::current();
+            self.effect(Box::new(move || {
+                runtime.spawn(async move {
+                    let owner = lookup(id).await;
+                    if let Some(commands) = commands.upgrade() {
+                        let _ = commands
+                            .send(Command::OwnerLookedUp {
+                                device_id,
+                                connection,
+                                task_id: id,
+                                owner,
+                            })
+                            .await;
+                    }
+                });
+            }));
         }
     }
 

@@ -14,6 +14,7 @@ use youmi_controller::{
 };
 use youmi_protocol::{
     AgentMessage, AgentSettings, DeviceInfo, FinishedReport, Outcome, ServerMessage, TaskKind,
+    TaskState,
 };
 
 /// How the next commits fail.
@@ -97,8 +98,39 @@ impl Store for FaultyStore {
         }
     }
 
-    async fn task_owner(&self, _id: i64) -> Result<Option<TaskOwner>, StoreError> {
-        Ok(None)
+    /// The task's owner as the committed changes have it.
+    async fn task_owner(&self, id: i64) -> Result<Option<TaskOwner>, StoreError> {
+        let inner = self.inner.lock().unwrap();
+        let mut owner = None;
+        for change in &inner.committed {
+            match change {
+                Change::TaskInserted { id: task, .. } if *task == id => {
+                    owner = Some(TaskOwner {
+                        device_id: None,
+                        state: TaskState::Queued,
+                    })
+                }
+                Change::TaskDispatched {
+                    id: task,
+                    device_id,
+                    ..
+                } if *task == id => {
+                    owner = Some(TaskOwner {
+                        device_id: Some(device_id.clone()),
+                        state: TaskState::Dispatched,
+                    })
+                }
+                Change::TaskFinished {
+                    id: task, state, ..
+                } if *task == id => {
+                    if let Some(owner) = owner.as_mut() {
+                        owner.state = *state;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(owner)
     }
 }
 
@@ -281,6 +313,66 @@ async fn an_ack_waits_for_a_store_that_fails_transiently() {
     );
     assert_eq!(store.finished(), ids);
     assert_eq!(controller.storage_status(), StorageStatus::Ok);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_sent_again_while_the_first_waits_for_the_store_is_acked() {
+    let (controller, store) = start();
+    let mut first = online(&controller).await;
+    let ids = controller.submit(vec![task()]).await.unwrap();
+    assert!(matches!(
+        first.recv().await,
+        Some(ServerMessage::Assign { .. })
+    ));
+    let report = FinishedReport {
+        task_id: ids[0],
+        outcome: Outcome::Succeeded,
+        error: None,
+        result: None,
+    };
+
+    // The report arrives while the store fails, and the agent reconnects
+    // before its ack: its hello reports the task again.
+    store.set(Fault::Transient);
+    controller
+        .agent_message("d1".into(), 1, AgentMessage::Finished(report.clone()))
+        .await
+        .unwrap();
+    attempts_after(&store, 3).await;
+    let (frames_tx, mut second) = mpsc::unbounded_channel();
+    controller
+        .connect("d1".into(), 2, Arc::new(Sink(frames_tx)))
+        .await
+        .unwrap();
+    controller
+        .agent_message(
+            "d1".into(),
+            2,
+            AgentMessage::Hello {
+                agent_version: "test".into(),
+                device: DeviceInfo::default(),
+                queue_paused: false,
+                running: vec![],
+                finished: vec![report],
+            },
+        )
+        .await
+        .unwrap();
+    attempts_after(&store, 3).await;
+    settle().await;
+
+    // Once the store works, the copy is acked on the new connection: the
+    // task is this device's and ended, not "not your task".
+    store.set(Fault::None);
+    assert!(matches!(
+        second.recv().await,
+        Some(ServerMessage::Welcome { .. })
+    ));
+    assert_eq!(
+        second.recv().await,
+        Some(ServerMessage::Ack { task_id: ids[0] })
+    );
+    assert_eq!(store.finished(), ids);
 }
 
 #[tokio::test(start_paused = true)]

@@ -10,6 +10,8 @@
 //!   every task kind, and every fault a phone throws.
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
+//! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
+//!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
 //! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
@@ -32,6 +34,7 @@ mod agent_cli;
 mod bad_input;
 mod bind;
 mod cancel;
+mod chaos;
 mod devices;
 mod dispatch;
 mod fleet;
