@@ -262,6 +262,7 @@ impl Agent {
             connection,
             connection_task: None,
             connection_numbers: Arc::new(AtomicU64::new(0)),
+            dnd_to_restore: Arc::new(Mutex::new(None)),
         };
         let join = runtime.spawn(core.run(commands_rx, events_rx).instrument(span));
         Ok(AgentHandle {
@@ -573,6 +574,10 @@ struct Core {
     /// that a restarted task goes on counting, and a late event of an old
     /// connection is not taken for one of the new.
     connection_numbers: Arc<AtomicU64>,
+    /// The phone's own do-not-disturb state, while a restore of it failed: the
+    /// next task restores it (and keeps it as the state to restore to), so a
+    /// dropped connection cannot leave the phone in do-not-disturb for good.
+    dnd_to_restore: Arc<Mutex<Option<bool>>>,
 }
 
 impl Core {
@@ -1039,6 +1044,7 @@ impl Core {
                 task,
                 ctx,
                 self.settings.dnd_while_running,
+                Arc::clone(&self.dnd_to_restore),
             )
             .instrument(span.clone()),
         );
@@ -1288,21 +1294,43 @@ async fn wait_connection(
 
 /// Runs one task on the executor, with do-not-disturb on around it when asked
 /// (and restored whatever the outcome), and turns the outcome into a report.
+/// `dnd_to_restore` holds the phone's own state while a restore of it has
+/// failed: it is restored before a task that runs without do-not-disturb, and
+/// is what a task that runs with it restores to afterwards.
 async fn execute(
     executor: Arc<dyn Executor>,
     task: AssignedTask,
     ctx: TaskContext,
     do_not_disturb: bool,
+    dnd_to_restore: Arc<Mutex<Option<bool>>>,
 ) -> FinishedReport {
+    let owed = dnd_to_restore
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     let previous = if do_not_disturb {
         match executor.set_do_not_disturb(true).await {
-            Ok(previous) => Some(previous),
+            // Still owed a restore: the state now is ours, not the phone's.
+            Ok(now) => Some(owed.unwrap_or(now)),
             Err(failure) => {
                 warn!(%failure, "cannot turn do-not-disturb on; the task does not run");
+                owe_dnd(&dnd_to_restore, owed);
                 return executor::report(task.id, Err(failure));
             }
         }
     } else {
+        if let Some(original) = owed {
+            match executor.set_do_not_disturb(original).await {
+                Ok(_) => info!(
+                    on = original,
+                    "do-not-disturb restored to the phone's own state"
+                ),
+                Err(failure) => {
+                    warn!(%failure, on = original, "still cannot restore do-not-disturb to the phone's own state; trying again before the next task");
+                    owe_dnd(&dnd_to_restore, Some(original));
+                }
+            }
+        }
         None
     };
     info!(attempt = task.attempt, "task started");
@@ -1324,10 +1352,20 @@ async fn execute(
         });
     if let Some(previous) = previous {
         if let Err(failure) = executor.set_do_not_disturb(previous).await {
-            warn!(%failure, "cannot restore do-not-disturb");
+            warn!(%failure, on = previous, "cannot restore do-not-disturb to the phone's own state; trying again before the next task");
+            owe_dnd(&dnd_to_restore, Some(previous));
         }
     }
     executor::report(task.id, result)
+}
+
+/// Remembers the phone's own do-not-disturb state for a later restore.
+fn owe_dnd(dnd_to_restore: &Mutex<Option<bool>>, original: Option<bool>) {
+    if let Some(original) = original {
+        *dnd_to_restore
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(original);
+    }
 }
 
 /// The largest report that still fits a frame, with room for the envelope.

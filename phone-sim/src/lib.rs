@@ -257,6 +257,17 @@ impl SimHandle {
         self.shared.phone().wecom_version = version.to_owned();
     }
 
+    /// Switches the input method to the phone's stock keyboard, as a person
+    /// who picked another keyboard would; the agent must select ADBKeyBoard again.
+    pub fn switch_to_stock_keyboard(&self) {
+        self.shared.phone().default_ime = phone::STOCK_IME.to_owned();
+    }
+
+    /// The input method in use.
+    pub fn input_method(&self) -> String {
+        self.shared.phone().default_ime.clone()
+    }
+
     /// What is on screen now.
     pub fn screen(&self) -> ScreenSnapshot {
         let phone = self.shared.phone();

@@ -26,6 +26,8 @@
 //! - `devices`: the device list and agent settings.
 //! - `restart`: `kill -9` and graceful restarts of the server.
 //! - `bad_input`: every bad input of issue 2, with its answer, changing nothing.
+//! - `phone_state`: do-not-disturb restored after a failed restore, the keyboard
+//!   selected again.
 //! - `poison`: tasks an agent cannot take: limits at submission, refusals,
 //!   undeliverable assigns, cancelling before `accepted`.
 
@@ -42,6 +44,7 @@ mod fuzz;
 mod media;
 mod metrics;
 mod pause;
+mod phone_state;
 mod poison;
 mod qr;
 mod reconnect;

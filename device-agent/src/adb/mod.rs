@@ -132,9 +132,6 @@ pub struct AdbPhone {
     route: Arc<Route>,
     /// The connection commands use.
     link: Link,
-    /// Set once ADBKeyBoard was found installed and selected, so that typing does
-    /// not ask again every time.
-    keyboard_ready: AtomicBool,
     /// The online probe, started by the first [`AdbPhone::online`].
     probe: OnceLock<Probe>,
 }
@@ -195,7 +192,6 @@ impl AdbPhone {
             serial,
             config,
             route,
-            keyboard_ready: AtomicBool::new(false),
             probe: OnceLock::new(),
         }
     }
@@ -413,18 +409,31 @@ impl AdbPhone {
         Ok(shell::version_name(&out.text(), package))
     }
 
+    /// Makes sure ADBKeyBoard is the input method before text is typed: checked
+    /// every time (a person may switch keyboards between two tasks), and
+    /// selected when it is installed but not in use. Only a phone without it
+    /// fails, with `ime_missing`.
     async fn ensure_keyboard(&self) -> PhoneResult<()> {
-        if self.keyboard_ready.load(Ordering::SeqCst) {
+        let check = "settings get secure default_input_method; ime list -a -s";
+        if shell::keyboard_ready(&self.run(check).await?.text()) {
             return Ok(());
         }
-        let out = self
-            .run("settings get secure default_input_method; ime list -s")
-            .await?;
-        if !shell::keyboard_ready(&out.text()) {
+        let installed = self.run("ime list -a -s").await?.text();
+        if !shell::keyboard_installed(&installed) {
             return Err(PhoneError::ImeMissing);
         }
-        self.keyboard_ready.store(true, Ordering::SeqCst);
-        Ok(())
+        let ime = shell::ADB_KEYBOARD_IME;
+        tracing::warn!(
+            ime,
+            "ADBKeyBoard is installed but not the input method; selecting it"
+        );
+        self.run(&format!("ime enable {ime}")).await?;
+        self.run(&format!("ime set {ime}")).await?;
+        if shell::keyboard_ready(&self.run(check).await?.text()) {
+            Ok(())
+        } else {
+            Err(PhoneError::ImeMissing)
+        }
     }
 
     async fn type_chunks(&self, text: &str) -> PhoneResult<()> {

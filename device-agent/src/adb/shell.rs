@@ -293,6 +293,13 @@ pub(crate) fn zen_mode_on(text: &str) -> Option<bool> {
 
 /// Whether ADBKeyBoard can type, from `settings get secure default_input_method;
 /// ime list -s`: it must be the default input method and an enabled one.
+/// Whether `ime list -a -s` output names ADBKeyBoard.
+pub(crate) fn keyboard_installed(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .any(|line| line == ADB_KEYBOARD_IME)
+}
+
 pub(crate) fn keyboard_ready(text: &str) -> bool {
     let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
     let default = lines.next();
