@@ -1413,22 +1413,32 @@ fn did_you_mean(word: &str, known: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Levenshtein distance, by characters.
+/// The edit distance of two words, by characters: insertions, deletions,
+/// substitutions and swaps of neighbours (`nmae`) count one each.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
+    // d[i][j]: the distance of a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
         }
     }
-    row[b.len()]
+    d[a.len()][b.len()]
 }
 
 /// The message for a key `what` does not take.
@@ -1584,6 +1594,8 @@ struct Fields {
     table: Table,
     /// The key a mistake is in, when one was found: its line goes in the error.
     blamed: Option<String>,
+    /// The item of the blamed key's list the mistake is in, when it is a list.
+    blamed_index: Option<usize>,
 }
 
 impl Fields {
@@ -1591,6 +1603,7 @@ impl Fields {
         Fields {
             table,
             blamed: None,
+            blamed_index: None,
         }
     }
 
@@ -1600,6 +1613,9 @@ impl Fields {
 
     /// Says that the mistake is in `key`.
     fn blame(&mut self, key: &str) {
+        if self.blamed.as_deref() != Some(key) {
+            self.blamed_index = None;
+        }
         self.blamed = Some(key.to_owned());
     }
 
@@ -1612,6 +1628,7 @@ impl Fields {
     fn blamed_path<'p>(&'p self, path: &[Seg<'p>]) -> Vec<Seg<'p>> {
         let mut out = path.to_vec();
         out.extend(self.blamed().map(Seg::Key));
+        out.extend(self.blamed_index.map(Seg::Index));
         out
     }
 
@@ -1781,12 +1798,20 @@ impl Fields {
     fn selectors(&mut self, key: &str) -> Result<Option<Vec<Selector>>, String> {
         let result = match self.take(key) {
             None => Ok(None),
-            Some(Value::Array(list)) => list
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| Self::plain_selector(&format!("{key}[{i}]"), v))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
+            Some(Value::Array(list)) => {
+                let mut selectors = Vec::new();
+                for (i, v) in list.into_iter().enumerate() {
+                    match Self::plain_selector(&format!("{key}[{i}]"), v) {
+                        Ok(selector) => selectors.push(selector),
+                        Err(error) => {
+                            self.blame(key);
+                            self.blamed_index = Some(i);
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(Some(selectors))
+            }
             Some(other) => Err(format!("`{key}` must be a list of selectors, not {other}")),
         };
         self.note(key, result)
@@ -2306,5 +2331,142 @@ unused = [{ do = "type", text = "{item.url}" }]
             Some(Condition::Unless("greeting".to_owned()))
         );
         assert_eq!(steps[12].on_fail.code.as_deref(), Some("flow_failed"));
+    }
+}
+
+/// Mistakes put into the built-in file, one at a time, wherever they can go:
+/// each is refused with the file, its line and the valid values.
+#[cfg(test)]
+mod mistakes {
+    use super::*;
+
+    const BUILTIN: &str = include_str!("../../flows/wecom-4.1.toml");
+
+    /// The built-in file with the `nth` occurrence of `from` replaced by `to`,
+    /// and the line that occurrence is on.
+    fn with_mistake(nth: usize, from: &str, to: &str) -> (String, usize) {
+        let (at, _) = BUILTIN.match_indices(from).nth(nth).unwrap();
+        let line = BUILTIN[..at].matches('\n').count() + 1;
+        let text = format!("{}{to}{}", &BUILTIN[..at], &BUILTIN[at + from.len()..]);
+        (text, line)
+    }
+
+    fn refused(text: &str) -> String {
+        FlowFile::parse("wecom.toml", text)
+            .expect_err("the mistake is refused")
+            .to_string()
+    }
+
+    #[test]
+    fn every_misspelt_error_code_is_named_with_its_line_and_the_codes() {
+        let codes: Vec<(usize, String)> = BUILTIN
+            .match_indices("code = \"")
+            .map(|(at, m)| {
+                let start = at + m.len();
+                let end = start + BUILTIN[start..].find('"').unwrap();
+                (at, BUILTIN[start..end].to_owned())
+            })
+            .collect();
+        assert!(codes.len() > 10, "{codes:?}");
+        for (at, code) in &codes {
+            // Drop a letter from the middle: `risk_contrl`, `contact_not_fond`.
+            let mut chars: Vec<char> = code.chars().collect();
+            chars.remove(chars.len() * 2 / 3);
+            let typo: String = chars.into_iter().collect();
+            let from = format!("code = \"{code}\"");
+            let nth = BUILTIN[..*at].matches(&from).count();
+            let (text, line) = with_mistake(nth, &from, &format!("code = \"{typo}\""));
+            let message = refused(&text);
+            for needle in [
+                format!("wecom.toml:{line}: "),
+                format!("`{typo}`: unknown error code, did you mean `{code}`?"),
+                "a flow file may use: unsupported_app_version,".to_owned(),
+            ] {
+                assert!(message.contains(&needle), "{needle:?} not in: {message}");
+            }
+        }
+        // The same for the codes a mass send skips on.
+        let (text, line) = with_mistake(0, "\"missing_value\"]", "\"missing_valeu\"]");
+        let message = refused(&text);
+        assert!(message.contains(&format!("wecom.toml:{line}: flow `mass_send`, step 1: `missing_valeu`: unknown error code, did you mean `missing_value`?")), "{message}");
+        // A code the server gives is not a flow file's.
+        let (text, _) = with_mistake(0, "code = \"contact_not_found\"", "code = \"lost\"");
+        assert!(refused(&text).contains("the agent or the server gives it"));
+    }
+
+    #[test]
+    fn version_patterns_the_loader_does_not_read_are_refused() {
+        for bad in ["4.1.x", "4.x", "4.1.30-beta", "v4.1.*", "4.1*"] {
+            let (text, line) = with_mistake(0, "\"4.1.*\"", &format!("\"{bad}\""));
+            let message = refused(&text);
+            assert!(
+                message.starts_with(&format!("wecom.toml:{line}: ")),
+                "{message}"
+            );
+            assert!(message.contains(&format!("`{bad}`")), "{message}");
+        }
+        let (text, _) = with_mistake(0, "\"4.1.*\"", "\"4.1.x\"");
+        let message = refused(&text);
+        assert!(message.contains("`x` is not a number"), "{message}");
+        assert!(
+            message.contains("`4.1.30`") && message.contains("`4.1.*`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_misspelt_key_is_named_as_such_with_its_line() {
+        for (key, typo, what) in [
+            ("target = ", "targt = ", "`tap` takes: do,"),
+            ("name = ", "nmae = ", "takes: "),
+            ("near_depth = ", "near_dept = ", "takes: "),
+            ("timeout_ms = ", "timout_ms = ", "`long_press` takes: "),
+            ("dismiss = ", "dismis = ", "an interrupt takes: name,"),
+            ("home = ", "hme = ", "`launch` takes: "),
+            (
+                "text_contains = ",
+                "text_contain = ",
+                "a selector takes: text,",
+            ),
+            (
+                "description = ",
+                "descripton = ",
+                "description",
+            ),
+        ] {
+            let count = BUILTIN.matches(key).count();
+            assert!(count > 0, "{key}");
+            // The first, the last and one in the middle of each.
+            for nth in [0, count / 2, count - 1] {
+                let (text, line) = with_mistake(nth, key, typo);
+                let message = refused(&text);
+                let wanted = typo.trim_end_matches(" = ");
+                let right = key.trim_end_matches(" = ");
+                for needle in [
+                    format!("wecom.toml:{line}: "),
+                    format!("`{wanted}`: unknown key, did you mean `{right}`?"),
+                    what.to_owned(),
+                ] {
+                    assert!(message.contains(&needle), "{needle:?} not in: {message}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn risk_phrases_extend_the_list_and_are_checked() {
+        let file = FlowFile::parse(
+            "wecom.toml",
+            &format!("{BUILTIN}\n[risk]\nphrases = [\"功能受限\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(file.risk_phrases, ["功能受限"]);
+        let message = refused(&format!("{BUILTIN}\n[risk]\nphrase = [\"功能受限\"]\n"));
+        assert!(
+            message.contains("`phrase`: unknown key, did you mean `phrases`?"),
+            "{message}"
+        );
+        let empty = refused(&format!("{BUILTIN}\n[risk]\nphrases = [\" \"]\n"));
+        assert!(empty.contains("empty phrase"), "{empty}");
     }
 }
