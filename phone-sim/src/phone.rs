@@ -2435,7 +2435,11 @@ fn alert_dialog(fault: &DialogFault) -> Node {
         .id("android:id/message")
         .text(&fault.message),
     );
-    let ids = ["android:id/button1", "android:id/button2", "android:id/button3"];
+    let ids = [
+        "android:id/button1",
+        "android:id/button2",
+        "android:id/button3",
+    ];
     for (i, label) in fault.buttons.iter().enumerate() {
         // button1 rightmost, then button2 to its left, then button3.
         let right = 940 - 260 * i as i32;

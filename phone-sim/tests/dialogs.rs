@@ -63,7 +63,10 @@ async fn a_wecom_dialog_with_any_buttons_shows_over_the_screen() {
         assert_eq!(sim.screen().name, "main:messages+dialog");
         let xml = p.dump().await;
         assert!(xml.contains("text=\"操作过于频繁，请稍后再试\""), "{xml}");
-        assert!(xml.contains("content-desc=\"消息\""), "the screen under it: {xml}");
+        assert!(
+            xml.contains("content-desc=\"消息\""),
+            "the screen under it: {xml}"
+        );
         for button in &buttons {
             assert!(xml.contains(&format!("text=\"{button}\"")), "{xml}");
         }

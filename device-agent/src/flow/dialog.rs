@@ -277,6 +277,15 @@ mod tests {
     }
 
     #[test]
+    fn the_docs_list_the_risk_phrases() {
+        let docs = include_str!("../../../docs/flows.md");
+        let (_, rest) = docs.split_once("<!-- risk-phrases -->").unwrap();
+        let (listed, _) = rest.split_once("<!-- /risk-phrases -->").unwrap();
+        let listed: Vec<&str> = listed.trim().split(", ").collect();
+        assert_eq!(listed, RISK_PHRASES, "docs/flows.md lists the phrases");
+    }
+
+    #[test]
     fn narrow_overlays_are_not_dialogs() {
         // A badge over an avatar, or a small floating button.
         let screen = tree(

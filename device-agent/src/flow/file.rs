@@ -2454,6 +2454,26 @@ mod mistakes {
     }
 
     #[test]
+    fn the_docs_list_every_task_error_code() {
+        let docs = include_str!("../../../docs/flows.md");
+        let (_, rest) = docs.split_once("<!-- task-error-codes -->").unwrap();
+        let (table, _) = rest.split_once("<!-- /task-error-codes -->").unwrap();
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code.to_owned(), cells[2].to_owned()))
+            })
+            .collect();
+        let codes: Vec<(String, String)> = task_error::TASK_ERROR_CODES
+            .iter()
+            .map(|c| (c.code.to_owned(), format!("{:?}", c.origin).to_lowercase()))
+            .collect();
+        assert_eq!(rows, codes, "docs/flows.md lists the codes and their origins");
+    }
+
+    #[test]
     fn risk_phrases_extend_the_list_and_are_checked() {
         let file = FlowFile::parse(
             "wecom.toml",
