@@ -1423,8 +1423,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -2428,11 +2428,7 @@ mod mistakes {
                 "text_contain = ",
                 "a selector takes: text,",
             ),
-            (
-                "description = ",
-                "descripton = ",
-                "description",
-            ),
+            ("description = ", "descripton = ", "description"),
         ] {
             let count = BUILTIN.matches(key).count();
             assert!(count > 0, "{key}");
@@ -2470,7 +2466,10 @@ mod mistakes {
             .iter()
             .map(|c| (c.code.to_owned(), format!("{:?}", c.origin).to_lowercase()))
             .collect();
-        assert_eq!(rows, codes, "docs/flows.md lists the codes and their origins");
+        assert_eq!(
+            rows, codes,
+            "docs/flows.md lists the codes and their origins"
+        );
     }
 
     #[test]
