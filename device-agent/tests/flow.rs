@@ -2344,7 +2344,7 @@ steps = [
   { do = "launch", home = { desc = "消息" } },
   { do = "tap", name = "messages_tab", target = { desc = "消息" } },
   { do = "assert", name = "has_chat", present = { text = "{with.name}" }, code = "chat_not_found" },
-  { do = "fail", name = "stop", code = "overridden", message = "the directory's flow ran for {with.name}" },
+  { do = "fail", name = "stop", code = "flow_failed", message = "the directory's flow ran for {with.name}" },
 ]
 "#,
     )
@@ -2372,7 +2372,7 @@ steps = [
         .await
         .0,
     );
-    assert_eq!(error.code, "overridden");
+    assert_eq!(error.code, "flow_failed");
     assert!(
         error.message.contains("the directory's flow ran for 李四"),
         "{}",

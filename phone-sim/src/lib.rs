@@ -69,7 +69,10 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
-pub use phone::{Fault, SentEvent, Tab, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE};
+pub use phone::{
+    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, SentEvent, Tab,
+    ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
+};
 
 /// How to start a simulator.
 #[derive(Debug, Clone)]
@@ -216,6 +219,12 @@ impl SimHandle {
     /// Everything the app sent so far, oldest first.
     pub fn sent(&self) -> Vec<SentEvent> {
         self.shared.phone().sent()
+    }
+
+    /// Every input the phone received (taps, keys, text, launches), oldest first,
+    /// each with the screen it came to: the action log.
+    pub fn inputs(&self) -> Vec<InputEvent> {
+        self.shared.phone().inputs()
     }
 
     /// Arms a fault; see [`Fault`] for when each one fires.

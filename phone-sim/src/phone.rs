@@ -127,6 +127,102 @@ pub enum Fault {
     UpdatePrompt,
     /// A system permission dialog (photos and media) appears on the next screen change.
     PermissionDialog,
+    /// A dialog with any title, message and buttons (a risk-control warning in other
+    /// words, a notice WeCom has not shown before), drawn as WeCom or as Android draws
+    /// it, shown at a scripted point of a flow.
+    Dialog(DialogFault),
+}
+
+/// A scripted dialog: what it says, its buttons, how it is drawn and when it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialogFault {
+    /// The title; empty for none.
+    pub title: String,
+    /// The message.
+    pub message: String,
+    /// The buttons, left to right (确定, 我知道了, OK ...); a tap on any closes the
+    /// dialog. Empty: a dialog with no button at all.
+    pub buttons: Vec<String>,
+    /// How it is drawn.
+    pub style: DialogStyle,
+    /// When it shows.
+    pub when: DialogWhen,
+    /// Whether BACK closes it (WeCom's risk warnings are not cancelable; most
+    /// notices are).
+    pub cancelable: bool,
+}
+
+impl DialogFault {
+    /// A WeCom-drawn, cancelable dialog that shows on the next screen change.
+    pub fn new(title: &str, message: &str, buttons: &[&str]) -> Self {
+        Self {
+            title: title.to_owned(),
+            message: message.to_owned(),
+            buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
+            style: DialogStyle::InApp,
+            when: DialogWhen::NextChange,
+            cancelable: true,
+        }
+    }
+}
+
+/// How a scripted dialog is drawn, and so how `uiautomator dump` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogStyle {
+    /// As WeCom draws its own: a panel over the app's screen, in the app's window
+    /// (the dump shows the screen and the panel on top).
+    InApp,
+    /// As Android's `AlertDialog`: a window of its own (`android:id/alertTitle`,
+    /// `android:id/message`, `android:id/button1`...), the only window the dump shows.
+    Window,
+}
+
+/// When a scripted dialog shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogWhen {
+    /// On the next screen change (a launch of WeCom is one).
+    NextChange,
+    /// On the n-th screen change from now (1 is the next).
+    Change(u32),
+    /// Right after the app sends something (a message, a post, a request...).
+    AfterSend,
+}
+
+/// One input the phone received, with what was on screen when it came: the
+/// simulator's action log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputEvent {
+    /// The input.
+    pub input: Input,
+    /// The screen's name (see [`crate::ScreenSnapshot::name`]) just before it.
+    pub screen: String,
+}
+
+/// An input, as the shell received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `input tap X Y`.
+    Tap {
+        /// Pixels from the left.
+        x: i32,
+        /// Pixels from the top.
+        y: i32,
+    },
+    /// A long press (`input swipe` on one spot).
+    LongPress {
+        /// Pixels from the left.
+        x: i32,
+        /// Pixels from the top.
+        y: i32,
+    },
+    /// `input keyevent CODE` (4 is BACK).
+    Key(u32),
+    /// Text typed (`input text` or ADBKeyBoard).
+    Text(String),
+    /// WeCom started (`am start`).
+    Launch,
+    /// WeCom force-stopped.
+    ForceStop,
 }
 
 /// The bottom tabs of WeCom's main screen.
@@ -222,6 +318,7 @@ pub(crate) enum TagPurpose {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Overlay {
     Risk { title: String, message: String },
+    Dialog(DialogFault),
     Update,
     Permission,
     ChatMenu(String),
@@ -299,6 +396,8 @@ pub(crate) struct Phone {
     pub dirs: Vec<String>,
     pub faults: Vec<Fault>,
     sent: Vec<SentEvent>,
+    /// Every input, oldest first.
+    inputs: Vec<InputEvent>,
     record: Option<PathBuf>,
     operator_name: String,
     /// The enterprise's customer tags, in the order the picker lists them.
@@ -377,6 +476,7 @@ impl Phone {
             dirs: dirs.into_iter().map(str::to_owned).collect(),
             faults: config.faults.clone(),
             sent: Vec::new(),
+            inputs: Vec::new(),
             record: config.record.clone(),
             operator_name: "小优".to_owned(),
             tags: config.tags.clone(),
@@ -456,6 +556,17 @@ impl Phone {
             }
         }
         self.sent.push(event);
+    }
+
+    /// Every input so far, oldest first.
+    pub fn inputs(&self) -> Vec<InputEvent> {
+        self.inputs.clone()
+    }
+
+    /// Logs an input, with the screen it came to.
+    pub fn log_input(&mut self, input: Input) {
+        let screen = self.screen_name();
+        self.inputs.push(InputEvent { input, screen });
     }
 
     /// Takes one use of a counted fault matching `pick`, removing it when used up.
@@ -568,6 +679,7 @@ impl Phone {
         match &self.overlay {
             None => base,
             Some(Overlay::Risk { .. }) => format!("{base}+risk_control"),
+            Some(Overlay::Dialog(_)) => format!("{base}+dialog"),
             Some(Overlay::Update) => format!("{base}+update_prompt"),
             Some(Overlay::Permission) => format!("{base}+permission_dialog"),
             Some(Overlay::ChatMenu(_)) => format!("{base}+chat_menu"),
@@ -587,14 +699,49 @@ impl Phone {
         if let Some(f) = self.take_fault(|f| {
             matches!(
                 f,
-                Fault::RiskControl { .. } | Fault::UpdatePrompt | Fault::PermissionDialog
+                Fault::RiskControl { .. }
+                    | Fault::UpdatePrompt
+                    | Fault::PermissionDialog
+                    | Fault::Dialog(DialogFault {
+                        when: DialogWhen::NextChange | DialogWhen::Change(0 | 1),
+                        ..
+                    })
             )
         }) {
             self.overlay = Some(match f {
                 Fault::RiskControl { title, message } => Overlay::Risk { title, message },
                 Fault::UpdatePrompt => Overlay::Update,
+                Fault::Dialog(dialog) => Overlay::Dialog(dialog),
                 _ => Overlay::Permission,
             });
+            return;
+        }
+        for fault in &mut self.faults {
+            if let Fault::Dialog(DialogFault {
+                when: DialogWhen::Change(n),
+                ..
+            }) = fault
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Called after the app sent something: a dialog scripted for that moment shows.
+    fn after_send(&mut self) {
+        if self.overlay.is_some() || !self.foreground {
+            return;
+        }
+        if let Some(Fault::Dialog(dialog)) = self.take_fault(|f| {
+            matches!(
+                f,
+                Fault::Dialog(DialogFault {
+                    when: DialogWhen::AfterSend,
+                    ..
+                })
+            )
+        }) {
+            self.overlay = Some(Overlay::Dialog(dialog));
         }
     }
 
@@ -633,8 +780,14 @@ impl Phone {
 
     pub fn back(&mut self) {
         if let Some(o) = &self.overlay {
-            // WeCom's risk-control dialog is not cancelable; the others are.
-            if !matches!(o, Overlay::Risk { .. }) {
+            // WeCom's risk-control dialog is not cancelable; the others are, unless
+            // a scripted dialog says otherwise.
+            let cancelable = match o {
+                Overlay::Risk { .. } => false,
+                Overlay::Dialog(dialog) => dialog.cancelable,
+                _ => true,
+            };
+            if cancelable {
                 self.overlay = None;
             }
             return;
@@ -755,7 +908,7 @@ impl Phone {
         let root = self.touch_tree();
         let action = root.hit(x, y, false).and_then(|n| n.action.clone());
         match action {
-            Some(a) => self.run(a),
+            Some(a) => self.run_and_watch(a),
             None => {
                 if matches!(self.overlay, Some(Overlay::ChatMenu(_))) {
                     self.overlay = None;
@@ -767,7 +920,17 @@ impl Phone {
     pub fn long_press(&mut self, x: i32, y: i32) {
         let root = self.touch_tree();
         if let Some(a) = root.hit(x, y, true).and_then(|n| n.long_action.clone()) {
-            self.run(a);
+            self.run_and_watch(a);
+        }
+    }
+
+    /// Runs a touched node's action, then shows a dialog scripted for right
+    /// after a send if the action sent something.
+    fn run_and_watch(&mut self, action: Action) {
+        let before = self.sent.len();
+        self.run(action);
+        if self.sent.len() > before {
+            self.after_send();
         }
     }
 
@@ -1157,6 +1320,12 @@ impl Phone {
             launcher_tree()
         };
         if let Some(overlay) = &self.overlay {
+            if let (true, Overlay::Dialog(dialog)) = (self.foreground, overlay) {
+                if dialog.style == DialogStyle::Window {
+                    // A dialog window is the active window: the dump shows it alone.
+                    return overlay_tree(overlay);
+                }
+            }
             if self.foreground || matches!(overlay, Overlay::Permission) {
                 root = Node::new("android.widget.FrameLayout", &root.package.clone(), full)
                     .child(root)
@@ -2145,6 +2314,24 @@ fn overlay_tree(overlay: &Overlay) -> Node {
     };
     let p = WECOM_PACKAGE;
     match overlay {
+        Overlay::Dialog(fault) if fault.style == DialogStyle::Window => alert_dialog(fault),
+        Overlay::Dialog(fault) => dialog(
+            p,
+            &fault.title,
+            &fault.message,
+            fault
+                .buttons
+                .iter()
+                .enumerate()
+                .map(|(i, label)| {
+                    (
+                        ["dialog_cancel", "dialog_neutral", "dialog_confirm"][i.min(2)],
+                        label.as_str(),
+                        Action::DismissOverlay,
+                    )
+                })
+                .collect(),
+        ),
         Overlay::Risk { title, message } => dialog(
             p,
             title,
@@ -2218,4 +2405,59 @@ fn overlay_tree(overlay: &Overlay) -> Node {
             ],
         ),
     }
+}
+
+/// A dialog as Android's `AlertDialog` draws it, in a window of its own: the
+/// framework's ids, the buttons right-aligned (`button1` is the positive one, the
+/// rightmost).
+fn alert_dialog(fault: &DialogFault) -> Node {
+    let p = WECOM_PACKAGE;
+    let (top, bottom) = (852, 1548);
+    let mut panel = Node::new(
+        "android.widget.LinearLayout",
+        p,
+        Rect::new(84, top, 996, bottom),
+    )
+    .id("android:id/parentPanel");
+    if !fault.title.is_empty() {
+        panel = panel.child(
+            Node::new("android.widget.TextView", p, Rect::new(140, 900, 940, 980))
+                .id("android:id/alertTitle")
+                .text(&fault.title),
+        );
+    }
+    panel = panel.child(
+        Node::new(
+            "android.widget.TextView",
+            p,
+            Rect::new(140, 1000, 940, 1320),
+        )
+        .id("android:id/message")
+        .text(&fault.message),
+    );
+    let ids = [
+        "android:id/button1",
+        "android:id/button2",
+        "android:id/button3",
+    ];
+    for (i, label) in fault.buttons.iter().enumerate() {
+        // button1 rightmost, then button2 to its left, then button3.
+        let right = 940 - 260 * i as i32;
+        panel = panel.child(
+            Node::new(
+                "android.widget.Button",
+                p,
+                Rect::new(right - 240, 1400, right, 1500),
+            )
+            .id(ids[i.min(2)])
+            .text(label)
+            .on_tap(Action::DismissOverlay),
+        );
+    }
+    Node::new(
+        "android.widget.FrameLayout",
+        p,
+        Rect::new(84, top, 996, bottom),
+    )
+    .child(panel)
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
-use crate::phone::{Fault, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE};
+use crate::phone::{
+    Fault, Input, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE,
+};
 use crate::Shared;
 
 /// Output of a running command, in order, as the stream forwards it.
@@ -737,6 +739,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
     match args.first() {
         Some(&"tap") if args.len() == 3 => match nums(&args[1..3]) {
             Some(p) => {
+                phone.log_input(Input::Tap { x: p[0], y: p[1] });
                 phone.tap(p[0], p[1]);
                 0
             }
@@ -747,6 +750,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 let duration = p.get(4).copied().unwrap_or(300);
                 let moved = (p[2] - p[0]).abs() + (p[3] - p[1]).abs();
                 if moved < 20 && duration >= 500 {
+                    phone.log_input(Input::LongPress { x: p[0], y: p[1] });
                     phone.long_press(p[0], p[1]);
                 }
                 // Every list in the simulated app fits on screen, so a real swipe scrolls
@@ -757,6 +761,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
         },
         Some(&"text") if args.len() >= 2 => {
             let text = args[1..].join(" ").replace("%s", " ");
+            phone.log_input(Input::Text(text.clone()));
             phone.type_text(&text);
             0
         }
@@ -770,6 +775,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 return usage_error(io, "keyevent");
             };
             for code in codes {
+                phone.log_input(Input::Key(code));
                 match code {
                     3 => phone.home(),
                     4 => phone.back(),
@@ -822,14 +828,17 @@ fn am(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 return 1;
             }
             if args.contains(&"-S") {
+                phone.log_input(Input::ForceStop);
                 phone.force_stop();
             }
             io.say(format!("Starting: Intent {{ cmp={component} }}\n"));
+            phone.log_input(Input::Launch);
             phone.launch();
             0
         }
         Some(&"force-stop") => {
             if args.get(1) == Some(&WECOM_PACKAGE) {
+                phone.log_input(Input::ForceStop);
                 phone.force_stop();
             }
             0
@@ -856,11 +865,13 @@ fn am(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                             .and_then(|b| String::from_utf8(b).ok())
                     });
                     if let Some(Some(text)) = decoded {
+                        phone.log_input(Input::Text(text.clone()));
                         phone.type_text(&text);
                     }
                 }
                 "ADB_INPUT_TEXT" if ime_active => {
                     if let Some(text) = extra(args, "msg") {
+                        phone.log_input(Input::Text(text.to_owned()));
                         phone.type_text(text);
                     }
                 }

@@ -11,6 +11,7 @@
 //!   server to agent ([`ServerMessage`]), and the bind route's bodies.
 //! - [`settings`]: the agent settings object and the partial update of it.
 //! - [`task`]: task kinds, states and the payload of each kind.
+//! - [`task_error`]: the closed set of task error codes, who gives each, and what it means.
 //! - [`api`]: the bodies of the core HTTP API that clients and admins call.
 //! - [`text`]: the one rule for text that reaches storage (no NUL).
 //! - [`wide_int`]: ranged integers read wider, so the server can refuse them by name.
@@ -23,6 +24,7 @@ pub mod api;
 mod payload_text;
 pub mod settings;
 pub mod task;
+pub mod task_error;
 pub mod text;
 pub mod wide_int;
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use youmi_agent::adb::AdbConfig;
-use youmi_phone_sim::{Fault, SentEvent, SimConfig};
+use youmi_phone_sim::{
+    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, SentEvent, SimConfig,
+};
 use youmi_protocol::api::{NotificationPage, TaskView};
 use youmi_protocol::{TaskId, TaskKind, TaskState};
 use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
@@ -679,4 +681,250 @@ async fn no_adb_keyboard(app: &TestApp, p: &PhoneAgent) {
             with: "李四".into()
         }]
     );
+}
+
+/// The task kinds, each with a payload its flow can run on a default simulator.
+fn every_kind() -> Vec<(TaskKind, Value)> {
+    vec![
+        (TaskKind::SendMessage, text_to("张三", "你好")),
+        (
+            TaskKind::SmartMarketing,
+            json!({ "flow_id": 1, "step": 1, "to": { "name": "李四" }, "items": [{ "type": "text", "text": "活动" }] }),
+        ),
+        (
+            TaskKind::MassSend,
+            json!({ "recipients": [{ "name": "张三" }, { "name": "王五" }], "items": [{ "type": "text", "text": "大促" }] }),
+        ),
+        (
+            TaskKind::MomentsPost,
+            json!({ "text": "新品上市", "media_ids": [] }),
+        ),
+        (
+            TaskKind::FriendAdd,
+            json!({ "target": { "phone": "13800138000" }, "greeting": "你好" }),
+        ),
+        (
+            TaskKind::AcceptFriendRequest,
+            json!({ "from": { "name": "陈七" } }),
+        ),
+        (TaskKind::DeleteChat, json!({ "with": { "name": "李四" } })),
+    ]
+}
+
+/// Where in a flow a scripted dialog shows: before the start screen (WeCom's
+/// launch is the first screen change), between steps (the second), and right
+/// after the send tap.
+const PLACES: [DialogWhen; 3] = [
+    DialogWhen::NextChange,
+    DialogWhen::Change(2),
+    DialogWhen::AfterSend,
+];
+
+/// The buttons a risk warning may have, none included.
+const RISK_BUTTONS: [&[&str]; 6] = [
+    &["确定"],
+    &["我知道了"],
+    &["好的"],
+    &["知道了"],
+    &["OK"],
+    &[],
+];
+
+/// Titles, and warnings that say one of the agent's risk phrases in words of their own.
+const RISK_TITLES: [&str; 4] = ["提示", "", "账号安全提醒", "Warning"];
+const RISK_MESSAGES: [&str; 8] = [
+    "操作过于频繁，请稍后再试",
+    "你的操作频繁，请休息一下",
+    "该账号存在异常行为，部分功能已被限制",
+    "账号异常，请联系管理员",
+    "检测到违规内容",
+    "你已被限制使用此功能",
+    "发送消息功能暂时被限制",
+    "当前账号存在风险",
+];
+
+/// The presses of BACK that reached the phone while a dialog was up, from
+/// the simulator's action log, leaving out its first `since` inputs.
+fn backs_on_a_dialog(p: &PhoneAgent, since: usize) -> Vec<InputEvent> {
+    p.sim
+        .inputs()
+        .into_iter()
+        .skip(since)
+        .filter(|e| e.input == Input::Key(4) && e.screen.contains("+dialog"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_risk_warning_of_any_shape_stops_every_kind_and_pauses_the_queue() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let kinds = every_kind();
+    let phones = futures_util::future::join_all(kinds.iter().map(|(kind, _)| {
+        PhoneAgent::start(
+            &app,
+            Route::Server(&adb),
+            phone(&format!("E2E-RISK-{}", kind.as_str().to_uppercase())),
+            patient(),
+        )
+    }))
+    .await;
+    // Every kind meets a warning at every place; the buttons, titles,
+    // phrases and the way the dialog is drawn vary across the runs, so that
+    // each value of each is met.
+    let runs = kinds
+        .iter()
+        .zip(&phones)
+        .enumerate()
+        .map(|(k, ((kind, payload), p))| {
+            let (app, adb) = (&app, &adb);
+            async move {
+                for (w, when) in PLACES.into_iter().enumerate() {
+                    let i = k * PLACES.len() + w;
+                    let dialog = DialogFault {
+                        title: RISK_TITLES[i % RISK_TITLES.len()].into(),
+                        message: RISK_MESSAGES[i % RISK_MESSAGES.len()].into(),
+                        buttons: RISK_BUTTONS[i % RISK_BUTTONS.len()]
+                            .iter()
+                            .map(|b| (*b).to_owned())
+                            .collect(),
+                        style: [DialogStyle::InApp, DialogStyle::Window][i % 2],
+                        when,
+                        cancelable: true,
+                    };
+                    let what = format!("{kind} with {dialog:?}");
+                    let sent_before = p.sim.sent().len();
+                    let inputs_before = p.sim.inputs().len();
+                    p.sim.set_fault(Fault::Dialog(dialog.clone()));
+                    let task = p.run(app, *kind, payload.clone(), DEADLINE).await;
+                    assert_eq!(task.state, TaskState::Failed, "{what}: {task:?}");
+                    let error = task.error.as_ref().expect("a failure says why");
+                    assert_eq!(error.code, "risk_control", "{what}: {task:?}");
+                    assert_eq!(task.attempt, 1, "{what}: not retried: {task:?}");
+                    assert!(
+                        error.message.contains(&dialog.message),
+                        "{what}: {}",
+                        error.message
+                    );
+                    let sent = p.sim.sent().len() - sent_before;
+                    let expected = usize::from(when == DialogWhen::AfterSend);
+                    assert_eq!(sent, expected, "{what}: {:?}", p.sim.sent());
+                    assert!(
+                        backs_on_a_dialog(p, inputs_before).is_empty(),
+                        "{what}: {:?}",
+                        p.sim.inputs()
+                    );
+                    let view = app
+                        .wait_device(p.device_id(), "the risk-control pause", DEADLINE, |d| {
+                            d.queue_paused
+                        })
+                        .await;
+                    assert_eq!(view.pause_reason.as_deref(), Some("risk_control"), "{what}");
+                    // A person closes the warning and resumes the queue.
+                    assert!(p.sim.screen().name.ends_with("+dialog"), "{what}");
+                    adb.shell(&p.serial, "input keyevent 4").await;
+                    assert_eq!(app.resume(&[p.device_id()]).await.affected, 1, "{what}");
+                }
+            }
+        });
+    futures_util::future::join_all(runs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_dialog_stops_the_task_without_back_and_chat_words_do_not() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (p, chat) = tokio::join!(
+        PhoneAgent::start(&app, Route::Server(&adb), phone("E2E-UNKNOWN"), patient()),
+        PhoneAgent::start(
+            &app,
+            Route::Server(&adb),
+            phone("E2E-CHAT-WORDS"),
+            patient()
+        ),
+    );
+    let unknown = async {
+        // A deep screen first, so that a launch that backed out of anything
+        // would press BACK on the dialog (which BACK would close).
+        let task = p
+            .run(&app, TaskKind::SendMessage, text_to("张三", "一"), DEADLINE)
+            .await;
+        assert_succeeded_at_once(&task);
+        let variants = [
+            (DialogWhen::NextChange, DialogStyle::InApp, vec!["去认证"]),
+            (
+                DialogWhen::Change(2),
+                DialogStyle::Window,
+                vec!["OK", "Cancel"],
+            ),
+            (DialogWhen::AfterSend, DialogStyle::InApp, vec![]),
+        ];
+        for (n, (when, style, buttons)) in variants.into_iter().enumerate() {
+            let dialog = DialogFault {
+                title: format!("提示{n}"),
+                message: "请先完成实名认证后再使用".into(),
+                buttons: buttons.into_iter().map(str::to_owned).collect(),
+                style,
+                when,
+                cancelable: true,
+            };
+            let what = format!("{dialog:?}");
+            p.sim.set_fault(Fault::Dialog(dialog.clone()));
+            let inputs_before = p.sim.inputs().len();
+            let task = p
+                .run(&app, TaskKind::SendMessage, text_to("李四", "二"), DEADLINE)
+                .await;
+            assert_failed_for_good(&task, "unexpected_dialog");
+            let error = task.error.as_ref().expect("a failure says why");
+            for text in [dialog.title.as_str(), &dialog.message]
+                .into_iter()
+                .chain(dialog.buttons.iter().map(String::as_str))
+            {
+                assert!(error.message.contains(text), "{what}: {}", error.message);
+            }
+            let result = task.result.as_ref().expect("the failure's evidence");
+            for key in ["ui_dump", "screenshot"] {
+                let path = result[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no {key} in {result}"));
+                assert!(std::fs::metadata(path).is_ok_and(|m| m.len() > 0), "{path}");
+            }
+            assert!(
+                backs_on_a_dialog(&p, inputs_before).is_empty(),
+                "{what}: {:?}",
+                p.sim.inputs()
+            );
+            assert!(p.sim.screen().name.ends_with("+dialog"), "{what}: left up");
+            // Not a risk warning: the queue runs on, once a person closes it.
+            adb.shell(&p.serial, "input keyevent 4").await;
+        }
+        let device = app.device(p.device_id()).await;
+        assert!(!device.queue_paused, "{device:?}");
+    };
+    let words = async {
+        // A customer's message, and the operator's, that say risk phrases:
+        // in the chat, and as the chat list's preview.
+        for text in [
+            "你们是不是操作过于频繁了？",
+            "账号存在异常的问题已经解决，存在风险的是违规链接",
+        ] {
+            let task = chat
+                .run(&app, TaskKind::SendMessage, text_to("张三", text), DEADLINE)
+                .await;
+            assert_succeeded_at_once(&task);
+        }
+        let task = chat
+            .run(
+                &app,
+                TaskKind::DeleteChat,
+                json!({ "with": { "name": "张三" } }),
+                DEADLINE,
+            )
+            .await;
+        assert_succeeded_at_once(&task);
+    };
+    tokio::join!(unknown, words);
 }

@@ -139,7 +139,11 @@ impl FlowExecutor {
         );
         run.total = run.count(steps, Binding::default());
         let place = task.kind.as_str();
-        let outcome = run.run_steps(place, steps, Binding::default()).await;
+        let mut outcome = run.run_steps(place, steps, Binding::default()).await;
+        if outcome.is_ok() {
+            // The last action may have brought up a warning no step read.
+            outcome = run.look_after().await;
+        }
         match outcome {
             Ok(()) => self.finished(&run, task.kind),
             Err(Stop::Cancelled) => {

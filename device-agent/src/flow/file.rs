@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
-use toml::{Table, Value};
+use toml::de::{DeTable, DeValue};
+use toml::{Spanned, Table, Value};
+use youmi_protocol::task_error;
 use youmi_protocol::TaskKind;
 
 use super::template::Template;
@@ -76,6 +78,76 @@ const STEP_TYPES: &[&str] = &[
     "fail",
 ];
 
+/// The keys of a flow file's top level.
+const FILE_KEYS: &[&str] = &[
+    "format",
+    "app",
+    "versions",
+    "min_version",
+    "max_version",
+    "description",
+    "risk",
+    "interrupts",
+    "flows",
+    "procedures",
+];
+/// The keys of `[risk]`.
+const RISK_KEYS: &[&str] = &["phrases"];
+/// The keys of one flow, `[flows.<kind>]`.
+const FLOW_KEYS: &[&str] = &["steps", "description"];
+/// The keys of an interrupt.
+const INTERRUPT_KEYS: &[&str] = &[
+    "name",
+    "code",
+    "action",
+    "any",
+    "all",
+    "dismiss",
+    "message",
+    "retryable",
+];
+/// The keys of a selector.
+const SELECTOR_KEYS: &[&str] = &[
+    "text",
+    "text_contains",
+    "desc",
+    "desc_contains",
+    "resource_id",
+    "class",
+];
+/// The keys every step takes.
+const STEP_KEYS: &[&str] = &["do", "name", "if", "unless", "code", "message", "retryable"];
+/// The keys that find a node (`target` and its neighbours).
+const LOCATE_KEYS: &[&str] = &["target", "near", "near_depth", "timeout_ms", "poll_ms"];
+
+/// The keys a step type takes besides [`STEP_KEYS`].
+fn step_keys(kind: &str) -> Vec<&'static str> {
+    let own: &[&str] = match kind {
+        "launch" => &["home", "restart", "settle_ms", "timeout_ms"],
+        "find" => &["store"],
+        "tap" => &["node", "store"],
+        "long_press" => &["node", "hold_ms"],
+        "clear" => &["node"],
+        "type" => &["text", "check"],
+        "wait_for" => &["gone", "fail_on", "store"],
+        "assert" => &["present", "absent", "near", "near_depth"],
+        "key" => &["key"],
+        "swipe" => &["from", "to", "duration_ms"],
+        "sleep" => &["ms"],
+        "call" | "for_each_media" | "for_each_tag" => &["procedure"],
+        "for_each_recipient" => &["procedure", "skip_codes"],
+        "for_each_item" => &["text", "image", "link", "file"],
+        _ => &[],
+    };
+    let locates = matches!(kind, "find" | "tap" | "long_press" | "clear" | "wait_for");
+    STEP_KEYS
+        .iter()
+        .chain(if locates { LOCATE_KEYS } else { &[] })
+        .chain(own)
+        .copied()
+        .collect()
+}
+
 /// A flow file, loaded and checked.
 #[derive(Debug, Clone)]
 pub struct FlowFile {
@@ -87,6 +159,9 @@ pub struct FlowFile {
     pub(crate) description: String,
     /// The app versions it is for.
     pub(crate) coverage: Coverage,
+    /// Phrases that make a dialog a risk-control warning, besides the
+    /// agent's own ([`super::dialog::RISK_PHRASES`]): the file's `[risk] phrases`.
+    pub(crate) risk_phrases: Vec<String>,
     /// Screens the app shows unasked, checked on every screen read.
     pub(crate) interrupts: Vec<Interrupt>,
     /// One step list per task kind.
@@ -99,109 +174,208 @@ impl FlowFile {
     /// Parses and checks a flow file; `source` names it in errors (a file
     /// name or path).
     pub fn parse(source: &str, text: &str) -> Result<FlowFile, LoadError> {
-        let file_error = |reason: String| LoadError::File {
+        let lines = Lines::new(text);
+        let file_error = |fields: &Fields, reason: String| LoadError::File {
             file: source.to_owned(),
+            line: lines.line(&fields.blamed_path(&[])),
             reason,
         };
-        let table: Table =
-            toml::from_str(text).map_err(|e| file_error(format!("not valid TOML: {e}")))?;
+        let table: Table = toml::from_str(text).map_err(|e| LoadError::File {
+            file: source.to_owned(),
+            line: e.span().map(|span| lines.line_at(span.start)),
+            reason: format!("not valid TOML: {}", e.message()),
+        })?;
         let mut fields = Fields::new(table);
+        // The format first: a later format may have keys this agent does not know.
         match fields.take("format") {
             Some(Value::Integer(FORMAT)) => {}
             Some(other) => {
-                return Err(file_error(format!(
-                    "`format` is {other}, but this agent reads format {FORMAT} flow files"
-                )))
+                fields.blame("format");
+                return Err(file_error(
+                    &fields,
+                    format!("`format` is {other}, but this agent reads format {FORMAT} flow files"),
+                ));
             }
-            None => return Err(file_error(format!("`format = {FORMAT}` is missing"))),
+            None => {
+                return Err(file_error(
+                    &fields,
+                    format!("`format = {FORMAT}` is missing"),
+                ))
+            }
         }
+        fields
+            .allow("a flow file", FILE_KEYS)
+            .map_err(|e| file_error(&fields, e))?;
         let app = fields
             .string("app")
-            .map_err(&file_error)?
+            .map_err(|e| file_error(&fields, e))?
             .filter(|app| !app.trim().is_empty())
             .ok_or_else(|| {
-                file_error("`app` (the package, e.g. com.tencent.wework) is missing".to_owned())
+                file_error(
+                    &fields,
+                    "`app` (the package, e.g. com.tencent.wework) is missing".to_owned(),
+                )
             })?;
         let description = fields
             .string("description")
-            .map_err(&file_error)?
+            .map_err(|e| file_error(&fields, e))?
             .unwrap_or_default();
-        let patterns = fields.strings("versions").map_err(&file_error)?;
-        let min = fields.string("min_version").map_err(&file_error)?;
-        let max = fields.string("max_version").map_err(&file_error)?;
-        let coverage = Coverage::new(
-            &patterns.unwrap_or_default(),
-            min.as_deref(),
-            max.as_deref(),
-        )
-        .map_err(&file_error)?;
+        let patterns = fields
+            .strings("versions")
+            .map_err(|e| file_error(&fields, e))?
+            .unwrap_or_default();
+        for (i, pattern) in patterns.iter().enumerate() {
+            Coverage::check_pattern(pattern).map_err(|reason| LoadError::File {
+                file: source.to_owned(),
+                line: lines.line(&[Seg::Key("versions"), Seg::Index(i)]),
+                reason,
+            })?;
+        }
+        let min = fields
+            .string("min_version")
+            .map_err(|e| file_error(&fields, e))?;
+        let max = fields
+            .string("max_version")
+            .map_err(|e| file_error(&fields, e))?;
+        let coverage = Coverage::new(&patterns, min.as_deref(), max.as_deref())
+            .map_err(|e| file_error(&fields, e))?;
+        let risk_phrases = match fields.take("risk") {
+            None => Vec::new(),
+            Some(Value::Table(table)) => {
+                let mut risk = Fields::new(table);
+                let at = |risk: &Fields| lines.line(&risk.blamed_path(&[Seg::Key("risk")]));
+                let phrases = risk
+                    .allow("`[risk]`", RISK_KEYS)
+                    .and_then(|()| risk.strings("phrases"))
+                    .and_then(|phrases| {
+                        let phrases = phrases.unwrap_or_default();
+                        if phrases.iter().any(|p| p.trim().is_empty()) {
+                            risk.blame("phrases");
+                            return Err(
+                                "`phrases` holds an empty phrase, which every dialog would contain"
+                                    .to_owned(),
+                            );
+                        }
+                        Ok(phrases.into_iter().map(|p| p.trim().to_owned()).collect())
+                    })
+                    .map_err(|reason| LoadError::File {
+                        file: source.to_owned(),
+                        line: at(&risk),
+                        reason: format!("`[risk]`: {reason}"),
+                    })?;
+                risk.finish("`[risk]`").map_err(|reason| LoadError::File {
+                    file: source.to_owned(),
+                    line: at(&risk),
+                    reason,
+                })?;
+                phrases
+            }
+            Some(_) => {
+                fields.blame("risk");
+                return Err(file_error(
+                    &fields,
+                    "`risk` must be a table ([risk] with `phrases`)".to_owned(),
+                ));
+            }
+        };
         let raw_interrupts = match fields.take("interrupts") {
             None => Vec::new(),
             Some(Value::Array(list)) => list,
             Some(_) => {
+                fields.blame("interrupts");
                 return Err(file_error(
+                    &fields,
                     "`interrupts` must be a list of tables ([[interrupts]])".to_owned(),
-                ))
+                ));
             }
         };
         let raw_flows = match fields.take("flows") {
             None => Table::new(),
             Some(Value::Table(table)) => table,
-            Some(_) => return Err(file_error("`flows` must be a table".to_owned())),
+            Some(_) => {
+                fields.blame("flows");
+                return Err(file_error(&fields, "`flows` must be a table".to_owned()));
+            }
         };
         let raw_procedures = match fields.take("procedures") {
             None => Table::new(),
             Some(Value::Table(table)) => table,
-            Some(_) => return Err(file_error("`procedures` must be a table".to_owned())),
+            Some(_) => {
+                fields.blame("procedures");
+                return Err(file_error(
+                    &fields,
+                    "`procedures` must be a table".to_owned(),
+                ));
+            }
         };
-        fields.finish("a flow file").map_err(&file_error)?;
+        fields
+            .finish("a flow file")
+            .map_err(|e| file_error(&fields, e))?;
 
         let mut interrupts = Vec::new();
         for (i, raw) in raw_interrupts.into_iter().enumerate() {
-            interrupts.push(parse_interrupt(source, i + 1, raw)?);
+            interrupts.push(parse_interrupt(source, &lines, i + 1, raw)?);
         }
 
         let mut flows = BTreeMap::new();
         for (name, raw) in raw_flows {
+            let flow_line = |key: Option<&str>| {
+                let mut path = vec![Seg::Key("flows"), Seg::Key(&name)];
+                path.extend(key.map(Seg::Key));
+                lines.line(&path)
+            };
+            let flow_error = |key: Option<&str>, reason: String| LoadError::File {
+                file: source.to_owned(),
+                line: flow_line(key),
+                reason,
+            };
             let kind: TaskKind = name.parse().map_err(|_| {
-                file_error(format!(
-                    "`flows.{name}` is not a task kind (known: {})",
-                    TaskKind::ALL.map(TaskKind::as_str).join(", ")
-                ))
+                let known = TaskKind::ALL.map(TaskKind::as_str);
+                flow_error(
+                    None,
+                    format!(
+                        "`flows.{name}` is not a task kind{} (known: {})",
+                        did_you_mean(&name, &known),
+                        known.join(", ")
+                    ),
+                )
             })?;
             let place = format!("flow `{name}`");
             let list = match raw {
-                Value::Table(mut table) => {
-                    let steps = table.remove("steps");
-                    table.remove("description");
-                    if let Some(key) = table.keys().next() {
-                        return Err(file_error(format!(
-                            "`flows.{name}` has an unknown key `{key}` (a flow has `steps` and an optional `description`)"
-                        )));
-                    }
-                    match steps {
+                Value::Table(table) => {
+                    let mut flow = Fields::new(table);
+                    flow.allow(&format!("`flows.{name}`"), FLOW_KEYS)
+                        .map_err(|e| flow_error(flow.blamed(), e))?;
+                    flow.take("description");
+                    match flow.take("steps") {
                         Some(Value::Array(list)) => list,
                         _ => {
-                            return Err(file_error(format!(
-                                "`flows.{name}` needs `steps`, a list of steps"
-                            )))
+                            return Err(flow_error(
+                                None,
+                                format!("`flows.{name}` needs `steps`, a list of steps"),
+                            ))
                         }
                     }
                 }
-                _ => return Err(file_error(format!("`flows.{name}` must be a table"))),
+                _ => return Err(flow_error(None, format!("`flows.{name}` must be a table"))),
             };
-            flows.insert(kind, parse_steps(source, &place, list)?);
+            let path = [Seg::Key("flows"), Seg::Key(&name), Seg::Key("steps")];
+            flows.insert(kind, parse_steps(source, &lines, &path, &place, list)?);
         }
 
         let mut procedures = BTreeMap::new();
         for (name, raw) in raw_procedures {
             let place = format!("procedure `{name}`");
+            let path = [Seg::Key("procedures"), Seg::Key(&name)];
             let Value::Array(list) = raw else {
-                return Err(file_error(format!(
-                    "`procedures.{name}` must be a list of steps"
-                )));
+                return Err(LoadError::File {
+                    file: source.to_owned(),
+                    line: lines.line(&path),
+                    reason: format!("`procedures.{name}` must be a list of steps"),
+                });
             };
-            procedures.insert(name, parse_steps(source, &place, list)?);
+            let steps = parse_steps(source, &lines, &path, &place, list)?;
+            procedures.insert(name, steps);
         }
 
         let file = FlowFile {
@@ -209,6 +383,7 @@ impl FlowFile {
             app: app.trim().to_owned(),
             description,
             coverage,
+            risk_phrases,
             interrupts,
             flows,
             procedures,
@@ -304,6 +479,7 @@ impl FlowFile {
         for (i, step) in steps.iter().enumerate() {
             let fail = |reason: String| LoadError::Step {
                 file: self.source.clone(),
+                line: step.line,
                 place: place.to_owned(),
                 step: i + 1,
                 reason,
@@ -333,7 +509,15 @@ impl FlowFile {
                 }
                 Action::Call(procedure) => {
                     let inner = scope.clone();
-                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                    self.enter(
+                        place,
+                        (i, step.line),
+                        procedure,
+                        &inner,
+                        stores,
+                        stack,
+                        called,
+                    )?;
                 }
                 Action::ForEachRecipient { procedure, .. } => {
                     if !scope.collections.recipients || scope.in_recipient {
@@ -346,7 +530,15 @@ impl FlowFile {
                     let mut inner = scope.clone();
                     inner.in_recipient = true;
                     inner.vars.extend(vars::RECIPIENT);
-                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                    self.enter(
+                        place,
+                        (i, step.line),
+                        procedure,
+                        &inner,
+                        stores,
+                        stack,
+                        called,
+                    )?;
                 }
                 Action::ForEachItem {
                     text,
@@ -368,7 +560,15 @@ impl FlowFile {
                         inner.media_source = media;
                         inner.vars.extend(vars::ITEM);
                         inner.vars.extend(extra);
-                        self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                        self.enter(
+                            place,
+                            (i, step.line),
+                            procedure,
+                            &inner,
+                            stores,
+                            stack,
+                            called,
+                        )?;
                     }
                 }
                 Action::ForEachMedia(procedure) => {
@@ -379,7 +579,15 @@ impl FlowFile {
                     inner.in_media = true;
                     inner.media_source = true;
                     inner.vars.extend(vars::MEDIA);
-                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                    self.enter(
+                        place,
+                        (i, step.line),
+                        procedure,
+                        &inner,
+                        stores,
+                        stack,
+                        called,
+                    )?;
                 }
                 Action::ForEachTag(procedure) => {
                     if !scope.collections.tags || scope.in_tag {
@@ -388,7 +596,15 @@ impl FlowFile {
                     let mut inner = scope.clone();
                     inner.in_tag = true;
                     inner.vars.extend(vars::TAG);
-                    self.enter(place, i, procedure, &inner, stores, stack, called)?;
+                    self.enter(
+                        place,
+                        (i, step.line),
+                        procedure,
+                        &inner,
+                        stores,
+                        stack,
+                        called,
+                    )?;
                 }
                 _ => {}
             }
@@ -407,12 +623,12 @@ impl FlowFile {
         }
     }
 
-    /// Checks procedure `name`, called from step `index` of `place`, in `scope`.
+    /// Checks procedure `name`, called from step `index` (on `line`) of `place`, in `scope`.
     #[allow(clippy::too_many_arguments)]
     fn enter<'a>(
         &'a self,
         place: &str,
-        index: usize,
+        (index, line): (usize, Option<usize>),
         name: &str,
         scope: &Scope,
         stores: &BTreeSet<&str>,
@@ -421,6 +637,7 @@ impl FlowFile {
     ) -> Result<(), LoadError> {
         let fail = |reason: String| LoadError::Step {
             file: self.source.clone(),
+            line,
             place: place.to_owned(),
             step: index + 1,
             reason,
@@ -755,6 +972,8 @@ pub(crate) struct Step {
     pub action: Action,
     /// How its failure is reported.
     pub on_fail: OnFail,
+    /// Where it is in the file (from 1), for load errors.
+    pub line: Option<usize>,
 }
 
 impl Step {
@@ -855,93 +1074,83 @@ impl Interrupt {
 /// The code that can never be retried: a person must look at the account.
 pub(crate) const RISK_CONTROL: &str = "risk_control";
 
-fn parse_interrupt(source: &str, number: usize, raw: Value) -> Result<Interrupt, LoadError> {
+fn parse_interrupt(
+    source: &str,
+    lines: &Lines<'_>,
+    number: usize,
+    raw: Value,
+) -> Result<Interrupt, LoadError> {
     let mut name = format!("#{number}");
-    let fail = |name: &str, reason: String| LoadError::Interrupt {
-        file: source.to_owned(),
-        number,
-        name: name.to_owned(),
-        reason,
-    };
+    let path = [Seg::Key("interrupts"), Seg::Index(number - 1)];
     let Value::Table(table) = raw else {
-        return Err(fail(&name, "an interrupt must be a table".to_owned()));
+        return Err(LoadError::Interrupt {
+            file: source.to_owned(),
+            line: lines.line(&path),
+            number,
+            name,
+            reason: "an interrupt must be a table".to_owned(),
+        });
     };
     let mut fields = Fields::new(table);
-    if let Some(given) = fields.string("name").map_err(|e| fail(&name, e))? {
-        name = given;
+    let result = interrupt_fields(&mut fields, &mut name);
+    result.map_err(|reason| LoadError::Interrupt {
+        file: source.to_owned(),
+        line: lines.line(&fields.blamed_path(&path)),
+        number,
+        name,
+        reason,
+    })
+}
+
+/// The interrupt in `fields`; `name` becomes its name as soon as it is read.
+fn interrupt_fields(fields: &mut Fields, name: &mut String) -> Result<Interrupt, String> {
+    fields.allow("an interrupt", INTERRUPT_KEYS)?;
+    if let Some(given) = fields.string("name")? {
+        *name = given;
     }
-    let code = fields
-        .string("code")
-        .map_err(|e| fail(&name, e))?
-        .ok_or_else(|| fail(&name, "`code` is missing".to_owned()))?;
-    check_code(&code).map_err(|e| fail(&name, e))?;
-    let any = fields
-        .selectors("any")
-        .map_err(|e| fail(&name, e))?
-        .unwrap_or_default();
-    let all = fields
-        .selectors("all")
-        .map_err(|e| fail(&name, e))?
-        .unwrap_or_default();
+    let code = fields.code("code")?.ok_or("`code` is missing")?;
+    let any = fields.selectors("any")?.unwrap_or_default();
+    let all = fields.selectors("all")?.unwrap_or_default();
     if any.is_empty() && all.is_empty() {
-        return Err(fail(
-            &name,
+        return Err(
             "give `any` or `all`: the selectors that show the interrupt is on screen".to_owned(),
-        ));
+        );
     }
-    let dismiss = fields.selectors("dismiss").map_err(|e| fail(&name, e))?;
-    let action = match fields
-        .string("action")
-        .map_err(|e| fail(&name, e))?
-        .as_deref()
-    {
+    let dismiss = fields.selectors("dismiss")?;
+    let action = match fields.string("action")?.as_deref() {
         Some("fail") if dismiss.is_some() => {
-            return Err(fail(
-                &name,
-                "`dismiss` only goes with `action = \"dismiss\"`".to_owned(),
-            ))
+            fields.blame("dismiss");
+            return Err("`dismiss` only goes with `action = \"dismiss\"`".to_owned());
         }
         Some("fail") => InterruptAction::Fail,
         Some("dismiss") => match dismiss {
             Some(list) if !list.is_empty() => InterruptAction::Dismiss(list),
             _ => {
-                return Err(fail(
-                    &name,
-                    "`action = \"dismiss\"` needs `dismiss`, the buttons to tap".to_owned(),
-                ))
+                return Err("`action = \"dismiss\"` needs `dismiss`, the buttons to tap".to_owned())
             }
         },
         Some(other) => {
-            return Err(fail(
-                &name,
-                format!("`action` is `{other}`; it must be `fail` or `dismiss`"),
-            ))
+            fields.blame("action");
+            return Err(format!(
+                "`action` is `{other}`; it must be `fail` or `dismiss`"
+            ));
         }
-        None => {
-            return Err(fail(
-                &name,
-                "`action` (`fail` or `dismiss`) is missing".to_owned(),
-            ))
-        }
+        None => return Err("`action` (`fail` or `dismiss`) is missing".to_owned()),
     };
     let message = fields
-        .string("message")
-        .map_err(|e| fail(&name, e))?
+        .string("message")?
         .unwrap_or_else(|| format!("the app showed {name}"));
-    let retryable = fields
-        .bool("retryable")
-        .map_err(|e| fail(&name, e))?
-        .unwrap_or(false);
+    let retryable = fields.bool("retryable")?.unwrap_or(false);
     if retryable && code == RISK_CONTROL {
-        return Err(fail(
-            &name,
+        fields.blame("retryable");
+        return Err(
             "a risk_control interrupt is never retryable: a person must check the account"
                 .to_owned(),
-        ));
+        );
     }
-    fields.finish("an interrupt").map_err(|e| fail(&name, e))?;
+    fields.finish("an interrupt")?;
     Ok(Interrupt {
-        name,
+        name: name.clone(),
         code,
         any,
         all,
@@ -951,53 +1160,80 @@ fn parse_interrupt(source: &str, number: usize, raw: Value) -> Result<Interrupt,
     })
 }
 
-fn parse_steps(source: &str, place: &str, list: Vec<Value>) -> Result<Vec<Step>, LoadError> {
+fn parse_steps(
+    source: &str,
+    lines: &Lines<'_>,
+    path: &[Seg<'_>],
+    place: &str,
+    list: Vec<Value>,
+) -> Result<Vec<Step>, LoadError> {
     list.into_iter()
         .enumerate()
         .map(|(i, raw)| {
-            parse_step(raw).map_err(|reason| LoadError::Step {
-                file: source.to_owned(),
-                place: place.to_owned(),
-                step: i + 1,
-                reason,
-            })
+            let mut here = path.to_vec();
+            here.push(Seg::Index(i));
+            let line = lines.line(&here);
+            let Value::Table(table) = raw else {
+                return Err(LoadError::Step {
+                    file: source.to_owned(),
+                    line,
+                    place: place.to_owned(),
+                    step: i + 1,
+                    reason: "a step must be a table, such as `{ do = \"tap\", target = { text = \"发送\" } }`"
+                        .to_owned(),
+                });
+            };
+            let mut fields = Fields::new(table);
+            let result = parse_step(&mut fields);
+            result
+                .map(|step| Step { line, ..step })
+                .map_err(|reason| LoadError::Step {
+                    file: source.to_owned(),
+                    line: lines.line(&fields.blamed_path(&here)),
+                    place: place.to_owned(),
+                    step: i + 1,
+                    reason,
+                })
         })
         .collect()
 }
 
-fn parse_step(raw: Value) -> Result<Step, String> {
-    let Value::Table(table) = raw else {
-        return Err(
-            "a step must be a table, such as `{ do = \"tap\", target = { text = \"发送\" } }`"
-                .to_owned(),
-        );
-    };
-    let mut f = Fields::new(table);
+fn parse_step(f: &mut Fields) -> Result<Step, String> {
     let word = f.string("do")?.ok_or("`do` (the step type) is missing")?;
     let Some(kind) = STEP_TYPES.iter().copied().find(|known| *known == word) else {
+        f.blame("do");
         return Err(format!(
-            "unknown step type `{word}` (known: {})",
+            "unknown step type `{word}`{} (known: {})",
+            did_you_mean(&word, STEP_TYPES),
             STEP_TYPES.join(", ")
         ));
     };
+    f.allow(&format!("`{kind}`"), &step_keys(kind))?;
     let name = match f.string("name")? {
-        Some(name) if name.trim().is_empty() => return Err("`name` is empty".to_owned()),
+        Some(name) if name.trim().is_empty() => {
+            f.blame("name");
+            return Err("`name` is empty".to_owned());
+        }
         Some(name) => name.trim().to_owned(),
         None => kind.to_owned(),
     };
     let condition = match (f.string("if")?, f.string("unless")?) {
         (Some(_), Some(_)) => return Err("a step takes `if` or `unless`, not both".to_owned()),
-        (Some(var), None) => Some(Condition::If(variable_name(&var)?)),
-        (None, Some(var)) => Some(Condition::Unless(variable_name(&var)?)),
+        (Some(var), None) => Some(Condition::If(
+            variable_name(&var).inspect_err(|_| f.blame("if"))?,
+        )),
+        (None, Some(var)) => Some(Condition::Unless(
+            variable_name(&var).inspect_err(|_| f.blame("unless"))?,
+        )),
         (None, None) => None,
     };
-    let code = f.string("code")?;
-    if let Some(code) = &code {
-        check_code(code)?;
-    }
+    let code = f.code("code")?;
     let on_fail = OnFail {
         code,
-        message: f.string("message")?.map(|m| template(&m)).transpose()?,
+        message: f
+            .string("message")?
+            .map(|m| template(&m).inspect_err(|_| f.blame("message")))
+            .transpose()?,
         retryable: f.bool("retryable")?,
     };
     if matches!(kind, "assert" | "fail") && on_fail.code.is_none() {
@@ -1019,30 +1255,27 @@ fn parse_step(raw: Value) -> Result<Step, String> {
                 .unwrap_or(DEFAULT_LAUNCH_TIMEOUT),
         },
         "find" => Action::Find {
-            locate: locate(&mut f, DEFAULT_FIND_TIMEOUT)?.ok_or("`find` needs `target`")?,
+            locate: locate(f, DEFAULT_FIND_TIMEOUT)?.ok_or("`find` needs `target`")?,
             store: store_name(
                 f.string("store")?
                     .ok_or("`find` needs `store`, the name to keep the node under")?,
             )?,
         },
         "tap" => Action::Tap {
-            aim: aim(&mut f, kind)?,
+            aim: aim(f, kind)?,
             store: f.string("store")?.map(store_name).transpose()?,
         },
         "long_press" => Action::LongPress {
-            aim: aim(&mut f, kind)?,
+            aim: aim(f, kind)?,
             hold: f.millis("hold_ms", MAX_GESTURE_MS)?.unwrap_or(DEFAULT_HOLD),
         },
-        "clear" => Action::Clear {
-            aim: aim(&mut f, kind)?,
-        },
+        "clear" => Action::Clear { aim: aim(f, kind)? },
         "type" => Action::Type {
             text: template(&f.string("text")?.ok_or("`type` needs `text`")?)?,
             check: f.bool("check")?.unwrap_or(true),
         },
         "wait_for" => {
-            let locate =
-                locate(&mut f, DEFAULT_WAIT_TIMEOUT)?.ok_or("`wait_for` needs `target`")?;
+            let locate = locate(f, DEFAULT_WAIT_TIMEOUT)?.ok_or("`wait_for` needs `target`")?;
             let gone = f.bool("gone")?.unwrap_or(false);
             let store = f.string("store")?.map(store_name).transpose()?;
             if gone && store.is_some() {
@@ -1065,7 +1298,7 @@ fn parse_step(raw: Value) -> Result<Step, String> {
             };
             Action::Assert {
                 selector,
-                near: near(&mut f)?,
+                near: near(f)?,
                 present,
             }
         }
@@ -1089,13 +1322,7 @@ fn parse_step(raw: Value) -> Result<Step, String> {
             procedure: f
                 .string("procedure")?
                 .ok_or("`for_each_recipient` needs `procedure`")?,
-            skip_codes: {
-                let codes = f.strings("skip_codes")?.unwrap_or_default();
-                for code in &codes {
-                    check_code(code)?;
-                }
-                codes
-            },
+            skip_codes: f.codes("skip_codes")?.unwrap_or_default(),
         },
         "for_each_item" => {
             let mut procedure = |key: &str| -> Result<String, String> {
@@ -1128,6 +1355,7 @@ fn parse_step(raw: Value) -> Result<Step, String> {
         condition,
         action,
         on_fail,
+        line: None,
     })
 }
 
@@ -1152,17 +1380,145 @@ fn store_name(name: String) -> Result<String, String> {
     }
 }
 
-/// Error codes are stable snake_case words, as the protocol's are.
+/// Error codes come from one closed set ([`task_error::TASK_ERROR_CODES`]),
+/// the codes the agent and the server know: a misspelt `risk_control` would
+/// fail a task without pausing its queue.
 fn check_code(code: &str) -> Result<(), String> {
-    let ok = !code.is_empty()
-        && code.starts_with(|c: char| c.is_ascii_lowercase())
-        && code
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("`{code}` is not a snake_case error code"))
+    if task_error::flow_codes().any(|known| known == code) {
+        return Ok(());
+    }
+    let known: Vec<&str> = task_error::flow_codes().collect();
+    let whose = match task_error::lookup(code) {
+        Some(_) => " (the agent or the server gives it, a flow file may not)",
+        None => "",
+    };
+    Err(format!(
+        "`{code}`: unknown error code{}{whose}; a flow file may use: {}",
+        did_you_mean(code, &known),
+        known.join(", ")
+    ))
+}
+
+/// `, did you mean `x`?` when `word` is a likely misspelling of one of
+/// `known` (a few letters off), else nothing.
+fn did_you_mean(word: &str, known: &[&str]) -> String {
+    let word = word.to_lowercase().replace('-', "_");
+    let allowed = (word.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|k| (edit_distance(&word, k), *k))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| format!(", did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
+/// The edit distance of two words, by characters: insertions, deletions,
+/// substitutions and swaps of neighbours (`nmae`) count one each.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // d[i][j]: the distance of a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The message for a key `what` does not take.
+fn unknown_key(key: &str, what: &str, known: &[&str]) -> String {
+    format!(
+        "`{key}`: unknown key{} ({what} takes: {})",
+        did_you_mean(key, known),
+        known.join(", ")
+    )
+}
+
+/// One step of a path into the file: a key of a table or an index of a list.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where things are in a file's text, for the line numbers of load errors.
+struct Lines<'t> {
+    /// The text.
+    text: &'t str,
+    /// The text parsed again with spans; `None` when it is not TOML.
+    doc: Option<Spanned<DeTable<'t>>>,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Lines<'t> {
+        Lines {
+            text,
+            doc: DeTable::parse(text).ok(),
+        }
+    }
+
+    /// The line (from 1) of the byte at `offset`.
+    fn line_at(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.text.as_bytes()[..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// The line of what `path` leads to: the key when it ends in a key, the
+    /// value when it ends in an index. Where the path goes further than the
+    /// file, the line of the deepest part found.
+    fn line(&self, path: &[Seg<'_>]) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut table: Option<&DeTable<'_>> = Some(doc.get_ref());
+        let mut list: Option<&[Spanned<DeValue<'_>>]> = None;
+        let mut found: Option<usize> = None;
+        for seg in path {
+            let value = match (*seg, table, list) {
+                (Seg::Key(key), Some(table), _) => {
+                    let Some((k, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key)
+                    else {
+                        break;
+                    };
+                    found = Some(k.span().start);
+                    v
+                }
+                (Seg::Index(i), _, Some(list)) => {
+                    let Some(v) = list.get(i) else {
+                        break;
+                    };
+                    found = Some(v.span().start);
+                    v
+                }
+                _ => break,
+            };
+            table = None;
+            list = None;
+            match value.get_ref() {
+                DeValue::Table(t) => table = Some(t),
+                DeValue::Array(a) => list = Some(a.as_ref()),
+                _ => {}
+            }
+        }
+        found.map(|offset| self.line_at(offset))
     }
 }
 
@@ -1236,27 +1592,97 @@ fn key(value: Value) -> Result<Key, String> {
 struct Fields {
     /// What has not been taken yet.
     table: Table,
+    /// The key a mistake is in, when one was found: its line goes in the error.
+    blamed: Option<String>,
+    /// The item of the blamed key's list the mistake is in, when it is a list.
+    blamed_index: Option<usize>,
 }
 
 impl Fields {
     fn new(table: Table) -> Fields {
-        Fields { table }
+        Fields {
+            table,
+            blamed: None,
+            blamed_index: None,
+        }
     }
 
     fn take(&mut self, key: &str) -> Option<Value> {
         self.table.remove(key)
     }
 
+    /// Says that the mistake is in `key`.
+    fn blame(&mut self, key: &str) {
+        if self.blamed.as_deref() != Some(key) {
+            self.blamed_index = None;
+        }
+        self.blamed = Some(key.to_owned());
+    }
+
+    /// The key the mistake is in, if known.
+    fn blamed(&self) -> Option<&str> {
+        self.blamed.as_deref()
+    }
+
+    /// `path` (the table's own) with the blamed key, if any, added.
+    fn blamed_path<'p>(&'p self, path: &[Seg<'p>]) -> Vec<Seg<'p>> {
+        let mut out = path.to_vec();
+        out.extend(self.blamed().map(Seg::Key));
+        out.extend(self.blamed_index.map(Seg::Index));
+        out
+    }
+
+    /// Blames `key` when `result` is an error.
+    fn note<T>(&mut self, key: &str, result: Result<T, String>) -> Result<T, String> {
+        if result.is_err() {
+            self.blame(key);
+        }
+        result
+    }
+
+    /// Refuses a key that `what` does not take, before anything else is
+    /// read, so that a misspelt key is named as such rather than as the
+    /// right key missing.
+    fn allow(&mut self, what: &str, known: &[&str]) -> Result<(), String> {
+        let Some(key) = self.table.keys().find(|k| !known.contains(&k.as_str())) else {
+            return Ok(());
+        };
+        let key = key.clone();
+        self.blame(&key);
+        Err(unknown_key(&key, what, known))
+    }
+
+    /// An error code from the closed set.
+    fn code(&mut self, key: &str) -> Result<Option<String>, String> {
+        let code = self.string(key)?;
+        if let Some(code) = &code {
+            let checked = check_code(code);
+            self.note(key, checked)?;
+        }
+        Ok(code)
+    }
+
+    /// A list of error codes from the closed set.
+    fn codes(&mut self, key: &str) -> Result<Option<Vec<String>>, String> {
+        let codes = self.strings(key)?;
+        for code in codes.iter().flatten() {
+            let checked = check_code(code);
+            self.note(key, checked)?;
+        }
+        Ok(codes)
+    }
+
     fn string(&mut self, key: &str) -> Result<Option<String>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(other) => Err(format!("`{key}` must be a string, not {other}")),
-        }
+        };
+        self.note(key, result)
     }
 
     fn strings(&mut self, key: &str) -> Result<Option<Vec<String>>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(Value::Array(list)) => list
                 .into_iter()
@@ -1269,29 +1695,32 @@ impl Fields {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(other) => Err(format!("`{key}` must be a list of strings, not {other}")),
-        }
+        };
+        self.note(key, result)
     }
 
     fn bool(&mut self, key: &str) -> Result<Option<bool>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(Value::Boolean(b)) => Ok(Some(b)),
             Some(other) => Err(format!("`{key}` must be true or false, not {other}")),
-        }
+        };
+        self.note(key, result)
     }
 
     fn u32(&mut self, key: &str) -> Result<Option<u32>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(Value::Integer(n)) => u32::try_from(n)
                 .map(Some)
                 .map_err(|_| format!("`{key}` must be a small non-negative number, not {n}")),
             Some(other) => Err(format!("`{key}` must be a number, not {other}")),
-        }
+        };
+        self.note(key, result)
     }
 
     fn millis(&mut self, key: &str, max: u64) -> Result<Option<Duration>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(Value::Integer(n)) => match u64::try_from(n) {
                 Ok(ms) if ms <= max => Ok(Some(Duration::from_millis(ms))),
@@ -1302,7 +1731,8 @@ impl Fields {
             Some(other) => Err(format!(
                 "`{key}` must be a number of milliseconds, not {other}"
             )),
-        }
+        };
+        self.note(key, result)
     }
 
     fn point(&mut self, key: &str) -> Result<Option<[f64; 2]>, String> {
@@ -1331,9 +1761,15 @@ impl Fields {
     }
 
     fn plain_selector(key: &str, value: Value) -> Result<Selector, String> {
-        if !value.is_table() {
+        let Some(table) = value.as_table() else {
             return Err(format!(
                 "`{key}` must be a selector table such as {{ text = \"发送\" }}, not {value}"
+            ));
+        };
+        if let Some(field) = table.keys().find(|k| !SELECTOR_KEYS.contains(&k.as_str())) {
+            return Err(format!(
+                "`{key}` is not a valid selector: {}",
+                unknown_key(field, "a selector", SELECTOR_KEYS)
             ));
         }
         let selector = Selector::deserialize(value)
@@ -1347,7 +1783,7 @@ impl Fields {
     }
 
     fn selector(&mut self, key: &str) -> Result<Option<SelectorTemplate>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
             Some(value) => {
                 let selector = Self::plain_selector(key, value)?;
@@ -1355,27 +1791,40 @@ impl Fields {
                     .map(Some)
                     .map_err(|e| format!("`{key}`: {e}"))
             }
-        }
+        };
+        self.note(key, result)
     }
 
     fn selectors(&mut self, key: &str) -> Result<Option<Vec<Selector>>, String> {
-        match self.take(key) {
+        let result = match self.take(key) {
             None => Ok(None),
-            Some(Value::Array(list)) => list
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| Self::plain_selector(&format!("{key}[{i}]"), v))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
+            Some(Value::Array(list)) => {
+                let mut selectors = Vec::new();
+                for (i, v) in list.into_iter().enumerate() {
+                    match Self::plain_selector(&format!("{key}[{i}]"), v) {
+                        Ok(selector) => selectors.push(selector),
+                        Err(error) => {
+                            self.blame(key);
+                            self.blamed_index = Some(i);
+                            return Err(error);
+                        }
+                    }
+                }
+                Ok(Some(selectors))
+            }
             Some(other) => Err(format!("`{key}` must be a list of selectors, not {other}")),
-        }
+        };
+        self.note(key, result)
     }
 
     /// Fails when a key was not taken: `what` does not know it.
-    fn finish(self, what: &str) -> Result<(), String> {
-        match self.table.keys().next() {
+    fn finish(&mut self, what: &str) -> Result<(), String> {
+        match self.table.keys().next().cloned() {
             None => Ok(()),
-            Some(key) => Err(format!("{what} does not take `{key}`")),
+            Some(key) => {
+                self.blame(&key);
+                Err(format!("{what} does not take `{key}`"))
+            }
         }
     }
 }
@@ -1408,7 +1857,7 @@ mod tests {
         let not_toml = FlowFile::parse("a.toml", "format = = 1")
             .unwrap_err()
             .to_string();
-        assert_has(&not_toml, &["a.toml: not valid TOML"]);
+        assert_has(&not_toml, &["a.toml:1: not valid TOML"]);
         let no_format = FlowFile::parse("a.toml", "app = \"x\"")
             .unwrap_err()
             .to_string();
@@ -1431,7 +1880,10 @@ mod tests {
                 .to_string();
         assert_has(&bad_version, &["`4.*.1`", "last component"]);
         let unknown = load("colour = \"blue\"").unwrap_err().to_string();
-        assert_has(&unknown, &["test.toml: a flow file does not take `colour`"]);
+        assert_has(
+            &unknown,
+            &["test.toml:4: `colour`: unknown key (a flow file takes: format,"],
+        );
         let kind = load("[flows.send_messages]\nsteps = []")
             .unwrap_err()
             .to_string();
@@ -1446,7 +1898,7 @@ mod tests {
         let extra = load("[flows.send_message]\nsteps = []\nretries = 3")
             .unwrap_err()
             .to_string();
-        assert_has(&extra, &["unknown key `retries`"]);
+        assert_has(&extra, &["test.toml:6: `retries`: unknown key (`flows.send_message` takes: steps, description)"]);
         let procedure = load("[procedures]\nx = 1").unwrap_err().to_string();
         assert_has(&procedure, &["`procedures.x` must be a list of steps"]);
     }
@@ -1457,7 +1909,7 @@ mod tests {
         assert_has(
             &message,
             &[
-                "test.toml: flow `send_message`, step 2: unknown step type `tapp`",
+                "test.toml:5: flow `send_message`, step 2: unknown step type `tapp`, did you mean `tap`?",
                 "long_press",
             ],
         );
@@ -1471,7 +1923,7 @@ mod tests {
         );
         assert_has(
             &step_error(r#"{ do = "tap", target = { text = "x" }, gone = true }"#),
-            &["`tap` does not take `gone`"],
+            &["`gone`: unknown key (`tap` takes: do,"],
         );
         assert_has(
             &step_error(r#"{ do = "back", name = "" }"#),
@@ -1535,7 +1987,7 @@ mod tests {
             &["bad variable name"],
         );
         assert_has(
-            &step_error(r#"{ do = "fail", code = "x", message = "{nobody}" }"#),
+            &step_error(r#"{ do = "fail", code = "flow_failed", message = "{nobody}" }"#),
             &["unknown template variable `{nobody}`"],
         );
         // In a procedure, the error names it and the flow that runs it.
@@ -1709,13 +2161,13 @@ inner = [{ do = "back" }]
         );
         assert_has(
             &step_error(
-                r#"{ do = "assert", code = "x", present = { text = "x" }, absent = { text = "y" } }"#,
+                r#"{ do = "assert", code = "flow_failed", present = { text = "x" }, absent = { text = "y" } }"#,
             ),
             &["exactly one of `present` and `absent`"],
         );
         assert_has(
             &step_error(r#"{ do = "fail", code = "Contact-Not-Found" }"#),
-            &["`Contact-Not-Found` is not a snake_case error code"],
+            &["`Contact-Not-Found`: unknown error code, did you mean `contact_not_found`?"],
         );
         assert_has(
             &step_error(
@@ -1744,33 +2196,46 @@ inner = [{ do = "back" }]
         assert!(!ok[0].retryable);
         let no_code =
             interrupt("name = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]").unwrap_err();
-        assert_has(&no_code, &["test.toml: interrupt 1 (x): `code` is missing"]);
-        let no_action = interrupt("code = \"x\"\nany = [{ text = \"y\" }]").unwrap_err();
+        assert_has(
+            &no_code,
+            &["test.toml:4: interrupt 1 (x): `code` is missing"],
+        );
+        let no_action =
+            interrupt("code = \"app_update_prompt\"\nany = [{ text = \"y\" }]").unwrap_err();
         assert_has(&no_action, &["interrupt 1 (#1)", "`action`", "missing"]);
-        let bad_action =
-            interrupt("code = \"x\"\naction = \"ignore\"\nany = [{ text = \"y\" }]").unwrap_err();
+        let bad_action = interrupt(
+            "code = \"app_update_prompt\"\naction = \"ignore\"\nany = [{ text = \"y\" }]",
+        )
+        .unwrap_err();
         assert_has(&bad_action, &["`action` is `ignore`"]);
-        let no_buttons =
-            interrupt("code = \"x\"\naction = \"dismiss\"\nany = [{ text = \"y\" }]").unwrap_err();
+        let no_buttons = interrupt(
+            "code = \"app_update_prompt\"\naction = \"dismiss\"\nany = [{ text = \"y\" }]",
+        )
+        .unwrap_err();
         assert_has(&no_buttons, &["needs `dismiss`"]);
         let stray_buttons = interrupt(
-            "code = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]\ndismiss = [{ text = \"z\" }]",
+            "code = \"app_update_prompt\"\naction = \"fail\"\nany = [{ text = \"y\" }]\ndismiss = [{ text = \"z\" }]",
         )
         .unwrap_err();
         assert_has(&stray_buttons, &["`dismiss` only goes with"]);
-        let nothing = interrupt("code = \"x\"\naction = \"fail\"").unwrap_err();
+        let nothing = interrupt("code = \"app_update_prompt\"\naction = \"fail\"").unwrap_err();
         assert_has(&nothing, &["give `any` or `all`"]);
-        let empty = interrupt("code = \"x\"\naction = \"fail\"\nany = [{}]").unwrap_err();
+        let empty =
+            interrupt("code = \"app_update_prompt\"\naction = \"fail\"\nany = [{}]").unwrap_err();
         assert_has(&empty, &["`any[0]` is an empty selector"]);
         let retry_risk = interrupt(
             "code = \"risk_control\"\naction = \"fail\"\nany = [{ text = \"y\" }]\nretryable = true",
         )
         .unwrap_err();
         assert_has(&retry_risk, &["never retryable"]);
-        let unknown =
-            interrupt("code = \"x\"\naction = \"fail\"\nany = [{ text = \"y\" }]\nwhen = 1")
-                .unwrap_err();
-        assert_has(&unknown, &["an interrupt does not take `when`"]);
+        let unknown = interrupt(
+            "code = \"app_update_prompt\"\naction = \"fail\"\nany = [{ text = \"y\" }]\nwhen = 1",
+        )
+        .unwrap_err();
+        assert_has(
+            &unknown,
+            &["test.toml:8: interrupt 1 (#1): `when`: unknown key (an interrupt takes: name,"],
+        );
         let list = load("interrupts = 3").unwrap_err().to_string();
         assert_has(&list, &["`interrupts` must be a list"]);
     }
@@ -1834,7 +2299,7 @@ steps = [
   { do = "assert", absent = { text = "该用户不存在" }, code = "friend_not_found", retryable = false },
   { do = "back", unless = "greeting" },
   { do = "sleep", ms = 100 },
-  { do = "fail", code = "not_yet", message = "stop for {target.query}" },
+  { do = "fail", code = "flow_failed", message = "stop for {target.query}" },
 ]
 [procedures]
 one = [
@@ -1865,6 +2330,162 @@ unused = [{ do = "type", text = "{item.url}" }]
             steps[10].condition,
             Some(Condition::Unless("greeting".to_owned()))
         );
-        assert_eq!(steps[12].on_fail.code.as_deref(), Some("not_yet"));
+        assert_eq!(steps[12].on_fail.code.as_deref(), Some("flow_failed"));
+    }
+}
+
+/// Mistakes put into the built-in file, one at a time, wherever they can go:
+/// each is refused with the file, its line and the valid values.
+#[cfg(test)]
+mod mistakes {
+    use super::*;
+
+    const BUILTIN: &str = include_str!("../../flows/wecom-4.1.toml");
+
+    /// The built-in file with the `nth` occurrence of `from` replaced by `to`,
+    /// and the line that occurrence is on.
+    fn with_mistake(nth: usize, from: &str, to: &str) -> (String, usize) {
+        let (at, _) = BUILTIN.match_indices(from).nth(nth).unwrap();
+        let line = BUILTIN[..at].matches('\n').count() + 1;
+        let text = format!("{}{to}{}", &BUILTIN[..at], &BUILTIN[at + from.len()..]);
+        (text, line)
+    }
+
+    fn refused(text: &str) -> String {
+        FlowFile::parse("wecom.toml", text)
+            .expect_err("the mistake is refused")
+            .to_string()
+    }
+
+    #[test]
+    fn every_misspelt_error_code_is_named_with_its_line_and_the_codes() {
+        let codes: Vec<(usize, String)> = BUILTIN
+            .match_indices("code = \"")
+            .map(|(at, m)| {
+                let start = at + m.len();
+                let end = start + BUILTIN[start..].find('"').unwrap();
+                (at, BUILTIN[start..end].to_owned())
+            })
+            .collect();
+        assert!(codes.len() > 10, "{codes:?}");
+        for (at, code) in &codes {
+            // Drop a letter from the middle: `risk_contrl`, `contact_not_fond`.
+            let mut chars: Vec<char> = code.chars().collect();
+            chars.remove(chars.len() * 2 / 3);
+            let typo: String = chars.into_iter().collect();
+            let from = format!("code = \"{code}\"");
+            let nth = BUILTIN[..*at].matches(&from).count();
+            let (text, line) = with_mistake(nth, &from, &format!("code = \"{typo}\""));
+            let message = refused(&text);
+            for needle in [
+                format!("wecom.toml:{line}: "),
+                format!("`{typo}`: unknown error code, did you mean `{code}`?"),
+                "a flow file may use: unsupported_app_version,".to_owned(),
+            ] {
+                assert!(message.contains(&needle), "{needle:?} not in: {message}");
+            }
+        }
+        // The same for the codes a mass send skips on.
+        let (text, line) = with_mistake(0, "\"missing_value\"]", "\"missing_valeu\"]");
+        let message = refused(&text);
+        assert!(message.contains(&format!("wecom.toml:{line}: flow `mass_send`, step 1: `missing_valeu`: unknown error code, did you mean `missing_value`?")), "{message}");
+        // A code the server gives is not a flow file's.
+        let (text, _) = with_mistake(0, "code = \"contact_not_found\"", "code = \"lost\"");
+        assert!(refused(&text).contains("the agent or the server gives it"));
+    }
+
+    #[test]
+    fn version_patterns_the_loader_does_not_read_are_refused() {
+        for bad in ["4.1.x", "4.x", "4.1.30-beta", "v4.1.*", "4.1*"] {
+            let (text, line) = with_mistake(0, "\"4.1.*\"", &format!("\"{bad}\""));
+            let message = refused(&text);
+            assert!(
+                message.starts_with(&format!("wecom.toml:{line}: ")),
+                "{message}"
+            );
+            assert!(message.contains(&format!("`{bad}`")), "{message}");
+        }
+        let (text, _) = with_mistake(0, "\"4.1.*\"", "\"4.1.x\"");
+        let message = refused(&text);
+        assert!(message.contains("`x` is not a number"), "{message}");
+        assert!(
+            message.contains("`4.1.30`") && message.contains("`4.1.*`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_misspelt_key_is_named_as_such_with_its_line() {
+        for (key, typo, what) in [
+            ("target = ", "targt = ", "`tap` takes: do,"),
+            ("name = ", "nmae = ", "takes: "),
+            ("near_depth = ", "near_dept = ", "takes: "),
+            ("timeout_ms = ", "timout_ms = ", "`long_press` takes: "),
+            ("dismiss = ", "dismis = ", "an interrupt takes: name,"),
+            ("home = ", "hme = ", "`launch` takes: "),
+            (
+                "text_contains = ",
+                "text_contain = ",
+                "a selector takes: text,",
+            ),
+            ("description = ", "descripton = ", "description"),
+        ] {
+            let count = BUILTIN.matches(key).count();
+            assert!(count > 0, "{key}");
+            // The first, the last and one in the middle of each.
+            for nth in [0, count / 2, count - 1] {
+                let (text, line) = with_mistake(nth, key, typo);
+                let message = refused(&text);
+                let wanted = typo.trim_end_matches(" = ");
+                let right = key.trim_end_matches(" = ");
+                for needle in [
+                    format!("wecom.toml:{line}: "),
+                    format!("`{wanted}`: unknown key, did you mean `{right}`?"),
+                    what.to_owned(),
+                ] {
+                    assert!(message.contains(&needle), "{needle:?} not in: {message}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_docs_list_every_task_error_code() {
+        let docs = include_str!("../../../docs/flows.md");
+        let (_, rest) = docs.split_once("<!-- task-error-codes -->").unwrap();
+        let (table, _) = rest.split_once("<!-- /task-error-codes -->").unwrap();
+        let rows: Vec<(String, String)> = table
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code.to_owned(), cells[2].to_owned()))
+            })
+            .collect();
+        let codes: Vec<(String, String)> = task_error::TASK_ERROR_CODES
+            .iter()
+            .map(|c| (c.code.to_owned(), format!("{:?}", c.origin).to_lowercase()))
+            .collect();
+        assert_eq!(
+            rows, codes,
+            "docs/flows.md lists the codes and their origins"
+        );
+    }
+
+    #[test]
+    fn risk_phrases_extend_the_list_and_are_checked() {
+        let file = FlowFile::parse(
+            "wecom.toml",
+            &format!("{BUILTIN}\n[risk]\nphrases = [\"功能受限\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(file.risk_phrases, ["功能受限"]);
+        let message = refused(&format!("{BUILTIN}\n[risk]\nphrase = [\"功能受限\"]\n"));
+        assert!(
+            message.contains("`phrase`: unknown key, did you mean `phrases`?"),
+            "{message}"
+        );
+        let empty = refused(&format!("{BUILTIN}\n[risk]\nphrases = [\" \"]\n"));
+        assert!(empty.contains("empty phrase"), "{empty}");
     }
 }

@@ -21,10 +21,12 @@
 //! - `template`: `{variable}` templates.
 //! - `vars`: which variables each task kind and loop gives.
 //! - `version`: the versions a file covers.
+//! - `dialog`: what makes a screen a modal dialog, and the risk-control phrases.
 //! - `run`: running a flow's steps on a phone.
 //! - `evidence`: the UI dump, screenshot and summary of a failed step.
 //! - `exec`: [`FlowExecutor`], the [`crate::Executor`] over a phone.
 
+mod dialog;
 mod evidence;
 mod exec;
 mod file;
@@ -55,18 +57,22 @@ pub enum LoadError {
     },
     /// The file as a whole is wrong: not TOML, wrong format, no app or
     /// versions, an unknown key or flow name.
-    #[error("{file}: {reason}")]
+    #[error("{}: {reason}", at(file, *line))]
     File {
         /// The file.
         file: String,
+        /// The line the mistake is on (from 1), when it is known.
+        line: Option<usize>,
         /// What is wrong.
         reason: String,
     },
     /// One step is wrong.
-    #[error("{file}: {place}, step {step}: {reason}")]
+    #[error("{}: {place}, step {step}: {reason}", at(file, *line))]
     Step {
         /// The file.
         file: String,
+        /// The line of the step, or of its key at fault (from 1), when it is known.
+        line: Option<usize>,
         /// The flow or procedure, e.g. "flow `send_message`".
         place: String,
         /// The step's number in its list, from 1.
@@ -75,10 +81,12 @@ pub enum LoadError {
         reason: String,
     },
     /// One interrupt is wrong.
-    #[error("{file}: interrupt {number} ({name}): {reason}")]
+    #[error("{}: interrupt {number} ({name}): {reason}", at(file, *line))]
     Interrupt {
         /// The file.
         file: String,
+        /// The line of the interrupt, or of its key at fault (from 1), when it is known.
+        line: Option<usize>,
         /// The interrupt's number in the file, from 1.
         number: usize,
         /// Its name, or `#number` when it has none.
@@ -105,6 +113,14 @@ pub enum LoadError {
         /// The directory.
         dir: PathBuf,
     },
+}
+
+/// A file and a line, as editors and compilers write them: `wecom-4.2.toml:12`.
+fn at(file: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{file}:{line}"),
+        None => file.to_owned(),
+    }
 }
 
 /// The flow files the agent can choose from, in order of preference.
@@ -314,7 +330,7 @@ mod tests {
         .unwrap();
         let broken = FlowSet::load_dir(dir.path()).unwrap_err().to_string();
         assert!(
-            broken.contains("b.toml: flow `delete_chat`, step 1: unknown step type `bak`"),
+            broken.contains("b.toml:6: flow `delete_chat`, step 1: unknown step type `bak`, did you mean `back`?"),
             "{broken}"
         );
     }

@@ -10,8 +10,10 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 use youmi_protocol::task::{Contact, Item};
+use youmi_protocol::task_error::UNEXPECTED_DIALOG;
 use youmi_protocol::{AssignedTask, TaskPayload};
 
+use super::dialog::{self, Dialog, RISK_PHRASES};
 use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
     Step, RISK_CONTROL,
@@ -171,6 +173,9 @@ pub(crate) struct Run<'a> {
     pushed: HashMap<String, String>,
     /// Popups dismissed so far.
     dismissals: u32,
+    /// What the running step looks for: a dialog showing one of these is
+    /// the one the step expects (a confirmation it taps), not an unknown one.
+    expected: Vec<Selector>,
     /// The flows and procedures being run, with the step index in each.
     frames: Vec<(String, usize)>,
     /// Mass-send recipients that were sent to.
@@ -204,6 +209,7 @@ impl<'a> Run<'a> {
             stored: HashMap::new(),
             pushed: HashMap::new(),
             dismissals: 0,
+            expected: Vec::new(),
             frames: Vec::new(),
             reached: 0,
             skipped: Vec::new(),
@@ -667,16 +673,52 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Reads the screen, dealing with interrupts first: a popup the file says
-    /// to dismiss is dismissed and the screen read again; one it says to fail
-    /// on ends the task.
+    /// Reads the screen, dealing with dialogs and interrupts first: a dialog
+    /// that says a risk-control phrase ends the task with `risk_control`,
+    /// whatever its buttons; a popup the file says to dismiss is dismissed
+    /// and the screen read again; one it says to fail on ends the task; any
+    /// other dialog ends it with `unexpected_dialog`, unless the running step
+    /// looks for something in it.
     pub(crate) async fn dump(&mut self) -> Result<UiTree, Stop> {
         let mut in_a_row = 0;
         loop {
             let tree = self.phone.dump_ui().await.map_err(phone_error)?;
             self.last_tree = Some(tree.clone());
             let file: &'a FlowFile = self.file;
+            let shown = dialog::find(&tree);
+            if let Some(shown) = &shown {
+                let phrases = RISK_PHRASES
+                    .iter()
+                    .copied()
+                    .chain(file.risk_phrases.iter().map(String::as_str));
+                if let Some(phrase) = shown.risk_phrase(&tree, phrases) {
+                    let texts = shown.texts(&tree).join(" | ");
+                    warn!(%phrase, dialog = %texts, "a risk-control warning is on screen");
+                    let mut failure = Failure::new(
+                        RISK_CONTROL,
+                        format!(
+                            "WeCom shows a risk-control warning for this account (“{phrase}” in the dialog “{texts}”): stop sending from it and have a person check it"
+                        ),
+                        false,
+                    );
+                    failure.interrupt = true;
+                    return Err(failure.into());
+                }
+            }
             let Some(interrupt) = file.interrupts.iter().find(|i| i.matches(&tree)) else {
+                if let Some(shown) = shown.filter(|d| !self.expects(&tree, d)) {
+                    let texts = shown.texts(&tree).join(" | ");
+                    warn!(dialog = %texts, "a dialog no interrupt recognises is on screen");
+                    let mut failure = Failure::new(
+                        UNEXPECTED_DIALOG,
+                        format!(
+                            "a dialog that no interrupt of the flow file recognises is on screen: “{texts}”; a person must look at the phone (the agent does not press BACK on a dialog it does not know)"
+                        ),
+                        false,
+                    );
+                    failure.interrupt = true;
+                    return Err(failure.into());
+                }
                 return Ok(tree);
             };
             let fail = |message: String| -> Stop {
@@ -713,6 +755,65 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+
+    /// Whether the running step looks for something inside `shown`: then the
+    /// dialog is the step's own (a confirmation, a menu), not an unknown one.
+    fn expects(&self, tree: &UiTree, shown: &Dialog) -> bool {
+        tree.nodes.iter().enumerate().any(|(index, node)| {
+            shown.contains(index) && self.expected.iter().any(|s| s.matches(node))
+        })
+    }
+
+    /// The selectors `step` looks for, rendered for this task: its target,
+    /// the target's anchor, its `fail_on`, what it asserts, `launch`'s home.
+    fn looked_for(&self, step: &'a Step, binding: Binding<'a>) -> Vec<Selector> {
+        let mut templates: Vec<&SelectorTemplate> = Vec::new();
+        let locate = |locate: &'a Locate, out: &mut Vec<&'a SelectorTemplate>| {
+            out.push(&locate.target);
+            out.extend(locate.near.as_ref().map(|near| &near.anchor));
+        };
+        match &step.action {
+            Action::Launch { home, .. } => templates.push(home),
+            Action::Find { locate: l, .. } => locate(l, &mut templates),
+            Action::Tap {
+                aim: Aim::Find(l), ..
+            }
+            | Action::LongPress {
+                aim: Aim::Find(l), ..
+            }
+            | Action::Clear { aim: Aim::Find(l) } => locate(l, &mut templates),
+            Action::WaitFor {
+                locate: l, fail_on, ..
+            } => {
+                locate(l, &mut templates);
+                templates.extend(fail_on);
+            }
+            Action::Assert { selector, near, .. } => {
+                templates.push(selector);
+                templates.extend(near.as_ref().map(|near| &near.anchor));
+            }
+            _ => {}
+        }
+        // A selector that cannot be rendered fails the step itself, later.
+        templates
+            .into_iter()
+            .filter_map(|t| self.selector(t, binding).ok())
+            .collect()
+    }
+
+    /// Reads the screen before an action that does not read it itself (a
+    /// key, a swipe, typing, a tap on a stored node), so that a dialog stops
+    /// the task before the action lands on it.
+    async fn look(&mut self) -> Result<(), Stop> {
+        self.dump().await.map(drop)
+    }
+
+    /// Reads the screen once more after a flow's last step, so that a
+    /// warning its last action brought up is not missed.
+    pub(crate) async fn look_after(&mut self) -> Result<(), Stop> {
+        self.expected.clear();
+        self.look().await
     }
 
     /// Reads the screen until `target` shows (near `near`), or until the
@@ -817,6 +918,23 @@ impl<'a> Run<'a> {
 
     async fn leaf(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<(), Stop> {
         debug!(kind = step.kind, "step");
+        self.expected = self.looked_for(step, binding);
+        let result = self.act(step, binding).await;
+        self.expected.clear();
+        result
+    }
+
+    async fn act(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<(), Stop> {
+        let blind = match &step.action {
+            Action::Back | Action::Key(_) | Action::Swipe { .. } | Action::Type { .. } => true,
+            Action::Tap { aim, .. } | Action::LongPress { aim, .. } | Action::Clear { aim } => {
+                matches!(aim, Aim::Stored(_))
+            }
+            _ => false,
+        };
+        if blind {
+            self.look().await?;
+        }
         match &step.action {
             Action::Launch {
                 home,

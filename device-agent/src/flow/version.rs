@@ -9,7 +9,10 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// One `versions` pattern: exact components, optionally ending in `*`.
+/// The forms of a `versions` pattern, for messages.
+const FORMS: &str = "a pattern is numbers joined by dots, such as `4.1.30` (that version exactly), optionally ending in `.*`, such as `4.1.*` (4.1 and every version under it)";
+
+/// One `versions` pattern: numbers, optionally ending in `*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pattern {
     /// The components before any `*`.
@@ -38,6 +41,11 @@ impl Pattern {
                 }
                 part if i == 0 && !part.starts_with(|c: char| c.is_ascii_digit()) => {
                     return Err(format!("`{text}` does not start with a number"))
+                }
+                part if !part.chars().all(|c| c.is_ascii_digit()) => {
+                    return Err(format!(
+                        "`{text}` is not a version pattern: `{part}` is not a number ({FORMS})"
+                    ))
                 }
                 part => components.push(part.to_owned()),
             }
@@ -117,6 +125,12 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// Checks one `versions` pattern on its own, so that a mistake can be
+    /// named with its line.
+    pub fn check_pattern(pattern: &str) -> Result<(), String> {
+        Pattern::parse(pattern).map(drop)
+    }
+
     /// Builds the coverage from a file's `versions`, `min_version` and
     /// `max_version`; at least one must be given.
     pub fn new(
@@ -228,13 +242,25 @@ mod tests {
     #[test]
     fn bad_coverage_is_refused() {
         assert!(Coverage::new(&[], None, None).is_err());
-        for bad in ["", "4.*.1", "4.1*", "4..1", "x.1"] {
+        for bad in [
+            "",
+            "4.*.1",
+            "4.1*",
+            "4..1",
+            "x.1",
+            "4.1.x",
+            "4.1.30-beta",
+            "4.x.*",
+        ] {
             assert!(
                 Coverage::new(&[bad.to_owned()], None, None).is_err(),
                 "{bad}"
             );
         }
         assert!(Coverage::new(&[], Some("4.x"), None).is_err());
+        let message = Coverage::check_pattern("4.1.x").unwrap_err();
+        assert!(message.contains("`x` is not a number"), "{message}");
+        assert!(message.contains("`4.1.*`"), "{message}");
         assert!(Coverage::new(&[], Some("4.2"), Some("4.1")).is_err());
     }
 }
