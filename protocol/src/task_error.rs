@@ -6,7 +6,7 @@
 //!
 //! A new code is added here first, then used.
 
-use crate::agent::error_code;
+use crate::agent::{error_code, refusal_code};
 
 /// Who gives a task error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,26 @@ pub const TASK_ERROR_CODES: &[TaskErrorCode] = &[
         error_code::REFUSED,
         Origin::Server,
         "the agent refused the task's assign",
+    ),
+    code(
+        refusal_code::TOO_LARGE,
+        Origin::Runner,
+        "refused: the assign frame is larger than the agent takes",
+    ),
+    code(
+        refusal_code::UNREADABLE,
+        Origin::Runner,
+        "refused: the assign frame is not one the agent can read",
+    ),
+    code(
+        refusal_code::UNKNOWN_KIND,
+        Origin::Runner,
+        "refused: the agent does not know the task's kind",
+    ),
+    code(
+        refusal_code::PAYLOAD_NOT_UNDERSTOOD,
+        Origin::Runner,
+        "refused: the payload does not pass the agent's check of its kind",
     ),
     code(
         "interrupted",
