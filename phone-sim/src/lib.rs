@@ -92,6 +92,21 @@ pub struct SimConfig {
     /// The enterprise's customer tags (企业标签) that the tag picker lists, so that a test
     /// can make a task name a tag the enterprise does not have.
     pub tags: Vec<String>,
+    /// Where the app puts its labels (tabs, icon buttons): a layout variant, for
+    /// flows that must not depend on it.
+    pub labels: Labels,
+}
+
+/// Where the simulated WeCom puts the labels of tabs and icon buttons.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Labels {
+    /// As WeCom 4.1 draws them: tabs and icon buttons carry a content
+    /// description, buttons with words carry text.
+    #[default]
+    AsDrawn,
+    /// Every label is visible text: a node with a description and no text
+    /// shows the description as its text and has none.
+    Text,
 }
 
 impl Default for SimConfig {
@@ -107,6 +122,7 @@ impl Default for SimConfig {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            labels: Labels::AsDrawn,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use youmi_phone_sim::{SimConfig, Simulator};
+use youmi_phone_sim::{Labels, SimConfig, Simulator};
 
 /// A fake Android phone with a WeCom-like app, reachable with `adb connect 127.0.0.1:PORT`.
 #[derive(Debug, Parser)]
@@ -25,6 +25,10 @@ struct Args {
     /// Simulate a phone without the ADBKeyBoard IME.
     #[arg(long, env = "YOUMI_SIM_NO_IME")]
     no_ime: bool,
+    /// Show every label (tabs, icon buttons) as visible text, not as a
+    /// content description: a layout variant flows must survive.
+    #[arg(long, env = "YOUMI_SIM_LABELS_AS_TEXT")]
+    labels_as_text: bool,
     /// The WeCom versionName the phone reports.
     #[arg(long, env = "YOUMI_SIM_WECOM_VERSION", default_value = "4.1.30")]
     wecom_version: String,
@@ -57,6 +61,11 @@ async fn main() -> anyhow::Result<()> {
         faults: Vec::new(),
         serial: args.serial,
         tags: args.tags,
+        labels: if args.labels_as_text {
+            Labels::Text
+        } else {
+            Labels::AsDrawn
+        },
     };
     let sim = Simulator::start(config)
         .await

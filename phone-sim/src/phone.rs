@@ -378,6 +378,8 @@ pub(crate) struct Phone {
     pub wecom_version: String,
     pub ime_installed: bool,
     pub default_ime: String,
+    /// The layout variant of labels ([`crate::Labels`]).
+    pub labels: crate::Labels,
     pub zen_mode: u8,
     pub battery_level: u8,
     pub incoming_call: Option<String>,
@@ -431,6 +433,7 @@ impl Phone {
             model: "YoumiSim".to_owned(),
             wecom_version: config.wecom_version.clone(),
             ime_installed: config.ime_installed,
+            labels: config.labels,
             default_ime: if config.ime_installed {
                 ADB_KEYBOARD_IME.to_owned()
             } else {
@@ -1311,8 +1314,18 @@ impl Phone {
 
     // ----- the UI tree -----
 
-    /// The view hierarchy of what is on screen now.
+    /// The view hierarchy of what is on screen now, in the phone's layout
+    /// variant of labels: dumps and taps see the same tree.
     pub fn tree(&self) -> Node {
+        let mut tree = self.drawn_tree();
+        if self.labels == crate::Labels::Text {
+            labels_as_text(&mut tree);
+        }
+        tree
+    }
+
+    /// The view hierarchy as WeCom 4.1 draws it.
+    fn drawn_tree(&self) -> Node {
         let full = Rect::new(0, 0, SCREEN_W, SCREEN_H);
         let mut root = if self.foreground {
             self.app_tree()
@@ -2460,4 +2473,14 @@ fn alert_dialog(fault: &DialogFault) -> Node {
         Rect::new(84, top, 996, bottom),
     )
     .child(panel)
+}
+
+/// Moves every label that is a content description alone into the visible text.
+fn labels_as_text(node: &mut Node) {
+    if node.text.is_empty() && !node.content_desc.is_empty() {
+        node.text = std::mem::take(&mut node.content_desc);
+    }
+    for child in &mut node.children {
+        labels_as_text(child);
+    }
 }

@@ -13,6 +13,7 @@
 //! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
 //!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `layouts`: the built-in flows on a WeCom that shows its labels as text.
 //! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
 //!   counts.
@@ -41,6 +42,7 @@ mod devices;
 mod dispatch;
 mod fleet;
 mod fuzz;
+mod layouts;
 mod media;
 mod metrics;
 mod pause;

@@ -114,6 +114,8 @@ const SELECTOR_KEYS: &[&str] = &[
     "desc_contains",
     "resource_id",
     "class",
+    "label",
+    "label_contains",
 ];
 /// The keys every step takes.
 const STEP_KEYS: &[&str] = &["do", "name", "if", "unless", "code", "message", "retryable"];
@@ -716,6 +718,8 @@ enum SelectorField {
     DescContains,
     ResourceId,
     Class,
+    Label,
+    LabelContains,
 }
 
 /// A selector whose strings are templates, filled in for each task.
@@ -735,6 +739,8 @@ impl SelectorTemplate {
             (SelectorField::DescContains, &selector.desc_contains),
             (SelectorField::ResourceId, &selector.resource_id),
             (SelectorField::Class, &selector.class),
+            (SelectorField::Label, &selector.label),
+            (SelectorField::LabelContains, &selector.label_contains),
         ] {
             if let Some(value) = value {
                 fields.push((field, Template::parse(value).map_err(|e| e.to_string())?));
@@ -765,6 +771,8 @@ impl SelectorTemplate {
                 SelectorField::DescContains => selector.desc_contains = value,
                 SelectorField::ResourceId => selector.resource_id = value,
                 SelectorField::Class => selector.class = value,
+                SelectorField::Label => selector.label = value,
+                SelectorField::LabelContains => selector.label_contains = value,
             }
         }
         Ok(selector)

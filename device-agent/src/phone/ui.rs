@@ -146,9 +146,22 @@ impl UiTree {
         })
     }
 
-    /// The first node (in document order) that `selector` matches.
+    /// The first node (in document order) that `selector` matches. A label
+    /// is looked for as a content description first, then as visible text:
+    /// an icon's description names it more surely than a title that happens
+    /// to say the same word.
     pub fn find(&self, selector: &Selector) -> Option<&UiNode> {
-        self.nodes.iter().find(|node| selector.matches(node))
+        if selector.label.is_none() && selector.label_contains.is_none() {
+            return self.nodes.iter().find(|node| selector.matches(node));
+        }
+        self.nodes
+            .iter()
+            .find(|node| selector.matches_label_in(node, LabelIn::Description))
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .find(|node| selector.matches_label_in(node, LabelIn::Text))
+            })
     }
 
     /// Every node that `selector` matches.
@@ -250,6 +263,13 @@ pub struct Selector {
     /// Exact widget class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<String>,
+    /// A label, exactly, as the visible text or the content description:
+    /// apps and builds differ in which of the two carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A label containing this, as the visible text or the content description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_contains: Option<String>,
 }
 
 impl Selector {
@@ -274,8 +294,14 @@ impl Selector {
         *self == Selector::default()
     }
 
-    /// Whether `node` matches.
+    /// Whether `node` matches, with its label (if any) in either field.
     pub fn matches(&self, node: &UiNode) -> bool {
+        self.matches_label_in(node, LabelIn::Description)
+            || self.matches_label_in(node, LabelIn::Text)
+    }
+
+    /// Whether `node` matches with its label (if any) in one field.
+    fn matches_label_in(&self, node: &UiNode, field: LabelIn) -> bool {
         fn exact(want: &Option<String>, have: &str) -> bool {
             want.as_deref().is_none_or(|want| want == have)
         }
@@ -289,7 +315,21 @@ impl Selector {
             && within(&self.desc_contains, &node.content_desc)
             && exact(&self.resource_id, &node.resource_id)
             && exact(&self.class, &node.class)
+            && {
+                let label = match field {
+                    LabelIn::Description => &node.content_desc,
+                    LabelIn::Text => &node.text,
+                };
+                exact(&self.label, label) && within(&self.label_contains, label)
+            }
     }
+}
+
+/// Where a selector's `label` is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelIn {
+    Description,
+    Text,
 }
 
 impl fmt::Display for Selector {
@@ -306,6 +346,8 @@ impl fmt::Display for Selector {
         add("desc_contains", &self.desc_contains);
         add("resource_id", &self.resource_id);
         add("class", &self.class);
+        add("label", &self.label);
+        add("label_contains", &self.label_contains);
         write!(f, "{{{}}}", parts.join(", "))
     }
 }
@@ -320,6 +362,34 @@ mod tests {
 <node index=\"1\" text=\"\" resource-id=\"com.tencent.wework:id/input_editor\" class=\"android.widget.EditText\" package=\"com.tencent.wework\" content-desc=\"输入框\" clickable=\"true\" enabled=\"true\" focused=\"true\" bounds=\"[0,2200][900,2300]\" />\
 <node index=\"2\" text=\"hidden\" resource-id=\"\" class=\"android.widget.TextView\" package=\"com.tencent.wework\" content-desc=\"\" clickable=\"false\" enabled=\"true\" focused=\"false\" bounds=\"[0,0][0,0]\" />\
 </node></hierarchy>";
+
+    #[test]
+    fn a_label_is_a_description_first_then_a_text() {
+        let node = |text: &str, desc: &str, top: i32| {
+            format!("<node index=\"0\" text=\"{text}\" resource-id=\"\" class=\"android.widget.TextView\" package=\"p\" content-desc=\"{desc}\" clickable=\"true\" enabled=\"true\" focused=\"false\" bounds=\"[0,{top}][100,{}]\" />", top + 50)
+        };
+        let xml = |nodes: &[String]| {
+            format!("<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation=\"0\"><node index=\"0\" text=\"\" resource-id=\"\" class=\"android.widget.FrameLayout\" package=\"p\" content-desc=\"\" clickable=\"false\" enabled=\"true\" focused=\"false\" bounds=\"[0,0][1080,2340]\">{}</node></hierarchy>", nodes.concat())
+        };
+        let label = Selector {
+            label: Some("消息".into()),
+            ..Selector::default()
+        };
+        // A title saying the word comes first, the tab's description wins.
+        let tree = UiTree::parse(&xml(&[node("消息", "", 0), node("", "消息", 2200)])).unwrap();
+        assert_eq!(tree.find(&label).unwrap().bounds.top, 2200);
+        assert_eq!(tree.find_all(&label).count(), 2);
+        // Labels drawn as text: found as text.
+        let tree = UiTree::parse(&xml(&[node("通讯录", "", 100), node("消息", "", 2200)])).unwrap();
+        assert_eq!(tree.find(&label).unwrap().bounds.top, 2200);
+        let part = Selector {
+            label_contains: Some("更多".into()),
+            ..Selector::default()
+        };
+        let tree = UiTree::parse(&xml(&[node("更多功能按钮", "", 100)])).unwrap();
+        assert!(tree.find(&part).is_some());
+        assert_eq!(label.to_string(), "{label=\"消息\"}");
+    }
 
     #[test]
     fn parses_nodes_in_document_order() {
