@@ -11,6 +11,8 @@
 //!   server to agent ([`ServerMessage`]), and the bind route's bodies.
 //! - [`settings`]: the agent settings object and the partial update of it.
 //! - [`task`]: task kinds, states and the payload of each kind.
+//! - [`delivery`]: the per-recipient, per-item outcomes a `finished` report's
+//!   `result` carries.
 //! - [`api`]: the bodies of the core HTTP API that clients and admins call.
 //! - [`text`]: the one rule for text that reaches storage (no NUL).
 //! - [`wide_int`]: ranged integers read wider, so the server can refuse them by name.
@@ -20,6 +22,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod delivery;
 mod payload_text;
 pub mod settings;
 pub mod task;
