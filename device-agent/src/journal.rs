@@ -1001,6 +1001,132 @@ mod tests {
         assert_eq!(journal.state().pending()[0].id, 11);
     }
 
+    fn mark(task_id: TaskId, attempt: u32, item: u32, mark: crate::delivery::Mark) -> Entry {
+        Entry::Delivery(DeliveryMark {
+            task_id,
+            attempt,
+            unit: UnitKey {
+                recipient: None,
+                item: Some(item),
+            },
+            mark,
+        })
+    }
+
+    fn retryable_failure(id: TaskId) -> FinishedReport {
+        FinishedReport {
+            task_id: id,
+            outcome: Outcome::Failed,
+            error: Some(TaskError {
+                code: "phone_timeout".to_owned(),
+                message: "the phone did not answer".to_owned(),
+                retryable: true,
+            }),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn delivery_marks_outlive_a_retryable_failure_and_end_with_the_task() {
+        use crate::delivery::Mark;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            for entry in [
+                // Task 1: attempt 1 sent item 1 and began item 2, then failed
+                // retryably; its marks wait for the retry.
+                Entry::Accepted(task(1)),
+                Entry::Started(1),
+                mark(1, 1, 1, Mark::Sending),
+                mark(1, 1, 1, Mark::Sent),
+                mark(1, 1, 2, Mark::Sending),
+                finished(retryable_failure(1), 1),
+                acked(1, 1),
+                // Task 2: succeeded; its marks go with the ack.
+                Entry::Accepted(task(2)),
+                Entry::Started(2),
+                mark(2, 1, 1, Mark::Sent),
+                finished(succeeded(2), 1),
+                acked(2, 1),
+            ] {
+                journal.append(&entry).unwrap();
+            }
+            let marks = journal.state().marks(1);
+            assert_eq!(marks.len(), 2, "the latest mark per item: {marks:?}");
+            assert_eq!(marks[0].mark, Mark::Sent);
+            assert_eq!(marks[1].mark, Mark::Sending);
+            assert!(journal.state().marks(2).is_empty());
+        }
+        // Replayed and compacted, the marks are still there for the retry.
+        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.state().marks(1).len(), 2);
+        assert_eq!(lines(journal.path()).len(), 4, "two acks and two marks");
+        drop(journal);
+        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.state().marks(1).len(), 2);
+        // The retry checks item 2, finds it, sends nothing more and succeeds:
+        // the marks end with its ack.
+        for entry in [
+            Entry::Accepted(attempt_of(1, 2)),
+            Entry::Started(1),
+            mark(1, 1, 2, Mark::Found),
+            finished(succeeded(1), 2),
+        ] {
+            journal.append(&entry).unwrap();
+        }
+        assert_eq!(journal.state().marks(1)[1].mark, Mark::Found);
+        journal.append(&acked(1, 2)).unwrap();
+        assert!(journal.state().marks(1).is_empty());
+        drop(journal);
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        assert!(journal.state().marks(1).is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_task_reports_what_its_marks_say() {
+        use crate::delivery::Mark;
+        let dir = tempfile::tempdir().unwrap();
+        let three_items = AssignedTask {
+            payload: json!({"to": {"name": "Ann"}, "items": [
+                {"type": "text", "text": "hi"}, {"type": "text", "text": "bye"}, {"type": "text", "text": "!"}
+            ]}),
+            ..task(3)
+        };
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            journal.append(&Entry::Accepted(three_items)).unwrap();
+            journal.append(&Entry::Started(3)).unwrap();
+            journal.append(&mark(3, 1, 1, Mark::Sent)).unwrap();
+            journal.append(&mark(3, 1, 2, Mark::Sending)).unwrap();
+        }
+        let (journal, recovery) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovery.interrupted, vec![3]);
+        let report = &journal.state().unacked()[0].report;
+        let outcomes: Vec<&str> = report.result.as_ref().unwrap()["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, ["sent", "uncertain", "failed"]);
+    }
+
+    #[test]
+    fn a_journal_written_before_delivery_marks_replays_as_before() {
+        // The lines of an agent that had no marks: nothing about them changes.
+        let dir = tempfile::tempdir().unwrap();
+        let accepted = serde_json::to_string(&Entry::Accepted(task(7))).unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            format!("{accepted}\n{{\"started\":7}}\n"),
+        )
+        .unwrap();
+        let (journal, recovery) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovery.interrupted, vec![7]);
+        assert_eq!(reports(journal.state()), vec![(interrupted_report(7), 1)]);
+        assert!(journal.state().marks(7).is_empty());
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_journal_file_is_private() {

@@ -21,6 +21,9 @@
 //!   holds across restarts;
 //! - `started` is journaled before the executor touches the phone, and a task
 //!   that was under way when the agent died is never run again;
+//! - while a task runs, its progress per recipient and item is journaled
+//!   before and after each send tap ([`crate::delivery`]); a retry (a later
+//!   attempt) starts with those marks and resumes after what is known sent;
 //! - `finished` is journaled before it is sent, re-sent every 10 s and in each
 //!   `hello` until acked, and forgotten on `ack`;
 //! - a paused queue starts nothing; a running task finishes;
