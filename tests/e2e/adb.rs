@@ -748,7 +748,8 @@ async fn a_stall_at_the_second_recipient(app: &TestApp, p: &PhoneAgent) {
     let failed = first_attempt_failed(app, id, "phone_timeout").await;
     // The failed attempt's outcomes are stored and shown while it waits,
     // and the failure names the recipient rather than a step number only.
-    let outcomes: Vec<&str> = deliveries_of(&failed)
+    let failed_list = deliveries_of(&failed);
+    let outcomes: Vec<&str> = failed_list
         .iter()
         .map(|d| d["outcome"].as_str().unwrap_or_default())
         .collect();
