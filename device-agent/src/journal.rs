@@ -1058,7 +1058,7 @@ mod tests {
             assert!(journal.state().marks(2).is_empty());
         }
         // Replayed and compacted, the marks are still there for the retry.
-        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.state().marks(1).len(), 2);
         assert_eq!(lines(journal.path()).len(), 4, "two acks and two marks");
         drop(journal);
