@@ -82,6 +82,31 @@ impl FlowExecutor {
         task: &AssignedTask,
         ctx: &TaskContext,
     ) -> Result<Option<Value>, TaskFailure> {
+        match self.run_flow(task, ctx).await {
+            // A retry that fails before its flow starts (the phone cannot be
+            // read) still reports what the earlier attempts sent.
+            Err(TaskFailure::Failed(error)) if !ctx.earlier_marks().is_empty() => {
+                let Ok(payload) = TaskPayload::parse(task.kind, &task.payload) else {
+                    return Err(TaskFailure::Failed(error));
+                };
+                let marks = crate::delivery::latest(ctx.earlier_marks());
+                let list = crate::delivery::report(&payload, &marks, |_| {
+                    (DeliveryOutcome::Failed, Some(error.code.clone()))
+                });
+                Err(TaskFailure::FailedWithEvidence {
+                    error,
+                    evidence: json!({ "deliveries": list }),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn run_flow(
+        &self,
+        task: &AssignedTask,
+        ctx: &TaskContext,
+    ) -> Result<Option<Value>, TaskFailure> {
         let payload = TaskPayload::parse(task.kind, &task.payload)
             .map_err(|error| TaskFailure::failed("invalid_payload", error.to_string(), false))?;
         let app = self.options.app.as_str();
