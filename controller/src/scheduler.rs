@@ -741,6 +741,7 @@ impl<C: Clock> Scheduler<C> {
                     id,
                     not_before_ms: None,
                     error: None,
+                    result: None,
                     at_ms: now,
                 });
                 self.enqueue(id, None, now);
@@ -1192,10 +1193,13 @@ impl<C: Clock> Scheduler<C> {
                     // A new attempt: its assign has not been sent yet.
                     task.sends = 0;
                 }
+                // The failed attempt's result (which items it sent) is kept
+                // and shown while the task waits for its next attempt.
                 self.change(Change::TaskRequeued {
                     id,
                     not_before_ms: Some(not_before),
                     error: report.error,
+                    result: report.result.map(|value| value.to_string()),
                     at_ms: now,
                 });
                 self.enqueue(id, Some(not_before), now);

@@ -136,6 +136,9 @@ pub enum Change {
         not_before_ms: Option<i64>,
         /// The failure that sent it back, if any.
         error: Option<TaskError>,
+        /// The failed attempt's result (its evidence and per-item outcomes),
+        /// as JSON text; `None` leaves the stored result as it is.
+        result: Option<String>,
         /// When.
         at_ms: i64,
     },

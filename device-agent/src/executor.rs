@@ -10,11 +10,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId};
 
+use crate::delivery::{DeliveryMark, MarkSink, MemoryMarks};
 use crate::phone::PhoneStatus;
 
 /// A boxed, sendable future: what [`Executor`]'s methods return, so that the
@@ -151,6 +153,12 @@ pub struct TaskContext {
     cancelled: watch::Receiver<bool>,
     /// Where progress reports go.
     progress: mpsc::Sender<Progress>,
+    /// What earlier attempts of the task marked (see [`crate::delivery`]).
+    earlier: Vec<DeliveryMark>,
+    /// Where this attempt's marks go: the agent's journal.
+    sink: Arc<dyn MarkSink>,
+    /// The marks written through this context, in order.
+    written: Mutex<Vec<DeliveryMark>>,
 }
 
 /// The agent's side of a [`TaskContext`]: cancel the task, read its progress.
@@ -173,6 +181,9 @@ impl TaskContext {
                 task_id,
                 cancelled,
                 progress: progress_tx,
+                earlier: Vec::new(),
+                sink: Arc::new(MemoryMarks::default()),
+                written: Mutex::new(Vec::new()),
             },
             TaskControl {
                 cancel,
@@ -184,6 +195,53 @@ impl TaskContext {
     /// The task being run.
     pub fn task_id(&self) -> TaskId {
         self.task_id
+    }
+
+    /// This context for a later attempt of a task: `earlier` are the marks
+    /// the earlier attempts left (the agent reads them from its journal), so
+    /// that the run resumes after what is known sent.
+    pub fn resuming(mut self, earlier: Vec<DeliveryMark>) -> TaskContext {
+        self.earlier = earlier;
+        self
+    }
+
+    /// This context with its marks going to `sink` (the agent's journal)
+    /// instead of memory.
+    pub fn with_sink(mut self, sink: Arc<dyn MarkSink>) -> TaskContext {
+        self.sink = sink;
+        self
+    }
+
+    /// The marks of earlier attempts.
+    pub fn earlier_marks(&self) -> &[DeliveryMark] {
+        &self.earlier
+    }
+
+    /// Records a mark durably before the runner goes on; an error means it
+    /// could not be recorded, and the runner must not make the tap.
+    pub async fn mark(&self, mark: DeliveryMark) -> Result<(), String> {
+        self.sink.write(&mark).await?;
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(mark);
+        Ok(())
+    }
+
+    /// The marks written through this context, in order.
+    pub fn marks(&self) -> Vec<DeliveryMark> {
+        self.written
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The earlier attempts' marks and this one's: what the next attempt
+    /// resumes from.
+    pub fn all_marks(&self) -> Vec<DeliveryMark> {
+        let mut all = self.earlier.clone();
+        all.extend(self.marks());
+        all
     }
 
     /// Marks the start of step `name` (`done` of `total` steps are behind):

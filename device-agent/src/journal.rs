@@ -4,7 +4,9 @@
 //! `<state dir>/journal.jsonl` holds one JSON object per line:
 //! `{"accepted": AssignedTask}`, `{"started": task_id}`,
 //! `{"finished": FinishedReport + "attempt"}` (the report's fields and the
-//! attempt it reports on) and `{"acked": {"task_id": 5, "attempt": 1}}`. Every
+//! attempt it reports on), `{"acked": {"task_id": 5, "attempt": 1}}` and
+//! `{"delivery": DeliveryMark}` (a task's progress per recipient and item,
+//! before and after each send tap: see [`crate::delivery`]). Every
 //! append is fsynced before the agent tells the server anything that depends
 //! on it, so after a crash the journal knows at least what the server was told.
 //!
@@ -22,6 +24,12 @@
 //! were journaled (`{"acked": 5}`, a `finished` without `attempt`) still
 //! parse; see [`AckedAttempt`] and [`FinishedAttempt`] for how they count.
 //!
+//! Delivery marks outlive the ack of a retryable failure, so that the
+//! server's retry (a later attempt of the same task) resumes after what is
+//! known sent; they are dropped with the ack of any other report (the task
+//! is over), or when the task leaves the recent acks. A journal written
+//! before marks existed has none and replays as it did.
+//!
 //! On open the journal is replayed, a torn last line (a crash in the middle of
 //! an append) is dropped, tasks that were started but not finished become
 //! `interrupted` reports (of the attempt they were accepted as), and the file
@@ -29,7 +37,7 @@
 //! fsynced and renamed over it. A long-lived agent compacts again once the
 //! file has grown well past its live entries.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -37,8 +45,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId};
+use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId, TaskPayload};
 
+use crate::delivery::{self, DeliveryMark, UnitKey};
 use crate::fsutil;
 
 /// The name of the journal file inside the state directory.
@@ -75,6 +84,9 @@ pub enum Entry {
     /// The server stored the result; the task may be forgotten, all but the
     /// attempt that was acked, which tells a late duplicate from a retry.
     Acked(AckedAttempt),
+    /// A unit of a running task is about to be sent, was sent, or was found
+    /// sent (before the executor goes on).
+    Delivery(DeliveryMark),
 }
 
 /// A report as journaled: the protocol's report and the attempt it is for,
@@ -200,6 +212,9 @@ pub struct JournalState {
     finished: Vec<FinishedAttempt>,
     /// The most recently acked tasks, oldest first, one per task id.
     acked: VecDeque<AckedAttempt>,
+    /// The latest delivery mark of each unit, per task whose marks a retry
+    /// may still need.
+    deliveries: HashMap<TaskId, BTreeMap<UnitKey, DeliveryMark>>,
 }
 
 impl JournalState {
@@ -256,6 +271,17 @@ impl JournalState {
             }
             Entry::Acked(acked) => {
                 let id = acked.task_id;
+                // Only a retryable failure comes back as another attempt; any
+                // other acked report ends the task, and its marks with it.
+                let retried = self.finished.iter().any(|done| {
+                    done.report.task_id == id
+                        && done.report.outcome == Outcome::Failed
+                        && done.report.error.as_ref().is_some_and(|e| e.retryable)
+                });
+                let reported = self.finished.iter().any(|done| done.report.task_id == id);
+                if reported && !retried {
+                    self.deliveries.remove(&id);
+                }
                 self.accepted.retain(|task| task.id != id);
                 self.started.retain(|task| task.id != id);
                 self.finished.retain(|done| done.report.task_id != id);
@@ -270,10 +296,27 @@ impl JournalState {
                     attempt,
                 });
                 while self.acked.len() > RECENT_ACKED {
-                    self.acked.pop_front();
+                    if let Some(old) = self.acked.pop_front() {
+                        self.deliveries.remove(&old.task_id);
+                    }
                 }
             }
+            Entry::Delivery(mark) => {
+                self.deliveries
+                    .entry(mark.task_id)
+                    .or_default()
+                    .insert(mark.unit, *mark);
+            }
         }
+    }
+
+    /// The delivery marks the task's earlier attempts left, the latest per
+    /// unit, for a retry to resume from.
+    pub fn marks(&self, id: TaskId) -> Vec<DeliveryMark> {
+        self.deliveries
+            .get(&id)
+            .map(|marks| marks.values().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Whether the journal knows the task in any state, including recently acked.
@@ -330,12 +373,22 @@ impl JournalState {
         }
         entries.extend(self.accepted.iter().cloned().map(Entry::Accepted));
         entries.extend(self.finished.iter().cloned().map(Entry::Finished));
+        // Last, so that no ack replayed before them drops them again.
+        let mut tasks: Vec<&TaskId> = self.deliveries.keys().collect();
+        tasks.sort();
+        for id in tasks {
+            entries.extend(self.deliveries[id].values().copied().map(Entry::Delivery));
+        }
         entries
     }
 
     /// How many lines a compacted journal of this state has.
     fn live_len(&self) -> usize {
-        self.acked.len() + 2 * self.started.len() + self.accepted.len() + self.finished.len()
+        self.acked.len()
+            + 2 * self.started.len()
+            + self.accepted.len()
+            + self.finished.len()
+            + self.deliveries.values().map(BTreeMap::len).sum::<usize>()
     }
 }
 
@@ -392,8 +445,10 @@ impl Journal {
         }
         let interrupted: Vec<AssignedTask> = state.started.clone();
         for task in &interrupted {
+            let mut report = interrupted_report(task.id);
+            report.result = interrupted_deliveries(task, &state.marks(task.id));
             state.apply(&Entry::Finished(FinishedAttempt {
-                report: interrupted_report(task.id),
+                report,
                 attempt: task.attempt,
             }));
         }
@@ -480,6 +535,31 @@ pub fn interrupted_report(task_id: TaskId) -> FinishedReport {
         }),
         result: None,
     }
+}
+
+/// The `deliveries` of an interrupted task's report, from its marks: what
+/// was sent, what may have been (`uncertain`), and the rest `failed` with
+/// `interrupted`. `None` when nothing was marked.
+fn interrupted_deliveries(
+    task: &AssignedTask,
+    marks: &[DeliveryMark],
+) -> Option<serde_json::Value> {
+    if marks.is_empty() {
+        // No send tap was begun (or the journal predates marks): nothing to tell.
+        return None;
+    }
+    let payload = TaskPayload::parse(task.kind, &task.payload).ok()?;
+    let marks = delivery::latest(marks);
+    let list = delivery::report(&payload, &marks, |_| {
+        (
+            youmi_protocol::delivery::DeliveryOutcome::Failed,
+            Some(INTERRUPTED.to_owned()),
+        )
+    });
+    if list.is_empty() {
+        return None;
+    }
+    Some(serde_json::json!({ "deliveries": list }))
 }
 
 /// Parses the journal's lines. The last non-blank line may be torn; any other
@@ -919,6 +999,132 @@ mod tests {
         let (journal, _) = Journal::open(dir.path()).unwrap();
         assert_eq!(journal.state(), &state);
         assert_eq!(journal.state().pending()[0].id, 11);
+    }
+
+    fn mark(task_id: TaskId, attempt: u32, item: u32, mark: crate::delivery::Mark) -> Entry {
+        Entry::Delivery(DeliveryMark {
+            task_id,
+            attempt,
+            unit: UnitKey {
+                recipient: None,
+                item: Some(item),
+            },
+            mark,
+        })
+    }
+
+    fn retryable_failure(id: TaskId) -> FinishedReport {
+        FinishedReport {
+            task_id: id,
+            outcome: Outcome::Failed,
+            error: Some(TaskError {
+                code: "phone_timeout".to_owned(),
+                message: "the phone did not answer".to_owned(),
+                retryable: true,
+            }),
+            result: None,
+        }
+    }
+
+    #[test]
+    fn delivery_marks_outlive_a_retryable_failure_and_end_with_the_task() {
+        use crate::delivery::Mark;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            for entry in [
+                // Task 1: attempt 1 sent item 1 and began item 2, then failed
+                // retryably; its marks wait for the retry.
+                Entry::Accepted(task(1)),
+                Entry::Started(1),
+                mark(1, 1, 1, Mark::Sending),
+                mark(1, 1, 1, Mark::Sent),
+                mark(1, 1, 2, Mark::Sending),
+                finished(retryable_failure(1), 1),
+                acked(1, 1),
+                // Task 2: succeeded; its marks go with the ack.
+                Entry::Accepted(task(2)),
+                Entry::Started(2),
+                mark(2, 1, 1, Mark::Sent),
+                finished(succeeded(2), 1),
+                acked(2, 1),
+            ] {
+                journal.append(&entry).unwrap();
+            }
+            let marks = journal.state().marks(1);
+            assert_eq!(marks.len(), 2, "the latest mark per item: {marks:?}");
+            assert_eq!(marks[0].mark, Mark::Sent);
+            assert_eq!(marks[1].mark, Mark::Sending);
+            assert!(journal.state().marks(2).is_empty());
+        }
+        // Replayed and compacted, the marks are still there for the retry.
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.state().marks(1).len(), 2);
+        assert_eq!(lines(journal.path()).len(), 4, "two acks and two marks");
+        drop(journal);
+        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(journal.state().marks(1).len(), 2);
+        // The retry checks item 2, finds it, sends nothing more and succeeds:
+        // the marks end with its ack.
+        for entry in [
+            Entry::Accepted(attempt_of(1, 2)),
+            Entry::Started(1),
+            mark(1, 1, 2, Mark::Found),
+            finished(succeeded(1), 2),
+        ] {
+            journal.append(&entry).unwrap();
+        }
+        assert_eq!(journal.state().marks(1)[1].mark, Mark::Found);
+        journal.append(&acked(1, 2)).unwrap();
+        assert!(journal.state().marks(1).is_empty());
+        drop(journal);
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        assert!(journal.state().marks(1).is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_task_reports_what_its_marks_say() {
+        use crate::delivery::Mark;
+        let dir = tempfile::tempdir().unwrap();
+        let three_items = AssignedTask {
+            payload: json!({"to": {"name": "Ann"}, "items": [
+                {"type": "text", "text": "hi"}, {"type": "text", "text": "bye"}, {"type": "text", "text": "!"}
+            ]}),
+            ..task(3)
+        };
+        {
+            let (mut journal, _) = Journal::open(dir.path()).unwrap();
+            journal.append(&Entry::Accepted(three_items)).unwrap();
+            journal.append(&Entry::Started(3)).unwrap();
+            journal.append(&mark(3, 1, 1, Mark::Sent)).unwrap();
+            journal.append(&mark(3, 1, 2, Mark::Sending)).unwrap();
+        }
+        let (journal, recovery) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovery.interrupted, vec![3]);
+        let report = &journal.state().unacked()[0].report;
+        let outcomes: Vec<&str> = report.result.as_ref().unwrap()["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes, ["sent", "uncertain", "failed"]);
+    }
+
+    #[test]
+    fn a_journal_written_before_delivery_marks_replays_as_before() {
+        // The lines of an agent that had no marks: nothing about them changes.
+        let dir = tempfile::tempdir().unwrap();
+        let accepted = serde_json::to_string(&Entry::Accepted(task(7))).unwrap();
+        fs::write(
+            dir.path().join(FILE_NAME),
+            format!("{accepted}\n{{\"started\":7}}\n"),
+        )
+        .unwrap();
+        let (journal, recovery) = Journal::open(dir.path()).unwrap();
+        assert_eq!(recovery.interrupted, vec![7]);
+        assert_eq!(reports(journal.state()), vec![(interrupted_report(7), 1)]);
+        assert!(journal.state().marks(7).is_empty());
     }
 
     #[cfg(unix)]

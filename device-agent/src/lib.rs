@@ -14,6 +14,8 @@
 //! - [`credentials`]: the device token and server address, kept in a 0600 file.
 //! - [`journal`]: the append-only, fsynced journal of accepted, started,
 //!   finished and acked tasks, with its replay and compaction.
+//! - [`delivery`]: the marks of a task's progress per recipient and item
+//!   (before and after each send tap), which a retry resumes from.
 //! - [`executor`]: the [`Executor`] trait that drives a phone, and the
 //!   [`TaskContext`] a task reports progress and sees cancellation through.
 //! - [`flow`]: the flow engine: WeCom task flows as data files (built in
@@ -39,6 +41,7 @@ pub mod adb;
 pub mod cli;
 mod connection;
 pub mod credentials;
+pub mod delivery;
 mod error;
 pub mod executor;
 pub mod fleet;

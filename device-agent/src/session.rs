@@ -21,6 +21,9 @@
 //!   holds across restarts;
 //! - `started` is journaled before the executor touches the phone, and a task
 //!   that was under way when the agent died is never run again;
+//! - while a task runs, its progress per recipient and item is journaled
+//!   before and after each send tap ([`crate::delivery`]); a retry (a later
+//!   attempt) starts with those marks and resumes after what is known sent;
 //! - `finished` is journaled before it is sent, re-sent every 10 s and in each
 //!   `hello` until acked, and forgotten on `ack`;
 //! - a paused queue starts nothing; a running task finishes;
@@ -48,6 +51,7 @@ use youmi_protocol::{
 
 use crate::connection::{self, ConnEvent, ConnectionConfig, ConnectionEnd, Outbound};
 use crate::credentials::Credentials;
+use crate::delivery::{DeliveryMark, MarkSink};
 use crate::error::AgentError;
 use crate::executor::{self, Executor, Progress, TaskContext, TaskControl, TaskFailure};
 use crate::journal::{AckedAttempt, Entry, FinishedAttempt, Journal, JournalError};
@@ -1038,6 +1042,25 @@ impl Core {
         let task_id = task.id;
         let attempt = task.attempt;
         let (ctx, control) = TaskContext::new(task_id);
+        // A retry resumes after what the earlier attempts marked sent, and
+        // this attempt's marks go to the journal before each tap.
+        let earlier = self
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .state()
+            .marks(task_id);
+        if !earlier.is_empty() {
+            span.in_scope(|| {
+                info!(
+                    marks = earlier.len(),
+                    "resuming after the earlier attempts' progress"
+                )
+            });
+        }
+        let ctx = ctx
+            .resuming(earlier)
+            .with_sink(Arc::new(JournalMarks(Arc::clone(&self.journal))));
         let run = TaskGuard::spawn(
             execute(
                 Arc::clone(&self.executor),
@@ -1279,6 +1302,28 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Delivery marks go to the journal, fsynced, on a blocking thread.
+#[derive(Debug)]
+struct JournalMarks(Arc<Mutex<Journal>>);
+
+impl MarkSink for JournalMarks {
+    fn write<'a>(&'a self, mark: &'a DeliveryMark) -> executor::BoxFuture<'a, Result<(), String>> {
+        let journal = Arc::clone(&self.0);
+        let entry = Entry::Delivery(*mark);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                journal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .append(&entry)
+                    .map_err(|error| error.to_string())
+            })
+            .await
+            .unwrap_or_else(|error| Err(error.to_string()))
+        })
     }
 }
 

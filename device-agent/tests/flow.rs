@@ -2437,17 +2437,23 @@ async fn launch_backs_out_of_a_deep_screen_to_the_main_tabs() {
         ];
         state.focused = true;
     }
+    // (delete_chat restarts WeCom instead, so another kind shows the backing out.)
     run(
         &s,
-        &task(27, TaskKind::DeleteChat, json!({"with": {"name": "张三"}})),
+        &task(
+            27,
+            TaskKind::AcceptFriendRequest,
+            json!({"from": {"name": "周八"}}),
+        ),
     )
     .await
     .0
     .unwrap();
     assert_eq!(
         s.phone.sent(),
-        vec![Sent::ChatDeleted {
-            with: "张三".into()
+        vec![Sent::Accepted {
+            name: "周八".into(),
+            remark: "周八".into(),
         }]
     );
     let backs = s
@@ -2460,4 +2466,95 @@ async fn launch_backs_out_of_a_deep_screen_to_the_main_tabs() {
     // Bringing WeCom to the front hides the keyboard, as on the simulator;
     // then the panel, the chat, the profile and the search: four presses of BACK.
     assert_eq!(backs, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_resumes_after_what_earlier_attempts_sent() {
+    use youmi_agent::delivery::{DeliveryMark, Mark, UnitKey};
+    let s = setup();
+    let payload = json!({"to": {"name": "张三"}, "items": [
+        {"type": "text", "text": "第一条"},
+        {"type": "text", "text": "第二条"},
+        {"type": "image", "media_id": "m1"},
+        {"type": "text", "text": "第四条"},
+    ]});
+    let mark = |item: u32, mark: Mark| DeliveryMark {
+        task_id: 40,
+        attempt: 1,
+        unit: UnitKey {
+            recipient: None,
+            item: Some(item),
+        },
+        mark,
+    };
+    // Attempt 1 sent item 1, began the tap of item 2 (which never reached
+    // the phone) and of the picture, then the phone went away.
+    let earlier = vec![
+        mark(1, Mark::Sending),
+        mark(1, Mark::Sent),
+        mark(2, Mark::Sending),
+        mark(3, Mark::Sending),
+    ];
+    let retry = AssignedTask {
+        attempt: 2,
+        ..task(40, TaskKind::SendMessage, payload.clone())
+    };
+    let (ctx, _control) = TaskContext::new(40);
+    let ctx = ctx.resuming(earlier.clone());
+    let result = s.executor.execute(&retry, &ctx).await.unwrap().unwrap();
+    // Item 2 is not in the chat: sent now. The picture cannot be checked: not
+    // sent again. Item 4 is new. Item 1 is not sent again.
+    assert_eq!(
+        s.phone.sent(),
+        vec![
+            Sent::Message {
+                to: "张三".into(),
+                text: "第二条".into()
+            },
+            Sent::Message {
+                to: "张三".into(),
+                text: "第四条".into()
+            },
+        ]
+    );
+    let outcomes: Vec<(String, Value)> = result["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["outcome"].as_str().unwrap().to_owned(),
+                d["attempt"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("sent".to_owned(), json!(1)),
+            ("sent".to_owned(), json!(2)),
+            ("uncertain".to_owned(), json!(1)),
+            ("sent".to_owned(), json!(2)),
+        ]
+    );
+
+    // A third attempt that cannot even read the app's version still reports
+    // what was sent, and sends nothing.
+    s.phone.state().version = Some("3.9.0".into());
+    let third = AssignedTask {
+        attempt: 3,
+        ..task(40, TaskKind::SendMessage, payload)
+    };
+    let (ctx3, _control) = TaskContext::new(40);
+    let ctx3 = ctx3.resuming(ctx.all_marks());
+    let (error, evidence) = evidenced(s.executor.execute(&third, &ctx3).await);
+    assert_eq!(error.code, "unsupported_app_version");
+    let outcomes: Vec<&str> = evidence["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["sent", "sent", "uncertain", "sent"]);
+    assert_eq!(s.phone.sent().len(), 2);
 }

@@ -12,6 +12,8 @@
 //! - [`settings`]: the agent settings object and the partial update of it.
 //! - [`task`]: task kinds, states and the payload of each kind.
 //! - [`task_error`]: the closed set of task error codes, who gives each, and what it means.
+//! - [`delivery`]: the per-recipient, per-item outcomes a `finished` report's
+//!   `result` carries.
 //! - [`api`]: the bodies of the core HTTP API that clients and admins call.
 //! - [`text`]: the one rule for text that reaches storage (no NUL).
 //! - [`wide_int`]: ranged integers read wider, so the server can refuse them by name.
@@ -21,6 +23,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod delivery;
 mod payload_text;
 pub mod settings;
 pub mod task;

@@ -104,6 +104,16 @@ pub const TASK_ERROR_CODES: &[TaskErrorCode] = &[
     ),
     code("executor_panicked", Origin::Runner, "the executor panicked"),
     code(
+        "delivery_uncertain",
+        Origin::Runner,
+        "nothing was sent for sure, and a send tap of an earlier attempt is unconfirmed: not sent again",
+    ),
+    code(
+        "journal_unwritable",
+        Origin::Runner,
+        "the agent could not journal a delivery mark, so it stopped rather than risk sending twice",
+    ),
+    code(
         "simulated_failure",
         Origin::Runner,
         "a simulated phone's scripted failure (tests, demo)",
@@ -165,6 +175,11 @@ pub const TASK_ERROR_CODES: &[TaskErrorCode] = &[
         "the flow file is wrong where it ran",
     ),
     code("flow_failed", Origin::Flow, "a `fail` step ended the task"),
+    code(
+        "not_sent",
+        Origin::Flow,
+        "a check procedure: the item an unconfirmed send tap was for is not in the chat",
+    ),
     code(
         "element_not_found",
         Origin::Flow,

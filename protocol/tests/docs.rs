@@ -100,6 +100,7 @@ fn every_example_in_the_protocol_doc_parses_as_its_type() {
             "mark_read" => check::<api::MarkRead>(tag, json),
             "marked_read" => check::<api::MarkedRead>(tag, json),
             "health" => check::<api::Health>(tag, json),
+            "deliveries" => check::<Vec<youmi_protocol::delivery::Delivery>>(tag, json),
             other => panic!("docs/protocol.md has a json block of unknown type `{other}`"),
         }
     }

@@ -928,3 +928,144 @@ async fn an_unknown_dialog_stops_the_task_without_back_and_chat_words_do_not() {
     };
     tokio::join!(unknown, words);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_a_mass_send_never_sends_anything_twice() {
+    let Some(adb) = adb_server().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(|config| config.retry_delay_ms = 1500).await;
+    let server = Route::Server(&adb);
+    let (stalled, dropped) = tokio::join!(
+        PhoneAgent::start(&app, server, phone("E2E-TWICE-STALL"), impatient()),
+        PhoneAgent::start(&app, server, phone("E2E-TWICE-DROP"), patient()),
+    );
+    tokio::join!(
+        a_stall_at_the_second_recipient(&app, &stalled),
+        a_drop_at_the_second_recipient(&app, &adb, &dropped),
+    );
+}
+
+/// A text to 张三, 李四 and 王五.
+fn to_three() -> Value {
+    json!({
+        "recipients": [{ "name": "张三" }, { "name": "李四" }, { "name": "王五" }],
+        "items": [{ "type": "text", "text": "周末大促" }],
+    })
+}
+
+/// The chat's send button, as the simulator lays it out: its tap is the
+/// `input tap` of every text's send.
+const SEND_TAP: &str = "input tap 960 2316";
+
+/// Arms `fault` once the phone has sent to 张三, so that it hits the send tap
+/// of the second recipient (opening 李四's chat takes the flow seconds).
+async fn arm_after_the_first_recipient(p: &PhoneAgent, fault: Fault) {
+    eventually("the first recipient to get the text", DEADLINE, || async {
+        p.sim
+            .sent()
+            .contains(&message("张三", "周末大促"))
+            .then_some(())
+    })
+    .await;
+    p.sim.set_fault(fault);
+}
+
+/// The `deliveries` of a task's stored result.
+fn deliveries_of(task: &TaskView) -> Vec<Value> {
+    let result = task.result.as_ref().expect("a result");
+    result["deliveries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no deliveries in {result}"))
+        .clone()
+}
+
+/// The phone stalls on the send tap of the second recipient: the tap never
+/// happens and the attempt fails with `phone_timeout`. The retry does not
+/// send to 张三 again, finds no text in 李四's chat and sends it, then 王五.
+async fn a_stall_at_the_second_recipient(app: &TestApp, p: &PhoneAgent) {
+    let id = p.submit(app, TaskKind::MassSend, to_three()).await;
+    arm_after_the_first_recipient(
+        p,
+        Fault::Hang {
+            pattern: SEND_TAP.into(),
+            times: 1,
+        },
+    )
+    .await;
+    let failed = first_attempt_failed(app, id, "phone_timeout").await;
+    // The failed attempt's outcomes are stored and shown while it waits,
+    // and the failure names the recipient rather than a step number only.
+    let failed_list = deliveries_of(&failed);
+    let outcomes: Vec<&str> = failed_list
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(outcomes, ["sent", "uncertain", "failed"], "{failed:?}");
+    let message_text = &failed.error.as_ref().expect("an error").message;
+    assert!(
+        message_text.contains("recipient 2 (李四), item 1 (text)"),
+        "{message_text}"
+    );
+    let task = app.wait_terminal(id, DEADLINE).await;
+    assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
+    assert_eq!(task.attempt, 2, "{task:?}");
+    assert_eq!(
+        p.sim.sent(),
+        vec![
+            message("张三", "周末大促"),
+            message("李四", "周末大促"),
+            message("王五", "周末大促"),
+        ],
+        "each once"
+    );
+    let result = task.result.as_ref().expect("a result");
+    assert_eq!(result["reached"], 3, "{result}");
+    let list = deliveries_of(&task);
+    let attempts: Vec<(&str, i64)> = list
+        .iter()
+        .map(|d| {
+            (
+                d["outcome"].as_str().unwrap_or_default(),
+                d["attempt"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [("sent", 1), ("sent", 2), ("sent", 2)],
+        "{result}"
+    );
+    assert_eq!(list[1]["to"]["name"], "李四", "{result}");
+}
+
+/// The connection drops during the send tap of the second recipient: the tap
+/// happened, unconfirmed. Once adb has the phone again, the retry finds the
+/// text in 李四's chat and does not send it again.
+async fn a_drop_at_the_second_recipient(app: &TestApp, adb: &AdbServer, p: &PhoneAgent) {
+    let id = p.submit(app, TaskKind::MassSend, to_three()).await;
+    arm_after_the_first_recipient(
+        p,
+        Fault::DropConnection {
+            pattern: SEND_TAP.into(),
+        },
+    )
+    .await;
+    first_attempt_failed(app, id, "phone_unreachable").await;
+    adb.reconnect(&p.serial).await;
+    let task = app.wait_terminal(id, DEADLINE).await;
+    assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
+    assert_eq!(
+        p.sim.sent(),
+        vec![
+            message("张三", "周末大促"),
+            message("李四", "周末大促"),
+            message("王五", "周末大促"),
+        ],
+        "each once"
+    );
+    let list = deliveries_of(&task);
+    assert!(list.iter().all(|d| d["outcome"] == "sent"), "{list:?}");
+    assert_eq!(list[1]["attempt"], 1, "{list:?}");
+    assert_eq!(list[1]["checked"], true, "found in the chat: {list:?}");
+}

@@ -71,6 +71,17 @@ pub(crate) async fn collect(run: &Run<'_>, failure: &Failure) -> Value {
         summary.insert("place".into(), json!(at.place));
         summary.insert("at".into(), json!(at.path));
     }
+    if let Some(unit) = &failure.unit {
+        if let Some(recipient) = unit.key.recipient {
+            summary.insert("recipient".into(), json!(recipient));
+        }
+        if let Some(to) = &unit.to {
+            summary.insert("to".into(), json!(to));
+        }
+        if let Some(item) = unit.key.item {
+            summary.insert("item".into(), json!(item));
+        }
+    }
     summary.insert("screen".into(), json!(texts));
 
     if let Some(root) = run.evidence_dir() {

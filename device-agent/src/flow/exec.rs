@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tracing::{debug, info, info_span, warn, Instrument};
+use youmi_protocol::delivery::{Delivery, DeliveryOutcome};
 use youmi_protocol::{AssignedTask, TaskError, TaskKind, TaskPayload};
 
 use super::evidence;
@@ -81,6 +82,31 @@ impl FlowExecutor {
         task: &AssignedTask,
         ctx: &TaskContext,
     ) -> Result<Option<Value>, TaskFailure> {
+        match self.run_flow(task, ctx).await {
+            // A retry that fails before its flow starts (the phone cannot be
+            // read) still reports what the earlier attempts sent.
+            Err(TaskFailure::Failed(error)) if !ctx.earlier_marks().is_empty() => {
+                let Ok(payload) = TaskPayload::parse(task.kind, &task.payload) else {
+                    return Err(TaskFailure::Failed(error));
+                };
+                let marks = crate::delivery::latest(ctx.earlier_marks());
+                let list = crate::delivery::report(&payload, &marks, |_| {
+                    (DeliveryOutcome::Failed, Some(error.code.clone()))
+                });
+                Err(TaskFailure::FailedWithEvidence {
+                    error,
+                    evidence: json!({ "deliveries": list }),
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn run_flow(
+        &self,
+        task: &AssignedTask,
+        ctx: &TaskContext,
+    ) -> Result<Option<Value>, TaskFailure> {
         let payload = TaskPayload::parse(task.kind, &task.payload)
             .map_err(|error| TaskFailure::failed("invalid_payload", error.to_string(), false))?;
         let app = self.options.app.as_str();
@@ -139,19 +165,20 @@ impl FlowExecutor {
         );
         run.total = run.count(steps, Binding::default());
         let place = task.kind.as_str();
-        let mut outcome = run.run_steps(place, steps, Binding::default()).await;
+        let mut outcome = run.run_task(place, steps).await;
         if outcome.is_ok() {
             // The last action may have brought up a warning no step read.
             outcome = run.look_after().await;
         }
         match outcome {
-            Ok(()) => self.finished(&run, task.kind),
+            Ok(()) => self.finished(&run, &payload, task.kind),
             Err(Stop::Cancelled) => {
                 info!(steps_done = run.done, "cancelled between steps");
                 Err(TaskFailure::Cancelled)
             }
             Err(Stop::Failed(failure)) => {
-                let evidence = evidence::collect(&run, &failure).await;
+                let mut evidence = evidence::collect(&run, &failure).await;
+                evidence["deliveries"] = json!(deliveries(&run, &payload, Some(&failure.code)));
                 let error = TaskError {
                     code: failure.code.clone(),
                     message: describe(&failure, &evidence, &run),
@@ -164,11 +191,18 @@ impl FlowExecutor {
     }
 
     /// The result of a flow that ran to its end.
-    fn finished(&self, run: &Run<'_>, kind: TaskKind) -> Result<Option<Value>, TaskFailure> {
+    fn finished(
+        &self,
+        run: &Run<'_>,
+        payload: &TaskPayload,
+        kind: TaskKind,
+    ) -> Result<Option<Value>, TaskFailure> {
+        let deliveries = deliveries(run, payload, None);
         let mut result = json!({
             "flow_file": run.file().source(),
             "app_version": run.version(),
             "steps": run.done,
+            "deliveries": deliveries,
         });
         if kind == TaskKind::MassSend {
             let skipped: Vec<&Value> = run.skipped.iter().map(|s| &s.entry).collect();
@@ -194,9 +228,53 @@ impl FlowExecutor {
                 }
             }
         }
+        // Nothing known sent and something that may have been: a person
+        // must look before anything more goes to these customers.
+        let sent = deliveries
+            .iter()
+            .any(|d| d.outcome == DeliveryOutcome::Sent);
+        let uncertain = deliveries
+            .iter()
+            .filter(|d| d.outcome == DeliveryOutcome::Uncertain)
+            .count();
+        if !sent && uncertain > 0 {
+            let error = TaskError {
+                code: DELIVERY_UNCERTAIN.to_owned(),
+                message: format!(
+                    "{uncertain} of {} may have been sent by an earlier attempt whose send tap was never confirmed, and the chat cannot tell; they were not sent again: check the phone",
+                    deliveries.len()
+                ),
+                retryable: false,
+            };
+            warn!(code = %error.code, "{}", error.message);
+            return Err(TaskFailure::FailedWithEvidence {
+                error,
+                evidence: result,
+            });
+        }
         info!(steps = run.done, "the flow finished");
         Ok(Some(result))
     }
+}
+
+/// The error code of a task none of whose units is known sent, with some
+/// that may have been: not retried, a person looks.
+pub const DELIVERY_UNCERTAIN: &str = "delivery_uncertain";
+
+/// Every unit of the task with its outcome: the marks say what was sent (in
+/// any attempt) or may have been; a recipient skipped by its code is
+/// `skipped`; the rest is `failed` with `failure` (the attempt failed before
+/// them), or `skipped` when the flow ran to its end without them.
+fn deliveries(run: &Run<'_>, payload: &TaskPayload, failure: Option<&str>) -> Vec<Delivery> {
+    crate::delivery::report(payload, &run.marks, |unit| {
+        if let Some(code) = run.skipped_units.get(&unit.key) {
+            return (DeliveryOutcome::Skipped, Some(code.clone()));
+        }
+        match failure {
+            Some(code) => (DeliveryOutcome::Failed, Some(code.to_owned())),
+            None => (DeliveryOutcome::Skipped, None),
+        }
+    })
 }
 
 /// The failure's message with the step it happened at and what the screen showed.
@@ -211,6 +289,9 @@ fn describe(failure: &Failure, evidence: &Value, run: &Run<'_>) -> String {
             run.file().source(),
             at.path
         ));
+    }
+    if let Some(unit) = &failure.unit {
+        message.push_str(&format!(", for {}", unit.label));
     }
     let texts: Vec<&str> = evidence["screen"]
         .as_array()

@@ -127,7 +127,7 @@ fn step_keys(kind: &str) -> Vec<&'static str> {
     let own: &[&str] = match kind {
         "launch" => &["home", "restart", "settle_ms", "timeout_ms"],
         "find" => &["store"],
-        "tap" => &["node", "store"],
+        "tap" => &["node", "store", "sends", "verify"],
         "long_press" => &["node", "hold_ms"],
         "clear" => &["node"],
         "type" => &["text", "check"],
@@ -489,6 +489,9 @@ impl FlowFile {
             for name in step.variables() {
                 scope.check_variable(name).map_err(&fail)?;
             }
+            if let Some(sends) = &step.sends {
+                self.check_sends(place, (i, step.line), sends, scope, stores, stack, called)?;
+            }
             match &step.action {
                 Action::Tap {
                     aim: Aim::Stored(name),
@@ -612,6 +615,156 @@ impl FlowFile {
             }
         }
         Ok(())
+    }
+
+    /// A sending step: not inside a media or tag loop (a unit is an item or
+    /// the whole task), and its check procedure exists, fits the step's
+    /// scope and sends nothing itself.
+    #[allow(clippy::too_many_arguments)]
+    fn check_sends<'a>(
+        &'a self,
+        place: &str,
+        (index, line): (usize, Option<usize>),
+        sends: &Sends,
+        scope: &Scope,
+        stores: &BTreeSet<&str>,
+        stack: &mut Vec<String>,
+        called: &mut BTreeSet<&'a str>,
+    ) -> Result<(), LoadError> {
+        let fail = |reason: String| LoadError::Step {
+            file: self.source.clone(),
+            line,
+            place: place.to_owned(),
+            step: index + 1,
+            reason,
+        };
+        if scope.in_media || scope.in_tag {
+            return Err(fail(
+                "a `sends` step cannot be inside for_each_media or for_each_tag: what it sends is the item, or the whole task".to_owned(),
+            ));
+        }
+        let Some(check) = &sends.check else {
+            return Ok(());
+        };
+        self.enter(place, (index, line), check, scope, stores, stack, called)?;
+        if self.sends_in(check, &mut Vec::new()) {
+            return Err(fail(format!(
+                "the check procedure `{check}` has a `sends` step: a check must only look"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether procedure `name`, or one it calls or loops over, has a `sends` step.
+    pub(crate) fn sends_in(&self, name: &str, seen: &mut Vec<String>) -> bool {
+        if seen.iter().any(|s| s == name) {
+            return false;
+        }
+        seen.push(name.to_owned());
+        self.procedures
+            .get(name)
+            .is_some_and(|steps| self.sends_among(steps, seen))
+    }
+
+    /// Whether any of `steps`, or a procedure they run, has a `sends` step.
+    fn sends_among(&self, steps: &[Step], seen: &mut Vec<String>) -> bool {
+        steps.iter().any(|step| {
+            step.sends.is_some()
+                || match &step.action {
+                    Action::Call(p)
+                    | Action::ForEachRecipient { procedure: p, .. }
+                    | Action::ForEachMedia(p)
+                    | Action::ForEachTag(p) => self.sends_in(p, seen),
+                    Action::ForEachItem {
+                        text,
+                        image,
+                        link,
+                        file,
+                    } => [text, image, link, file]
+                        .into_iter()
+                        .any(|p| self.sends_in(p, seen)),
+                    _ => false,
+                }
+        })
+    }
+
+    /// The check procedure of the first sending step of procedure `name`
+    /// (or of one it calls; loops are not entered), if it has one.
+    pub(crate) fn check_of(&self, name: &str) -> Option<&str> {
+        let steps = self.procedures.get(name)?;
+        self.check_among(steps, &mut vec![name.to_owned()])
+    }
+
+    /// The check of the first sending step among `steps` and the procedures
+    /// they call, outside loops.
+    pub(crate) fn check_among<'s>(
+        &'s self,
+        steps: &'s [Step],
+        seen: &mut Vec<String>,
+    ) -> Option<&'s str> {
+        for step in steps {
+            if let Some(sends) = &step.sends {
+                return sends.check.as_deref();
+            }
+            if let Action::Call(p) = &step.action {
+                if !seen.contains(p) {
+                    seen.push(p.clone());
+                    if let Some(steps) = self.procedures.get(p) {
+                        if let Some(check) = self.check_among(steps, seen) {
+                            return Some(check);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The names of every step the flow of `kind` can run, through the
+    /// procedures it calls and loops over, check procedures included, in
+    /// file order (a name used twice is listed once). Tests use it to make
+    /// sure a fault was injected at each of them.
+    pub fn step_names(&self, kind: TaskKind) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut seen = Vec::new();
+        if let Some(steps) = self.flows.get(&kind) {
+            self.collect_names(steps, &mut names, &mut seen);
+        }
+        names
+    }
+
+    fn collect_names(&self, steps: &[Step], names: &mut Vec<String>, seen: &mut Vec<String>) {
+        for step in steps {
+            let procedures: Vec<&String> = match &step.action {
+                Action::Call(p)
+                | Action::ForEachRecipient { procedure: p, .. }
+                | Action::ForEachMedia(p)
+                | Action::ForEachTag(p) => vec![p],
+                Action::ForEachItem {
+                    text,
+                    image,
+                    link,
+                    file,
+                } => vec![text, image, link, file],
+                _ => {
+                    if !names.contains(&step.name) {
+                        names.push(step.name.clone());
+                    }
+                    step.sends
+                        .iter()
+                        .filter_map(|sends| sends.check.as_ref())
+                        .collect()
+                }
+            };
+            for p in procedures {
+                if !seen.contains(p) {
+                    seen.push(p.clone());
+                    if let Some(steps) = self.procedures.get(p) {
+                        self.collect_names(steps, names, seen);
+                    }
+                }
+            }
+        }
     }
 
     fn no_loop(&self, what: &str, scope: &Scope, over: &str) -> String {
@@ -982,6 +1135,39 @@ pub(crate) struct Step {
     pub on_fail: OnFail,
     /// Where it is in the file (from 1), for load errors.
     pub line: Option<usize>,
+    /// Whether this tap is what delivers the unit (the item, or the whole
+    /// task) to the customer, and how to tell whether it did.
+    pub sends: Option<Sends>,
+}
+
+/// What a `sends = true` tap carries: the tap is journaled before and after
+/// (see `crate::delivery`), and a retry never repeats it blindly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sends {
+    /// The procedure that tells, from the screen where the unit's steps
+    /// begin, whether an unconfirmed tap arrived: it runs to its end when
+    /// the unit is there, and fails with [`NOT_SENT`] when it is not.
+    pub check: Option<String>,
+}
+
+/// The code a check procedure fails with when the unit is not on screen.
+pub(crate) const NOT_SENT: &str = "not_sent";
+
+/// Reads `sends` and `verify` (the check procedure): only a `tap` sends, and
+/// only a sending step has a check.
+fn sends_fields(f: &mut Fields, kind: &str) -> Result<Option<Sends>, String> {
+    let sends = f.bool("sends")?.unwrap_or(false);
+    let check = f.string("verify")?;
+    match (sends, check) {
+        (true, _) if kind != "tap" => Err(format!(
+            "`sends` marks the tap that delivers an item; a `{kind}` step cannot send"
+        )),
+        (true, check) => Ok(Some(Sends { check })),
+        (false, Some(_)) => {
+            Err("`verify` goes with `sends = true`: it tells whether that tap arrived".to_owned())
+        }
+        (false, None) => Ok(None),
+    }
 }
 
 impl Step {
@@ -1244,6 +1430,7 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
             .transpose()?,
         retryable: f.bool("retryable")?,
     };
+    let sends = sends_fields(f, kind)?;
     if matches!(kind, "assert" | "fail") && on_fail.code.is_none() {
         return Err(format!(
             "`{kind}` needs `code`, the error code it fails with"
@@ -1364,6 +1551,7 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
         action,
         on_fail,
         line: None,
+        sends,
     })
 }
 

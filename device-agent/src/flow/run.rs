@@ -2,7 +2,7 @@
 //! recipients, items and media, the screen reads that watch for interrupts,
 //! and failures that say which step failed and what the screen showed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,8 +16,9 @@ use youmi_protocol::{AssignedTask, TaskPayload};
 use super::dialog::{self, Dialog, RISK_PHRASES};
 use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
-    Step, RISK_CONTROL,
+    Step, NOT_SENT, RISK_CONTROL,
 };
+use crate::delivery::{DeliveryMark, Mark, UnitKey};
 use crate::executor::{BoxFuture, TaskContext};
 use crate::phone::{Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
 
@@ -69,6 +70,19 @@ pub(crate) struct Failure {
     pub phone_down: bool,
     /// Raised by an interrupt (a risk-control warning, say): never skipped.
     pub interrupt: bool,
+    /// The recipient and item being worked on, when there were any.
+    pub unit: Option<FailedUnit>,
+}
+
+/// The recipient and item a failure happened at, for people and reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FailedUnit {
+    /// Their numbers.
+    pub key: UnitKey,
+    /// The recipient as the task named it.
+    pub to: Option<Contact>,
+    /// E.g. `recipient 2 (李四), item 1 (text)`.
+    pub label: String,
 }
 
 impl Failure {
@@ -80,6 +94,7 @@ impl Failure {
             at: None,
             phone_down: false,
             interrupt: false,
+            unit: None,
         }
     }
 
@@ -182,6 +197,24 @@ pub(crate) struct Run<'a> {
     pub reached: u32,
     /// Mass-send recipients that were skipped.
     pub skipped: Vec<Skipped>,
+    /// The latest delivery mark of each unit: the earlier attempts' and this
+    /// one's (see `crate::delivery`).
+    pub marks: BTreeMap<UnitKey, DeliveryMark>,
+    /// Units not tried because their recipient was skipped, with its code.
+    pub skipped_units: BTreeMap<UnitKey, String>,
+}
+
+/// What to do about a unit, from the earlier attempts' marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan<'f> {
+    /// Nothing is known of it: do it.
+    Run,
+    /// It was sent: not again.
+    Done,
+    /// Its tap was not confirmed, and this procedure tells whether it arrived.
+    Check(&'f str),
+    /// Its tap was not confirmed and nothing can tell: not again.
+    Uncertain,
 }
 
 impl<'a> Run<'a> {
@@ -213,6 +246,8 @@ impl<'a> Run<'a> {
             frames: Vec::new(),
             reached: 0,
             skipped: Vec::new(),
+            marks: crate::delivery::latest(ctx.earlier_marks()),
+            skipped_units: BTreeMap::new(),
         }
     }
 
@@ -251,27 +286,42 @@ impl<'a> Run<'a> {
             }
             let n = match &step.action {
                 Action::Call(procedure) => self.count_procedure(procedure, binding),
-                Action::ForEachRecipient { procedure, .. } => {
-                    self.count_runs(self.recipients().iter().enumerate().map(|(i, contact)| {
-                        let inner = Binding {
+                Action::ForEachRecipient { procedure, .. } => self.count_runs(
+                    self.recipients()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, contact)| Binding {
                             recipient: Some((i, contact)),
                             ..binding
-                        };
-                        (procedure.as_str(), inner)
-                    }))
-                }
+                        })
+                        .filter(|inner| !self.recipient_settled(*inner))
+                        .map(|inner| (procedure.as_str(), inner)),
+                ),
                 Action::ForEachItem {
                     text,
                     image,
                     link,
                     file,
-                } => self.count_runs(self.items().iter().enumerate().map(|(i, item)| {
-                    let inner = Binding {
-                        item: Some((i, item)),
-                        ..binding
-                    };
-                    (item_procedure(item, text, image, link, file), inner)
-                })),
+                } => self
+                    .items()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let inner = Binding {
+                            item: Some((i, item)),
+                            ..binding
+                        };
+                        let name = item_procedure(item, text, image, link, file);
+                        let steps = self.count_procedure(name, inner);
+                        match self.plan(unit_key(inner), self.file.check_of(name)) {
+                            Plan::Run => steps,
+                            Plan::Check(check) => {
+                                steps.saturating_add(self.count_procedure(check, inner))
+                            }
+                            Plan::Done | Plan::Uncertain => 0,
+                        }
+                    })
+                    .fold(0u32, u32::saturating_add),
                 Action::ForEachMedia(procedure) => {
                     self.count_runs(self.media_ids().iter().enumerate().map(|(i, id)| {
                         let inner = Binding {
@@ -354,6 +404,16 @@ impl<'a> Run<'a> {
                         recipient: Some((i, contact)),
                         ..binding
                     };
+                    if self.recipient_settled(inner) {
+                        info!(
+                            recipient = i + 1,
+                            "an earlier attempt sent (or may have sent) every item to this recipient: not sent again"
+                        );
+                        if self.recipient_reached(inner) {
+                            self.reached += 1;
+                        }
+                        continue;
+                    }
                     let start = self.done;
                     let planned = self.count(steps, inner);
                     let span = info_span!(
@@ -366,11 +426,20 @@ impl<'a> Run<'a> {
                         .instrument(span)
                         .await
                     {
-                        Ok(()) => self.reached += 1,
+                        Ok(()) => {
+                            if self.recipient_reached(inner) {
+                                self.reached += 1;
+                            }
+                        }
                         Err(Stop::Failed(failure))
                             if !failure.interrupt && skip_codes.contains(&failure.code) =>
                         {
                             warn!(recipient = i + 1, code = %failure.code, "recipient skipped: {}", failure.message);
+                            for unit in self.recipient_units(inner) {
+                                if !self.marks.contains_key(&unit) {
+                                    self.skipped_units.insert(unit, failure.code.clone());
+                                }
+                            }
                             let evidence = super::evidence::collect(self, &failure).await;
                             self.skipped.push(Skipped {
                                 entry: json!({
@@ -402,7 +471,27 @@ impl<'a> Run<'a> {
                         item: Some((i, item)),
                         ..binding
                     };
-                    self.run_steps(name, steps, inner).await?;
+                    let key = unit_key(inner);
+                    match self.plan(key, self.file.check_of(name)) {
+                        Plan::Run => {}
+                        Plan::Done => {
+                            info!(item = i + 1, "sent by an earlier attempt: not sent again");
+                            continue;
+                        }
+                        Plan::Uncertain => {
+                            warn!(
+                                item = i + 1,
+                                "an earlier attempt's send tap of this item was never confirmed, and the flow cannot check the chat: reported uncertain, not sent again"
+                            );
+                            continue;
+                        }
+                        Plan::Check(check) => {
+                            if self.check_unit(check, key, inner).await? {
+                                continue;
+                            }
+                        }
+                    }
+                    self.run_unit(name, steps, inner, key).await?;
                 }
                 Ok(())
             }
@@ -437,15 +526,211 @@ impl<'a> Run<'a> {
                 let span =
                     info_span!("step", number = self.done, name = %step.name, kind = step.kind);
                 let result = self.leaf(step, binding).instrument(span).await;
-                result.map_err(|stop| self.place_failure(stop, place, index, step))
+                result.map_err(|stop| self.place_failure(stop, place, index, step, binding))
             }
         }
     }
 
+    /// Runs the whole flow of the task. For a kind that does one thing (a
+    /// Moments post, a friend request) the flow is one unit: a retry does
+    /// not do it again once an earlier attempt did, and checks (or reports
+    /// `uncertain`) when the earlier attempt's send tap was not confirmed.
+    pub(crate) async fn run_task(&mut self, place: &'a str, steps: &'a [Step]) -> Result<(), Stop> {
+        let units = crate::delivery::units(self.payload);
+        let whole_task = matches!(units.as_slice(), [unit] if unit.key == UnitKey::default());
+        if !whole_task {
+            return self.run_steps(place, steps, Binding::default()).await;
+        }
+        let key = UnitKey::default();
+        let file: &'a FlowFile = self.file;
+        match self.plan(key, file.check_among(steps, &mut Vec::new())) {
+            Plan::Run => {}
+            Plan::Done => {
+                info!("done by an earlier attempt: not done again");
+                return Ok(());
+            }
+            Plan::Uncertain => {
+                warn!("an earlier attempt's send tap was never confirmed, and the flow cannot check: reported uncertain, not done again");
+                return Ok(());
+            }
+            Plan::Check(check) => {
+                if self.check_unit(check, key, Binding::default()).await? {
+                    return Ok(());
+                }
+            }
+        }
+        self.run_unit(place, steps, Binding::default(), key).await
+    }
+
+    /// Runs the steps of one unit and marks it sent once they all ran (a
+    /// `sends` step has marked it already).
+    async fn run_unit(
+        &mut self,
+        place: &'a str,
+        steps: &'a [Step],
+        binding: Binding<'a>,
+        key: UnitKey,
+    ) -> Result<(), Stop> {
+        self.run_steps(place, steps, binding).await?;
+        if !self.marks.get(&key).is_some_and(|m| m.mark.is_sent()) {
+            self.mark(key, Mark::Sent, self.task.attempt).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a unit's check procedure after an unconfirmed send tap: true
+    /// (and marked found) when the unit is there, false when the check says
+    /// [`NOT_SENT`]; any other failure ends the task, and the unit stays
+    /// unconfirmed for the next attempt.
+    async fn check_unit(
+        &mut self,
+        check: &'a str,
+        key: UnitKey,
+        binding: Binding<'a>,
+    ) -> Result<bool, Stop> {
+        let steps = self.procedure(check)?;
+        info!(
+            ?key,
+            check, "an earlier attempt's send tap was not confirmed: checking whether it arrived"
+        );
+        match self.run_steps(check, steps, binding).await {
+            Ok(()) => {
+                let attempt = self
+                    .marks
+                    .get(&key)
+                    .map_or(self.task.attempt, |m| m.attempt);
+                info!(?key, "it arrived: not sent again");
+                self.mark(key, Mark::Found, attempt).await?;
+                Ok(true)
+            }
+            Err(Stop::Failed(failure)) if failure.code == NOT_SENT && !failure.interrupt => {
+                info!(?key, "it did not arrive: sending it");
+                Ok(false)
+            }
+            Err(stop) => Err(stop),
+        }
+    }
+
+    /// What to do about a unit, given the marks and the check its steps have.
+    fn plan(&self, key: UnitKey, check: Option<&'a str>) -> Plan<'a> {
+        match self.marks.get(&key) {
+            None => Plan::Run,
+            Some(mark) if mark.mark.is_sent() => Plan::Done,
+            Some(_) => check.map_or(Plan::Uncertain, Plan::Check),
+        }
+    }
+
+    /// The units of a mass-send recipient: one per item.
+    fn recipient_units(&self, binding: Binding<'a>) -> Vec<UnitKey> {
+        (0..self.items().len())
+            .map(|i| UnitKey {
+                recipient: binding.recipient.map(|(r, _)| number(r)),
+                item: Some(number(i)),
+            })
+            .collect()
+    }
+
+    /// Whether an earlier attempt settled every item of the recipient: sent,
+    /// or sent unconfirmed with no way to check. Such a recipient's chat is
+    /// not even opened.
+    fn recipient_settled(&self, binding: Binding<'a>) -> bool {
+        let units = self.recipient_units(binding);
+        !units.is_empty()
+            && units.iter().zip(self.items()).all(|(unit, item)| {
+                let name = self.item_procedure_name(item);
+                matches!(
+                    self.plan(*unit, name.and_then(|n| self.file.check_of(n))),
+                    Plan::Done | Plan::Uncertain
+                )
+            })
+    }
+
+    /// Whether the recipient got at least one item (or has none to get).
+    fn recipient_reached(&self, binding: Binding<'a>) -> bool {
+        let units = self.recipient_units(binding);
+        units.is_empty()
+            || units
+                .iter()
+                .any(|unit| self.marks.get(unit).is_some_and(|m| m.mark.is_sent()))
+    }
+
+    /// The procedure the flow's item loop runs for `item`, if the flow has one.
+    fn item_procedure_name(&self, item: &Item) -> Option<&'a str> {
+        let file: &'a FlowFile = self.file;
+        file.flows
+            .get(&self.task.kind)
+            .into_iter()
+            .chain(file.procedures.values())
+            .flatten()
+            .find_map(|step| match &step.action {
+                Action::ForEachItem {
+                    text,
+                    image,
+                    link,
+                    file,
+                } => Some(item_procedure(item, text, image, link, file)),
+                _ => None,
+            })
+    }
+
+    /// Journals a delivery mark (fsynced) before the run goes on.
+    async fn mark(&mut self, unit: UnitKey, mark: Mark, attempt: u32) -> Result<(), Stop> {
+        let record = DeliveryMark {
+            task_id: self.task.id,
+            attempt,
+            unit,
+            mark,
+        };
+        self.ctx.mark(record).await.map_err(|error| {
+            Failure::new(
+                "journal_unwritable",
+                format!("the agent cannot journal its progress ({error}); nothing more is sent"),
+                false,
+            )
+        })?;
+        debug!(?unit, ?mark, "delivery marked");
+        self.marks.insert(unit, record);
+        Ok(())
+    }
+
+    /// The recipient and item a binding is at, for a failure.
+    fn failed_unit(&self, binding: Binding<'a>) -> Option<FailedUnit> {
+        let key = unit_key(binding);
+        let mut parts = Vec::new();
+        if let Some((r, contact)) = binding.recipient {
+            let who = contact
+                .name
+                .clone()
+                .or_else(|| contact.external_id.clone())
+                .or_else(|| contact.customer_id.map(|id| format!("customer {id}")))
+                .unwrap_or_default();
+            parts.push(format!("recipient {} ({who})", r + 1));
+        }
+        if let Some((i, item)) = binding.item {
+            parts.push(format!("item {} ({})", i + 1, item_type(item)));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        Some(FailedUnit {
+            key,
+            to: binding.recipient.map(|(_, c)| c.clone()),
+            label: parts.join(", "),
+        })
+    }
+
     /// Names the step in a failure that does not name one yet.
-    fn place_failure(&self, stop: Stop, place: &str, index: usize, step: &Step) -> Stop {
+    fn place_failure(
+        &self,
+        stop: Stop,
+        place: &str,
+        index: usize,
+        step: &Step,
+        binding: Binding<'a>,
+    ) -> Stop {
         match stop {
             Stop::Failed(mut failure) if failure.at.is_none() => {
+                failure.unit = self.failed_unit(binding);
                 let path = self
                     .frames
                     .iter()
@@ -952,10 +1237,17 @@ impl<'a> Run<'a> {
             }
             Action::Tap { aim, store } => {
                 let node = self.aim(step, aim, binding).await?;
+                let sends = step.sends.is_some().then(|| unit_key(binding));
+                if let Some(unit) = sends {
+                    self.mark(unit, Mark::Sending, self.task.attempt).await?;
+                }
                 self.phone
                     .tap(node.bounds.center())
                     .await
                     .map_err(phone_error)?;
+                if let Some(unit) = sends {
+                    self.mark(unit, Mark::Sent, self.task.attempt).await?;
+                }
                 if let Some(store) = store {
                     self.stored.insert(store.clone(), node);
                 }
@@ -1300,11 +1592,19 @@ fn item_procedure<'s>(
 }
 
 fn item_type(item: &Item) -> &'static str {
-    match item {
-        Item::Text { .. } => "text",
-        Item::Image { .. } => "image",
-        Item::Link { .. } => "link",
-        Item::File { .. } => "file",
+    crate::delivery::item_type(item)
+}
+
+/// A loop index as a number from 1.
+fn number(index: usize) -> u32 {
+    u32::try_from(index + 1).unwrap_or(u32::MAX)
+}
+
+/// The unit a binding is in: its recipient and item, by number.
+fn unit_key(binding: Binding<'_>) -> UnitKey {
+    UnitKey {
+        recipient: binding.recipient.map(|(r, _)| number(r)),
+        item: binding.item.map(|(i, _)| number(i)),
     }
 }
 

@@ -136,6 +136,7 @@ pub(super) fn fold(changes: &[Change]) -> Result<Folded<'_>, sqlx::Error> {
                 id,
                 not_before_ms,
                 error,
+                result,
                 at_ms,
             } => {
                 let i = row(*id, &mut folded);
@@ -143,6 +144,9 @@ pub(super) fn fold(changes: &[Change]) -> Result<Folded<'_>, sqlx::Error> {
                 row.state = Some(TaskState::Queued);
                 row.not_before_ms = Some(*not_before_ms);
                 row.error = Some(error.as_ref().map(error_json).transpose()?);
+                if let Some(result) = result {
+                    row.result = Some(Some(result.clone()));
+                }
                 row.updated_at_ms = *at_ms;
             }
             Change::TaskCancelRequested { id, at_ms } => {
@@ -603,6 +607,7 @@ mod tests {
                 id: 2,
                 not_before_ms: None,
                 error: None,
+                result: None,
                 at_ms: 14,
             },
             Change::TaskFinished {

@@ -101,6 +101,9 @@ async fn commits_land_in_the_snapshot() {
                 message: "try again".into(),
                 retryable: true,
             }),
+            result: Some(
+                r#"{"deliveries":[{"item":1,"type":"text","outcome":"sent","attempt":1}]}"#.into(),
+            ),
             at_ms: 230,
         },
         Change::TaskDispatched {
@@ -211,6 +214,11 @@ async fn commits_land_in_the_snapshot() {
         .unwrap()
         .unwrap();
     assert_eq!(view.error.unwrap().code, "flaky");
+    // A retryable failure's result is kept while the task waits to run again.
+    assert_eq!(
+        view.result.unwrap()["deliveries"][0]["outcome"],
+        serde_json::json!("sent")
+    );
 
     db.close().await;
     test_db.remove().await;
