@@ -400,9 +400,13 @@ fn check_case(what: &str, ended: &Ended, expected: &[SentEvent]) {
     let result = match &ended.last {
         Ok(result) => result,
         Err((code, result)) => {
-            assert_eq!(
-                code, "delivery_uncertain",
-                "{what}: failed after {} attempts: {result}",
+            // A retry ends without sending when what it cannot confirm was
+            // sent (`delivery_uncertain`), or when the stalled attempt left a
+            // dialog of its own on screen, which no rule may dismiss blindly
+            // (`unexpected_dialog`: a person looks; section 2 of issue 11).
+            assert!(
+                code == "delivery_uncertain" || code == "unexpected_dialog",
+                "{what}: failed with {code} after {} attempts: {result}",
                 ended.attempts
             );
             result
