@@ -17,7 +17,7 @@
 //! checkpoint left to copy, and after it the WAL starts over.
 //!
 //! Dispatch benchmark, SQLite, paired runs: about 12 % more tasks per second
-//! (`docs/benchmarks.md`, sixth session).
+//! (`docs/bench-history.md`, sixth session).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

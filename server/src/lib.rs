@@ -192,7 +192,7 @@ impl Server {
                 retry_delay_ms: config.retry_delay_ms,
                 // SQLite runs statements on threads of its own; PostgreSQL's
                 // sockets belong to this runtime. Dispatch benchmark, SQLite:
-                // see docs/benchmarks.md, sixth session.
+                // see docs/bench-history.md, sixth session.
                 writer_thread: db.backend == db::Backend::Sqlite,
                 metrics: metrics.as_ref().map(Metrics::controller_recorder),
                 ..ControllerConfig::default()
