@@ -4,43 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{center_of, RawAdb};
-use youmi_phone_sim::{SentEvent, SimConfig, SimHandle, Simulator};
-
-struct Shell {
-    c: RawAdb,
-}
+use common::Shell;
+use youmi_phone_sim::{SentEvent, SimConfig, Simulator};
 
 impl Shell {
-    async fn new(sim: &SimHandle) -> Self {
-        Self {
-            c: RawAdb::connect(sim.addr()).await.unwrap().0,
-        }
-    }
-
-    async fn sh(&mut self, cmd: &str) -> String {
-        let (l, r) = self.c.open(&format!("shell:{cmd}")).await.unwrap().unwrap();
-        let (out, clean) = tokio::time::timeout(Duration::from_secs(5), self.c.read_stream(l, r))
-            .await
-            .expect("answers in time")
-            .unwrap();
-        assert!(clean);
-        String::from_utf8(out).unwrap()
-    }
-
-    async fn dump(&mut self) -> String {
-        self.sh("uiautomator dump /dev/tty").await
-    }
-
-    async fn tap(&mut self, attr: &str, value: &str) {
-        let xml = self.dump().await;
-        let (x, y) = center_of(&xml, attr, value)
-            .unwrap_or_else(|| panic!("no {attr}={value} on screen: {xml}"));
-        self.sh(&format!("input tap {x} {y}")).await;
-    }
-
     /// Writes a file and registers it with the media scanner, as the agent's push does.
     async fn push(&mut self, path: &str, content: &str) {
         self.sh(&format!("echo {content} > {path}")).await;

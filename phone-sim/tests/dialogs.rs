@@ -5,44 +5,10 @@
 
 mod common;
 
-use common::{center_of, ime_broadcast, RawAdb};
-use youmi_phone_sim::{
-    DialogFault, DialogStyle, DialogWhen, Fault, Input, SimConfig, SimHandle, Simulator,
-};
-
-struct Shell {
-    c: RawAdb,
-}
+use common::{ime_broadcast, Shell};
+use youmi_phone_sim::{DialogFault, DialogStyle, DialogWhen, Fault, Input, SimConfig, Simulator};
 
 impl Shell {
-    async fn new(sim: &SimHandle) -> Self {
-        Self {
-            c: RawAdb::connect(sim.addr()).await.unwrap().0,
-        }
-    }
-
-    async fn sh(&mut self, cmd: &str) -> String {
-        let (l, r) = self.c.open(&format!("shell:{cmd}")).await.unwrap().unwrap();
-        let fut = self.c.read_stream(l, r);
-        let (out, clean) = tokio::time::timeout(std::time::Duration::from_secs(5), fut)
-            .await
-            .expect("answers in time")
-            .unwrap();
-        assert!(clean);
-        String::from_utf8(out).unwrap()
-    }
-
-    async fn dump(&mut self) -> String {
-        self.sh("uiautomator dump /dev/tty").await
-    }
-
-    async fn tap(&mut self, attr: &str, value: &str) {
-        let xml = self.dump().await;
-        let (x, y) = center_of(&xml, attr, value)
-            .unwrap_or_else(|| panic!("no {attr}={value} on screen: {xml}"));
-        self.sh(&format!("input tap {x} {y}")).await;
-    }
-
     async fn launch(&mut self) {
         self.sh("am start -n com.tencent.wework/.launch.LaunchSplashActivity")
             .await;

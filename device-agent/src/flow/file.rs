@@ -469,6 +469,22 @@ impl FlowFile {
         Ok(())
     }
 
+    /// A load error about step `index` (from 0) of `place`, at `line` of the file.
+    fn step_error(
+        &self,
+        place: &str,
+        (index, line): (usize, Option<usize>),
+        reason: String,
+    ) -> LoadError {
+        LoadError::Step {
+            file: self.source.clone(),
+            line,
+            place: place.to_owned(),
+            step: index + 1,
+            reason,
+        }
+    }
+
     fn check_list<'a>(
         &'a self,
         place: &str,
@@ -479,13 +495,7 @@ impl FlowFile {
         called: &mut BTreeSet<&'a str>,
     ) -> Result<(), LoadError> {
         for (i, step) in steps.iter().enumerate() {
-            let fail = |reason: String| LoadError::Step {
-                file: self.source.clone(),
-                line: step.line,
-                place: place.to_owned(),
-                step: i + 1,
-                reason,
-            };
+            let fail = |reason: String| self.step_error(place, (i, step.line), reason);
             for name in step.variables() {
                 scope.check_variable(name).map_err(&fail)?;
             }
@@ -631,13 +641,7 @@ impl FlowFile {
         stack: &mut Vec<String>,
         called: &mut BTreeSet<&'a str>,
     ) -> Result<(), LoadError> {
-        let fail = |reason: String| LoadError::Step {
-            file: self.source.clone(),
-            line,
-            place: place.to_owned(),
-            step: index + 1,
-            reason,
-        };
+        let fail = |reason: String| self.step_error(place, (index, line), reason);
         if scope.in_media || scope.in_tag {
             return Err(fail(
                 "a `sends` step cannot be inside for_each_media or for_each_tag: what it sends is the item, or the whole task".to_owned(),
@@ -790,13 +794,7 @@ impl FlowFile {
         stack: &mut Vec<String>,
         called: &mut BTreeSet<&'a str>,
     ) -> Result<(), LoadError> {
-        let fail = |reason: String| LoadError::Step {
-            file: self.source.clone(),
-            line,
-            place: place.to_owned(),
-            step: index + 1,
-            reason,
-        };
+        let fail = |reason: String| self.step_error(place, (index, line), reason);
         let Some((key, steps)) = self.procedures.get_key_value(name) else {
             return Err(fail(format!("there is no procedure `{name}`")));
         };

@@ -178,3 +178,40 @@ pub fn decode_v2(mut raw: &[u8]) -> (Vec<u8>, Vec<u8>, Option<u8>) {
     }
     (out, err, code)
 }
+
+/// A shell on the simulator over a raw ADB connection, with the few gestures the
+/// flow tests make.
+pub struct Shell {
+    pub c: RawAdb,
+}
+
+impl Shell {
+    pub async fn new(sim: &youmi_phone_sim::SimHandle) -> Self {
+        Self {
+            c: RawAdb::connect(sim.addr()).await.unwrap().0,
+        }
+    }
+
+    /// Runs `cmd` and returns its output; it must answer within 5 s and end cleanly.
+    pub async fn sh(&mut self, cmd: &str) -> String {
+        let (l, r) = self.c.open(&format!("shell:{cmd}")).await.unwrap().unwrap();
+        let (out, clean) = tokio::time::timeout(Duration::from_secs(5), self.c.read_stream(l, r))
+            .await
+            .expect("answers in time")
+            .unwrap();
+        assert!(clean);
+        String::from_utf8(out).unwrap()
+    }
+
+    pub async fn dump(&mut self) -> String {
+        self.sh("uiautomator dump /dev/tty").await
+    }
+
+    /// Taps the centre of the node whose `attr` is `value`.
+    pub async fn tap(&mut self, attr: &str, value: &str) {
+        let xml = self.dump().await;
+        let (x, y) = center_of(&xml, attr, value)
+            .unwrap_or_else(|| panic!("no {attr}={value} on screen: {xml}"));
+        self.sh(&format!("input tap {x} {y}")).await;
+    }
+}
