@@ -104,8 +104,9 @@ pub enum Labels {
     /// description, buttons with words carry text.
     #[default]
     AsDrawn,
-    /// Every label is visible text: a node with a description and no text
-    /// shows the description as its text and has none.
+    /// Every label is visible text only: a node with a description and no
+    /// text shows the description as its text, and a description that
+    /// repeats the text (the tabs') is gone.
     Text,
 }
 

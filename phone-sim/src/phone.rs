@@ -2475,10 +2475,13 @@ fn alert_dialog(fault: &DialogFault) -> Node {
     .child(panel)
 }
 
-/// Moves every label that is a content description alone into the visible text.
+/// Makes every label visible text only: a description alone moves into the
+/// text, and one that repeats the text goes (WeCom's tabs carry both).
 fn labels_as_text(node: &mut Node) {
     if node.text.is_empty() && !node.content_desc.is_empty() {
         node.text = std::mem::take(&mut node.content_desc);
+    } else if node.text == node.content_desc {
+        node.content_desc.clear();
     }
     for child in &mut node.children {
         labels_as_text(child);
