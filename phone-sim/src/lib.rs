@@ -95,6 +95,10 @@ pub struct SimConfig {
     /// Where the app puts its labels (tabs, icon buttons): a layout variant, for
     /// flows that must not depend on it.
     pub labels: Labels,
+    /// How many chats with other customers sit above the scripted ones in the chat
+    /// list (a layout variant: with more than a screenful, the scripted chats are
+    /// below the fold, and a flow must scroll to them).
+    pub filler_chats: u32,
 }
 
 /// Where the simulated WeCom puts the labels of tabs and icon buttons.
@@ -124,6 +128,7 @@ impl Default for SimConfig {
                 .map(str::to_owned)
                 .collect(),
             labels: Labels::AsDrawn,
+            filler_chats: 0,
         }
     }
 }

@@ -29,6 +29,11 @@ struct Args {
     /// content description: a layout variant flows must survive.
     #[arg(long, env = "YOUMI_SIM_LABELS_AS_TEXT")]
     labels_as_text: bool,
+    /// Put this many chats with other customers above the scripted ones, so
+    /// that those are below the fold of the chat list: a layout variant
+    /// flows must survive by scrolling.
+    #[arg(long, env = "YOUMI_SIM_FILLER_CHATS", default_value_t = 0)]
+    filler_chats: u32,
     /// The WeCom versionName the phone reports.
     #[arg(long, env = "YOUMI_SIM_WECOM_VERSION", default_value = "4.1.30")]
     wecom_version: String,
@@ -66,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         } else {
             Labels::AsDrawn
         },
+        filler_chats: args.filler_chats,
     };
     let sim = Simulator::start(config)
         .await

@@ -24,6 +24,10 @@ const PERMISSION_PACKAGE: &str = "com.android.permissioncontroller";
 pub const SCREEN_W: i32 = 1080;
 /// Screen height in pixels (`wm size`).
 pub const SCREEN_H: i32 = 2400;
+/// Where the chat list is on the 消息 tab.
+const CHAT_LIST: Rect = Rect::new(0, 248, SCREEN_W, 2208);
+/// The height of one chat row.
+const CHAT_ROW: i32 = 200;
 
 /// One outcome the simulated app "sent", recorded so tests can assert what a task did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,6 +227,13 @@ pub enum Input {
     Launch,
     /// WeCom force-stopped.
     ForceStop,
+    /// A swipe that moved (not a long press): lists scroll.
+    Swipe {
+        /// Where it started.
+        from: (i32, i32),
+        /// Where it ended.
+        to: (i32, i32),
+    },
 }
 
 /// The bottom tabs of WeCom's main screen.
@@ -389,6 +400,8 @@ pub(crate) struct Phone {
     overlay: Option<Overlay>,
     focused: bool,
     chats: Vec<Chat>,
+    /// How far the chat list is scrolled, in pixels from its top.
+    chat_scroll: i32,
     contacts: Vec<String>,
     requests: Vec<FriendRequest>,
     pub media: Vec<String>,
@@ -447,16 +460,26 @@ impl Phone {
             stack: vec![Screen::Main(Tab::Messages)],
             overlay: None,
             focused: false,
-            chats: vec![
-                Chat {
-                    with: "张三".to_owned(),
-                    messages: vec![(false, Bubble::Text("你好，请问产品还有货吗？".to_owned()))],
-                },
-                Chat {
-                    with: "李四".to_owned(),
-                    messages: vec![(false, Bubble::Text("收到，谢谢".to_owned()))],
-                },
-            ],
+            chats: (1..=config.filler_chats)
+                .map(|n| Chat {
+                    with: format!("客户{n:03}"),
+                    messages: vec![(false, Bubble::Text("好的".to_owned()))],
+                })
+                .chain([
+                    Chat {
+                        with: "张三".to_owned(),
+                        messages: vec![(
+                            false,
+                            Bubble::Text("你好，请问产品还有货吗？".to_owned()),
+                        )],
+                    },
+                    Chat {
+                        with: "李四".to_owned(),
+                        messages: vec![(false, Bubble::Text("收到，谢谢".to_owned()))],
+                    },
+                ])
+                .collect(),
+            chat_scroll: 0,
             contacts: ["张三", "李四", "王五", "赵六"]
                 .into_iter()
                 .map(str::to_owned)
@@ -768,6 +791,27 @@ impl Phone {
         self.overlay = None;
         self.focused = false;
         self.stack = vec![Screen::Main(Tab::Messages)];
+        self.chat_scroll = 0;
+    }
+
+    /// A swipe from one point to another: on the chat list it scrolls the
+    /// list by the distance moved (within its ends); elsewhere every list fits
+    /// on screen and nothing moves.
+    pub fn swipe(&mut self, from: (i32, i32), to: (i32, i32)) {
+        let on_list = matches!(self.top(), Screen::Main(Tab::Messages))
+            && self.overlay.is_none()
+            && CHAT_LIST.contains(from.0, from.1);
+        if on_list {
+            self.chat_scroll = (self.chat_scroll + from.1 - to.1).clamp(0, self.max_chat_scroll());
+        }
+    }
+
+    /// How far the chat list can scroll: its rows' height past the screen.
+    fn max_chat_scroll(&self) -> i32 {
+        let rows = i32::try_from(self.chats.len()).unwrap_or(i32::MAX);
+        rows.saturating_mul(CHAT_ROW)
+            .saturating_sub(CHAT_LIST.bottom - CHAT_LIST.top)
+            .max(0)
     }
 
     pub fn home(&mut self) {
@@ -1357,13 +1401,19 @@ impl Phone {
             Screen::Main(tab) => {
                 let body = match tab {
                     Tab::Messages => {
-                        let rows = self.chats.iter().enumerate().map(|(i, c)| {
-                            let top = 248 + 200 * i as i32;
+                        // Only the rows in view are in the dump, as a RecyclerView
+                        // has no views for the rest; a row cut by an edge is clipped.
+                        let scroll = self.chat_scroll.min(self.max_chat_scroll());
+                        let rows = self.chats.iter().enumerate().filter_map(|(i, c)| {
+                            let top = CHAT_LIST.top + CHAT_ROW * i as i32 - scroll;
+                            if top + CHAT_ROW <= CHAT_LIST.top || top >= CHAT_LIST.bottom {
+                                return None;
+                            }
                             let last = c.messages.last().map(|m| m.1.preview()).unwrap_or_default();
-                            Node::new(
+                            let row = Node::new(
                                 "android.widget.RelativeLayout",
                                 p,
-                                Rect::new(0, top, SCREEN_W, top + 200),
+                                Rect::new(0, top, SCREEN_W, top + CHAT_ROW),
                             )
                             .id("conversation_item")
                             .on_tap(Action::OpenChat(c.with.clone()))
@@ -1393,11 +1443,15 @@ impl Phone {
                                 )
                                 .id("content")
                                 .text(&last),
-                            )
+                            );
+                            clipped(row, CHAT_LIST)
                         });
-                        Node::new("androidx.recyclerview.widget.RecyclerView", p, content)
-                            .id("conversation_list")
-                            .children(rows)
+                        let mut list =
+                            Node::new("androidx.recyclerview.widget.RecyclerView", p, content)
+                                .id("conversation_list")
+                                .children(rows);
+                        list.scrollable = self.max_chat_scroll() > 0;
+                        list
                     }
                     Tab::Contacts => {
                         let mut list = vec![
@@ -2147,6 +2201,28 @@ fn lookup_user(query: &str) -> Option<String> {
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `node` cut to `area`, as a list draws a row its edge cuts: its bounds
+/// and its children's shrink to what is in view, and children wholly out of
+/// view go. `None` when nothing of it is in view.
+fn clipped(mut node: Node, area: Rect) -> Option<Node> {
+    let b = node.bounds;
+    let cut = Rect::new(
+        b.left.max(area.left),
+        b.top.max(area.top),
+        b.right.min(area.right),
+        b.bottom.min(area.bottom),
+    );
+    if cut.right <= cut.left || cut.bottom <= cut.top {
+        return None;
+    }
+    node.bounds = cut;
+    node.children = std::mem::take(&mut node.children)
+        .into_iter()
+        .filter_map(|child| clipped(child, area))
+        .collect();
+    Some(node)
 }
 
 fn title_bar(p: &str, title: &str, back: bool) -> Node {

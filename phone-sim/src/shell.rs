@@ -752,9 +752,11 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 if moved < 20 && duration >= 500 {
                     phone.log_input(Input::LongPress { x: p[0], y: p[1] });
                     phone.long_press(p[0], p[1]);
+                } else if moved >= 20 {
+                    let (from, to) = ((p[0], p[1]), (p[2], p[3]));
+                    phone.log_input(Input::Swipe { from, to });
+                    phone.swipe(from, to);
                 }
-                // Every list in the simulated app fits on screen, so a real swipe scrolls
-                // nothing.
                 0
             }
             None => usage_error(io, "swipe"),

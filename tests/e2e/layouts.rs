@@ -1,6 +1,9 @@
-//! The built-in flows on a WeCom whose labels are visible text rather than
-//! content descriptions (issue 11, section 4): every task kind still reaches
-//! the phone, because the flows match labels by either.
+//! The built-in flows on the simulator's layout variants (issue 11, section
+//! 4): a WeCom whose labels are visible text rather than content
+//! descriptions (the flows match labels by either, and take the tab bar's
+//! match over a title's), and one whose chat list is longer than the screen
+//! (the flows scroll to a chat below the fold). Every task kind succeeds on
+//! each, at the first attempt.
 
 use std::time::Duration;
 
@@ -24,16 +27,31 @@ fn jpeg(tag: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_kind_runs_when_labels_are_text() {
+    every_task_kind_runs_on(SimConfig {
+        serial: "E2E-LABELS-TEXT".to_owned(),
+        labels: Labels::Text,
+        ..SimConfig::default()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_kind_runs_when_the_chat_list_is_long_and_labels_are_text() {
+    every_task_kind_runs_on(SimConfig {
+        serial: "E2E-LONG-LIST-TEXT".to_owned(),
+        labels: Labels::Text,
+        filler_chats: 30,
+        ..SimConfig::default()
+    })
+    .await;
+}
+
+async fn every_task_kind_runs_on(sim: SimConfig) {
     if !adb_on_path() {
         return;
     }
     let adb = AdbServer::start().await;
     let app = TestApp::spawn().await;
-    let sim = SimConfig {
-        serial: "E2E-LABELS-TEXT".to_owned(),
-        labels: Labels::Text,
-        ..SimConfig::default()
-    };
     let config = AdbConfig {
         command_timeout: Duration::from_secs(15),
         dump_timeout: Duration::from_secs(15),

@@ -13,7 +13,11 @@
 //! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
 //!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
-//! - `layouts`: the built-in flows on a WeCom that shows its labels as text.
+//! - `layouts`: the built-in flows on a WeCom that shows its labels as text,
+//!   and on one whose chat list is longer than the screen.
+//! - `flow_constructs`: scrolling to a chat below the fold; a flow file that
+//!   branches on the screen, picks with `nth` and `inside`, stops on several
+//!   `fail_on`s and computes text.
 //! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
 //!   counts.
@@ -41,6 +45,7 @@ mod chaos;
 mod devices;
 mod dispatch;
 mod fleet;
+mod flow_constructs;
 mod fuzz;
 mod layouts;
 mod media;

@@ -19,7 +19,8 @@ use toml::{Spanned, Table, Value};
 use youmi_protocol::task_error;
 use youmi_protocol::TaskKind;
 
-use super::template::Template;
+use super::expr::EvalError;
+use super::template::{RenderError, Template};
 use super::vars::{self, Collections};
 use super::version::Coverage;
 use super::LoadError;
@@ -75,6 +76,7 @@ const STEP_TYPES: &[&str] = &[
     "for_each_item",
     "for_each_media",
     "for_each_tag",
+    "branch",
     "fail",
 ];
 
@@ -116,11 +118,37 @@ const SELECTOR_KEYS: &[&str] = &[
     "class",
     "label",
     "label_contains",
+    "nth",
+    "inside",
 ];
+/// The largest `nth`: which of the matches, counted from either end.
+const MAX_NTH: u64 = 1000;
+/// How many `inside` selectors may nest.
+const MAX_INSIDE_DEPTH: usize = 3;
 /// The keys every step takes.
 const STEP_KEYS: &[&str] = &["do", "name", "if", "unless", "code", "message", "retryable"];
 /// The keys that find a node (`target` and its neighbours).
-const LOCATE_KEYS: &[&str] = &["target", "near", "near_depth", "timeout_ms", "poll_ms"];
+const LOCATE_KEYS: &[&str] = &[
+    "target",
+    "near",
+    "near_depth",
+    "fail_on",
+    "scroll",
+    "timeout_ms",
+    "poll_ms",
+];
+/// The keys of `scroll`.
+const SCROLL_KEYS: &[&str] = &["max", "direction", "within", "duration_ms"];
+/// The keys of one of `branch`'s cases.
+const CASE_KEYS: &[&str] = &["present", "call"];
+/// How many swipes `scroll` makes when the file does not say, and at most.
+const DEFAULT_SCROLLS: u32 = 10;
+const MAX_SCROLLS: u32 = 50;
+/// How long one scrolling swipe takes when the file does not say: slow
+/// enough not to fling the list past what it looks for.
+const DEFAULT_SCROLL_SWIPE: Duration = Duration::from_millis(400);
+/// How many selectors `fail_on` and `branch` take.
+const MAX_ALTERNATIVES: usize = 16;
 
 /// The keys a step type takes besides [`STEP_KEYS`].
 fn step_keys(kind: &str) -> Vec<&'static str> {
@@ -131,7 +159,8 @@ fn step_keys(kind: &str) -> Vec<&'static str> {
         "long_press" => &["node", "hold_ms"],
         "clear" => &["node"],
         "type" => &["text", "check"],
-        "wait_for" => &["gone", "fail_on", "store"],
+        "wait_for" => &["gone", "store"],
+        "branch" => &["cases", "otherwise", "timeout_ms", "poll_ms"],
         "assert" => &["present", "absent", "near", "near_depth"],
         "key" => &["key"],
         "swipe" => &["from", "to", "duration_ms"],
@@ -522,17 +551,18 @@ impl FlowFile {
                             .to_owned(),
                     ));
                 }
-                Action::Call(procedure) => {
-                    let inner = scope.clone();
-                    self.enter(
-                        place,
-                        (i, step.line),
-                        procedure,
-                        &inner,
-                        stores,
-                        stack,
-                        called,
-                    )?;
+                Action::Call(_) | Action::Branch { .. } => {
+                    for procedure in step.action.called() {
+                        self.enter(
+                            place,
+                            (i, step.line),
+                            procedure,
+                            scope,
+                            stores,
+                            stack,
+                            called,
+                        )?;
+                    }
                 }
                 Action::ForEachRecipient { procedure, .. } => {
                     if !scope.collections.recipients || scope.in_recipient {
@@ -687,6 +717,11 @@ impl FlowFile {
                     } => [text, image, link, file]
                         .into_iter()
                         .any(|p| self.sends_in(p, seen)),
+                    Action::Branch { .. } => step
+                        .action
+                        .called()
+                        .into_iter()
+                        .any(|p| self.sends_in(p, seen)),
                     _ => false,
                 }
         })
@@ -710,7 +745,7 @@ impl FlowFile {
             if let Some(sends) = &step.sends {
                 return sends.check.as_deref();
             }
-            if let Action::Call(p) = &step.action {
+            for p in step.action.called() {
                 if !seen.contains(p) {
                     seen.push(p.clone());
                     if let Some(steps) = self.procedures.get(p) {
@@ -750,6 +785,12 @@ impl FlowFile {
                     link,
                     file,
                 } => vec![text, image, link, file],
+                Action::Branch { .. } => {
+                    if !names.contains(&step.name) {
+                        names.push(step.name.clone());
+                    }
+                    step.action.called()
+                }
                 _ => {
                     if !names.contains(&step.name) {
                         names.push(step.name.clone());
@@ -878,6 +919,18 @@ enum SelectorField {
 pub(crate) struct SelectorTemplate {
     /// The fields the selector sets, each a template.
     fields: Vec<(SelectorField, Template)>,
+    /// Which match: a number, or a template that gives one.
+    nth: Option<Nth>,
+    /// The selector of the node the match must lie inside.
+    inside: Option<Box<SelectorTemplate>>,
+}
+
+/// A selector's `nth`: written as a number, or as a template such as
+/// `"{media.number + 1}"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Nth {
+    Fixed(i64),
+    Computed(Template),
 }
 
 impl SelectorTemplate {
@@ -897,18 +950,35 @@ impl SelectorTemplate {
                 fields.push((field, Template::parse(value).map_err(|e| e.to_string())?));
             }
         }
-        Ok(SelectorTemplate { fields })
+        Ok(SelectorTemplate {
+            fields,
+            nth: selector.nth.map(Nth::Fixed),
+            inside: selector
+                .inside
+                .as_deref()
+                .map(|inside| SelectorTemplate::new(inside).map(Box::new))
+                .transpose()?,
+        })
     }
 
-    /// The variables its templates use.
-    pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
-        self.fields
+    /// The variables its templates use (its `nth`'s and its container's too).
+    pub(crate) fn variables(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .fields
             .iter()
             .flat_map(|(_, template)| template.variables())
+            .collect();
+        if let Some(Nth::Computed(template)) = &self.nth {
+            out.extend(template.variables());
+        }
+        if let Some(inside) = &self.inside {
+            out.extend(inside.variables());
+        }
+        out
     }
 
     /// The selector for one task; `lookup` gives variable values.
-    pub(crate) fn render<E>(
+    pub(crate) fn render<E: From<EvalError>>(
         &self,
         lookup: &impl Fn(&str) -> Result<String, E>,
     ) -> Result<Selector, E> {
@@ -926,13 +996,34 @@ impl SelectorTemplate {
                 SelectorField::LabelContains => selector.label_contains = value,
             }
         }
+        selector.nth = match &self.nth {
+            None => None,
+            Some(Nth::Fixed(n)) => Some(*n),
+            Some(Nth::Computed(template)) => {
+                let value = render(template, lookup)?;
+                match value.trim().parse::<i64>() {
+                    Ok(n) if n != 0 => Some(n),
+                    _ => {
+                        return Err(E::from(EvalError::NotANumber {
+                            name: format!("nth = \"{template}\""),
+                            value,
+                        }))
+                    }
+                }
+            }
+        };
+        selector.inside = match &self.inside {
+            Some(inside) => Some(Box::new(inside.render(lookup)?)),
+            None => None,
+        };
         Ok(selector)
     }
 }
 
 /// Renders `template` with a fallible lookup (the runner's lookup fails with
-/// a task failure when a value is missing).
-pub(crate) fn render<E>(
+/// a task failure when a value is missing; an expression that cannot be
+/// worked out is an [`EvalError`]).
+pub(crate) fn render<E: From<EvalError>>(
     template: &Template,
     lookup: &impl Fn(&str) -> Result<String, E>,
 ) -> Result<String, E> {
@@ -947,8 +1038,9 @@ pub(crate) fn render<E>(
     match (rendered, failure) {
         (_, Some(error)) => Err(error),
         (Ok(text), None) => Ok(text),
-        // The lookup gave every value, so rendering cannot have failed.
-        (Err(_), None) => Ok(String::new()),
+        (Err(RenderError::Eval(error)), None) => Err(E::from(error)),
+        // The lookup gave every value, so no value can be missing.
+        (Err(RenderError::Missing(_)), None) => Ok(String::new()),
     }
 }
 
@@ -970,10 +1062,37 @@ pub(crate) struct Locate {
     pub target: SelectorTemplate,
     /// Narrows the search to the neighbourhood of another node.
     pub near: Option<Near>,
+    /// Nodes whose appearance ends the search at once, as the step's failure.
+    pub fail_on: Vec<SelectorTemplate>,
+    /// Swipe through a list while the target is not on screen.
+    pub scroll: Option<Scroll>,
     /// How long to keep reading the screen until it shows up.
     pub timeout: Duration,
     /// How long to wait between reads.
     pub poll: Duration,
+}
+
+/// Scrolling a list until the target shows: at most `max` swipes, stopping
+/// early when a swipe changes nothing (the end of the list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Scroll {
+    /// The most swipes.
+    pub max: u32,
+    /// `down` reveals what is below (the finger moves up), `up` what is above.
+    pub down: bool,
+    /// The list to swipe in (its bounds); the whole screen without it.
+    pub within: Option<SelectorTemplate>,
+    /// How long one swipe takes.
+    pub duration: Duration,
+}
+
+/// One case of a `branch`: when `present` shows, run `call`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Case {
+    /// What the screen must show.
+    pub present: SelectorTemplate,
+    /// The procedure to run then.
+    pub call: String,
 }
 
 /// What a tap, long press or clear acts on.
@@ -1058,8 +1177,6 @@ pub(crate) enum Action {
         locate: Box<Locate>,
         /// Wait for it to go away instead.
         gone: bool,
-        /// Stop waiting and fail as soon as this shows up.
-        fail_on: Option<SelectorTemplate>,
         /// Store the node under this name.
         store: Option<String>,
     },
@@ -1114,8 +1231,38 @@ pub(crate) enum Action {
     /// Runs a procedure once per tag: a new friend's `tags`, or a Moments
     /// post's `visible_to_tags`.
     ForEachTag(String),
+    /// Reads the screen until one case's node shows, then runs its
+    /// procedure (the first case that shows, in file order); `otherwise`
+    /// when none does in time.
+    Branch {
+        /// The cases, in order.
+        cases: Vec<Case>,
+        /// The procedure when no case shows; without it, the step fails.
+        otherwise: Option<String>,
+        /// How long to read the screen for a case.
+        timeout: Duration,
+        /// How long to wait between reads.
+        poll: Duration,
+    },
     /// Ends the task with the step's code and message.
     Fail,
+}
+
+impl Action {
+    /// The procedures a `call` or a `branch` may run (not the loops').
+    pub(crate) fn called(&self) -> Vec<&String> {
+        match self {
+            Action::Call(procedure) => vec![procedure],
+            Action::Branch {
+                cases, otherwise, ..
+            } => cases
+                .iter()
+                .map(|case| &case.call)
+                .chain(otherwise.as_ref())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// One step of a flow or procedure.
@@ -1197,12 +1344,10 @@ impl Step {
                 }
             }
             Action::Type { text, .. } => out.extend(text.variables()),
-            Action::WaitFor {
-                locate, fail_on, ..
-            } => {
-                locate_variables(locate, &mut out);
-                if let Some(fail_on) = fail_on {
-                    out.extend(fail_on.variables());
+            Action::WaitFor { locate, .. } => locate_variables(locate, &mut out),
+            Action::Branch { cases, .. } => {
+                for case in cases {
+                    out.extend(case.present.variables());
                 }
             }
             Action::Assert { selector, near, .. } => {
@@ -1217,11 +1362,18 @@ impl Step {
     }
 }
 
-/// The variables a node lookup uses: its target's and its anchor's.
+/// The variables a node lookup uses: its target's, its anchor's, its
+/// `fail_on`'s and its list's.
 fn locate_variables<'a>(locate: &'a Locate, out: &mut Vec<&'a str>) {
     out.extend(locate.target.variables());
     if let Some(near) = &locate.near {
         out.extend(near.anchor.variables());
+    }
+    for fail_on in &locate.fail_on {
+        out.extend(fail_on.variables());
+    }
+    if let Some(within) = locate.scroll.as_ref().and_then(|s| s.within.as_ref()) {
+        out.extend(within.variables());
     }
 }
 
@@ -1476,10 +1628,16 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
                     "`store` does not go with `gone = true`: nothing is left to store".to_owned(),
                 );
             }
+            if gone && locate.scroll.is_some() {
+                f.blame("scroll");
+                return Err(
+                    "`scroll` does not go with `gone = true`: it looks for a node, not for one to leave"
+                        .to_owned(),
+                );
+            }
             Action::WaitFor {
                 locate,
                 gone,
-                fail_on: f.selector("fail_on")?,
                 store,
             }
         }
@@ -1538,6 +1696,23 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
             f.string("procedure")?
                 .ok_or("`for_each_tag` needs `procedure`")?,
         ),
+        "branch" => {
+            let cases = f.cases("cases")?.ok_or(
+                "`branch` needs `cases`, such as [{ present = { text = \"发消息\" }, call = \"chat\" }]",
+            )?;
+            let poll = f.millis("poll_ms", MAX_TIMEOUT_MS)?.unwrap_or(DEFAULT_POLL);
+            if poll < Duration::from_millis(MIN_POLL_MS) {
+                return Err(format!("`poll_ms` must be at least {MIN_POLL_MS}"));
+            }
+            Action::Branch {
+                cases,
+                otherwise: f.string("otherwise")?,
+                timeout: f
+                    .millis("timeout_ms", MAX_TIMEOUT_MS)?
+                    .unwrap_or(DEFAULT_FIND_TIMEOUT),
+                poll,
+            }
+        }
         "fail" => Action::Fail,
         _ => return Err(format!("unknown step type `{kind}`")),
     };
@@ -1730,9 +1905,64 @@ fn locate(f: &mut Fields, default_timeout: Duration) -> Result<Option<Box<Locate
     Ok(Some(Box::new(Locate {
         target,
         near: near(f)?,
+        fail_on: f.selector_list("fail_on")?.unwrap_or_default(),
+        scroll: scroll(f)?,
         timeout,
         poll,
     })))
+}
+
+fn scroll(f: &mut Fields) -> Result<Option<Scroll>, String> {
+    let result = match f.take("scroll") {
+        None => Ok(None),
+        Some(Value::Boolean(false)) => Ok(None),
+        Some(Value::Boolean(true)) => Ok(Some(Scroll {
+            max: DEFAULT_SCROLLS,
+            down: true,
+            within: None,
+            duration: DEFAULT_SCROLL_SWIPE,
+        })),
+        Some(Value::Table(table)) => {
+            let mut inner = Fields::new(table);
+            (|| {
+                inner.allow("`scroll`", SCROLL_KEYS)?;
+                let max = inner.u32("max")?.unwrap_or(DEFAULT_SCROLLS);
+                if !(1..=MAX_SCROLLS).contains(&max) {
+                    return Err(format!("`scroll.max` must be 1 to {MAX_SCROLLS}, not {max}"));
+                }
+                let down = match inner.string("direction")?.as_deref() {
+                    None | Some("down") => true,
+                    Some("up") => false,
+                    Some(other) => {
+                        return Err(format!(
+                            "`scroll.direction` is `down` (what is below) or `up` (what is above), not {other:?}"
+                        ))
+                    }
+                };
+                let scroll = Scroll {
+                    max,
+                    down,
+                    within: inner.selector("within")?,
+                    duration: inner
+                        .millis("duration_ms", MAX_GESTURE_MS)?
+                        .unwrap_or(DEFAULT_SCROLL_SWIPE),
+                };
+                inner.finish("`scroll`")?;
+                Ok(Some(scroll))
+            })()
+            .map_err(|e: String| {
+                if e.starts_with("`scroll") {
+                    e
+                } else {
+                    format!("`scroll`: {e}")
+                }
+            })
+        }
+        Some(other) => Err(format!(
+            "`scroll` must be true or a table such as {{ max = 10, within = {{ class = \"android.widget.ListView\" }} }}, not {other}"
+        )),
+    };
+    f.note("scroll", result)
 }
 
 fn near(f: &mut Fields) -> Result<Option<Near>, String> {
@@ -1954,8 +2184,25 @@ impl Fields {
         }
     }
 
+    /// A selector as written (its strings not templates), with `nth` a
+    /// number; `depth` counts the `inside` selectors around it.
     fn plain_selector(key: &str, value: Value) -> Result<Selector, String> {
-        let Some(table) = value.as_table() else {
+        Self::selector_at(key, value, 0, &mut |_, nth| match nth {
+            Value::Integer(n) => Ok(*n),
+            other => Err(format!("`nth` must be a whole number here, not {other}")),
+        })
+    }
+
+    /// A selector table: its fields, `nth` (read by `nth`, which may keep a
+    /// template aside and give 1) and `inside` (a selector, nested at most
+    /// [`MAX_INSIDE_DEPTH`] deep).
+    fn selector_at(
+        key: &str,
+        value: Value,
+        depth: usize,
+        nth: &mut dyn FnMut(usize, &Value) -> Result<i64, String>,
+    ) -> Result<Selector, String> {
+        let Value::Table(mut table) = value else {
             return Err(format!(
                 "`{key}` must be a selector table such as {{ text = \"发送\" }}, not {value}"
             ));
@@ -1966,25 +2213,141 @@ impl Fields {
                 unknown_key(field, "a selector", SELECTOR_KEYS)
             ));
         }
-        let selector = Selector::deserialize(value)
+        let which = match table.remove("nth") {
+            None => None,
+            Some(value) => {
+                let n = nth(depth, &value).map_err(|e| format!("`{key}`: {e}"))?;
+                if n == 0 || n.unsigned_abs() > MAX_NTH {
+                    return Err(format!(
+                        "`{key}`: `nth` must be 1 to {MAX_NTH} (the first, second... match) or -1 to -{MAX_NTH} (the last, second last...), not {n}"
+                    ));
+                }
+                Some(n)
+            }
+        };
+        let inside = match table.remove("inside") {
+            None => None,
+            Some(_) if depth >= MAX_INSIDE_DEPTH => {
+                return Err(format!(
+                    "`{key}`: `inside` nests deeper than {MAX_INSIDE_DEPTH} selectors"
+                ))
+            }
+            Some(value) => Some(Box::new(Self::selector_at(
+                &format!("{key}.inside"),
+                value,
+                depth + 1,
+                nth,
+            )?)),
+        };
+        let mut selector = Selector::deserialize(Value::Table(table))
             .map_err(|e| format!("`{key}` is not a valid selector: {}", e.to_string().trim()))?;
         if selector.is_empty() {
             return Err(format!(
-                "`{key}` is an empty selector: it would match everything"
+                "`{key}` is an empty selector: it would match everything (`nth` and `inside` only choose among what its other fields match)"
             ));
         }
+        selector.nth = which;
+        selector.inside = inside;
         Ok(selector)
     }
 
     fn selector(&mut self, key: &str) -> Result<Option<SelectorTemplate>, String> {
         let result = match self.take(key) {
             None => Ok(None),
-            Some(value) => {
-                let selector = Self::plain_selector(key, value)?;
-                SelectorTemplate::new(&selector)
-                    .map(Some)
-                    .map_err(|e| format!("`{key}`: {e}"))
+            Some(value) => Self::selector_template(key, value).map(Some),
+        };
+        self.note(key, result)
+    }
+
+    /// A selector whose strings (and `nth`, when written as a string) are
+    /// templates.
+    fn selector_template(key: &str, value: Value) -> Result<SelectorTemplate, String> {
+        // `nth` templates, by depth (0 is the selector itself).
+        let mut computed: BTreeMap<usize, Template> = BTreeMap::new();
+        let selector = Self::selector_at(key, value, 0, &mut |depth, nth| {
+            match nth {
+            Value::Integer(n) => Ok(*n),
+            Value::String(text) => {
+                let template = Template::parse(text).map_err(|e| e.to_string())?;
+                if template.variables().next().is_none() {
+                    return text.trim().parse().map_err(|_| {
+                        format!("`nth` must be a whole number or a template such as \"{{media.number + 1}}\", not {text:?}")
+                    });
+                }
+                computed.insert(depth, template);
+                Ok(1)
             }
+            other => Err(format!(
+                "`nth` must be a whole number or a template such as \"{{media.number + 1}}\", not {other}"
+            )),
+        }
+        })?;
+        let mut template = SelectorTemplate::new(&selector).map_err(|e| format!("`{key}`: {e}"))?;
+        let mut level = Some(&mut template);
+        let mut depth = 0;
+        while let Some(current) = level {
+            if let Some(nth) = computed.remove(&depth) {
+                current.nth = Some(Nth::Computed(nth));
+            }
+            depth += 1;
+            level = current.inside.as_deref_mut();
+        }
+        Ok(template)
+    }
+
+    /// One selector or a list of them, each a template.
+    fn selector_list(&mut self, key: &str) -> Result<Option<Vec<SelectorTemplate>>, String> {
+        let result = match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(list)) if list.is_empty() || list.len() > MAX_ALTERNATIVES => {
+                Err(format!(
+                    "`{key}` takes 1 to {MAX_ALTERNATIVES} selectors, not {}",
+                    list.len()
+                ))
+            }
+            Some(Value::Array(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| Self::selector_template(&format!("{key}[{i}]"), value))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(value) => Self::selector_template(key, value).map(|one| Some(vec![one])),
+        };
+        self.note(key, result)
+    }
+
+    /// `branch`'s cases: a list of `{ present = selector, call = "procedure" }`.
+    fn cases(&mut self, key: &str) -> Result<Option<Vec<Case>>, String> {
+        let result = match self.take(key) {
+            None => Ok(None),
+            Some(Value::Array(list)) if list.is_empty() || list.len() > MAX_ALTERNATIVES => Err(
+                format!("`{key}` takes 1 to {MAX_ALTERNATIVES} cases, not {}", list.len()),
+            ),
+            Some(Value::Array(list)) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, value)| {
+                    let Value::Table(table) = value else {
+                        return Err(format!(
+                            "`{key}[{i}]` must be a table such as {{ present = {{ text = \"发消息\" }}, call = \"chat\" }}, not {value}"
+                        ));
+                    };
+                    let mut case = Fields::new(table);
+                    let what = format!("`{key}[{i}]`");
+                    case.allow(&what, CASE_KEYS)?;
+                    let present = case
+                        .selector("present")
+                        .map_err(|e| format!("{what}: {e}"))?
+                        .ok_or_else(|| format!("{what} needs `present`, the selector it waits for"))?;
+                    let call = case
+                        .string("call")?
+                        .ok_or_else(|| format!("{what} needs `call`, the procedure it runs"))?;
+                    case.finish(&what)?;
+                    Ok(Case { present, call })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(format!("`{key}` must be a list of cases, not {other}")),
         };
         self.note(key, result)
     }
@@ -2462,6 +2825,244 @@ all = [{ text = "我知道了" }]
             "a chat message is not a warning"
         );
         assert!(!interrupt.matches(&screen(&["我知道了"])));
+    }
+
+    #[test]
+    fn nth_inside_fail_on_and_scroll_are_read_and_checked() {
+        let file = load(
+            r#"
+[flows.moments_post]
+steps = [
+  { do = "tap", target = { label = "消息", nth = -1, inside = { class = "bar", nth = 2 } } },
+  { do = "for_each_media", procedure = "pick" },
+  { do = "wait_for", target = { text = "x" }, fail_on = [{ text = "a" }, { text = "b" }], scroll = { max = 5, direction = "up", within = { class = "list" }, duration_ms = 200 } },
+  { do = "find", target = { text = "y" }, store = "y", scroll = true, fail_on = { text = "c" } },
+]
+[procedures]
+pick = [{ do = "tap", target = { class = "cell", nth = "{media.number + 1}" } }]
+"#,
+        )
+        .unwrap();
+        let steps = &file.flows[&TaskKind::MomentsPost];
+        let Action::Tap {
+            aim: Aim::Find(locate),
+            ..
+        } = &steps[0].action
+        else {
+            panic!("{:?}", steps[0].action)
+        };
+        let plain = |name: &str| -> Result<String, EvalError> { Ok(format!("<{name}>")) };
+        let tab = locate.target.render(&plain).unwrap();
+        assert_eq!(
+            tab.to_string(),
+            "{label=\"消息\", nth=-1, inside={class=\"bar\", nth=2}}"
+        );
+        let Action::WaitFor { locate, .. } = &steps[2].action else {
+            panic!()
+        };
+        assert_eq!(locate.fail_on.len(), 2);
+        let scroll = locate.scroll.as_ref().unwrap();
+        assert_eq!((scroll.max, scroll.down), (5, false));
+        assert_eq!(scroll.duration, Duration::from_millis(200));
+        let Action::Find { locate, .. } = &steps[3].action else {
+            panic!()
+        };
+        assert_eq!(locate.scroll.as_ref().unwrap().max, DEFAULT_SCROLLS);
+        assert_eq!(locate.fail_on.len(), 1);
+        // `nth` from a template: the picture after the camera cell.
+        let Action::Tap {
+            aim: Aim::Find(locate),
+            ..
+        } = &file.procedures["pick"][0].action
+        else {
+            panic!()
+        };
+        let number = |name: &str| -> Result<String, EvalError> {
+            Ok(if name == "media.number" { "2" } else { "" }.to_owned())
+        };
+        assert_eq!(locate.target.render(&number).unwrap().nth, Some(3));
+        let word = |_: &str| -> Result<String, EvalError> { Ok("many".to_owned()) };
+        assert!(matches!(
+            locate.target.render(&word),
+            Err(EvalError::NotANumber { .. })
+        ));
+
+        for (step, needles) in [
+            (
+                r#"{ do = "tap", target = { text = "x", nth = 0 } }"#,
+                &["`nth` must be 1 to 1000"][..],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", nth = 1001 } }"#,
+                &["not 1001"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", nth = "first" } }"#,
+                &["`nth` must be a whole number or a template"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", nth = 1.5 } }"#,
+                &["`nth` must be a whole number"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", nth = "{to.nmae}" } }"#,
+                &["unknown template variable `{to.nmae}`"],
+            ),
+            (
+                r#"{ do = "tap", target = { nth = 2 } }"#,
+                &["empty selector"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", inside = { nth = 1 } } }"#,
+                &["`target.inside` is an empty selector"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", inside = { txt = "y" } } }"#,
+                &[
+                    "`target.inside` is not a valid selector",
+                    "did you mean `text`",
+                ],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x", inside = { text = "a", inside = { text = "b", inside = { text = "c", inside = { text = "d" } } } } } }"#,
+                &["nests deeper than 3"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, fail_on = [] }"#,
+                &["`fail_on` takes 1 to 16 selectors, not 0"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, fail_on = [{ text = "a" }, {}] }"#,
+                &["`fail_on[1]` is an empty selector"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, fail_on = "a" }"#,
+                &["`fail_on` must be a selector table"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, scroll = 3 }"#,
+                &["`scroll` must be true or a table"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, scroll = { max = 0 } }"#,
+                &["`scroll.max` must be 1 to 50, not 0"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, scroll = { direction = "left" } }"#,
+                &["`scroll.direction` is `down`"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, scroll = { mx = 3 } }"#,
+                &["`mx`", "did you mean `max`"],
+            ),
+            (
+                r#"{ do = "tap", target = { text = "x" }, scroll = { within = {} } }"#,
+                &["`within` is an empty selector"],
+            ),
+            (
+                r#"{ do = "wait_for", target = { text = "x" }, gone = true, scroll = true }"#,
+                &["`scroll` does not go with `gone = true`"],
+            ),
+            (
+                r#"{ do = "tap", node = "n", scroll = true }"#,
+                &["`tap` does not take `scroll`"],
+            ),
+        ] {
+            let message = step_error(step);
+            assert_has(&message, needles);
+        }
+    }
+
+    #[test]
+    fn branches_are_read_and_their_procedures_checked() {
+        let file = load(
+            r#"
+[flows.friend_add]
+steps = [
+  { do = "branch", name = "which", cases = [{ present = { text = "添加到通讯录" }, call = "add" }, { present = { text = "{target.query}" }, call = "known" }], otherwise = "none", timeout_ms = 2000, poll_ms = 100 },
+]
+[procedures]
+add = [{ do = "tap", target = { text = "添加到通讯录" }, sends = true }]
+known = [{ do = "type", text = "{greeting}" }]
+none = [{ do = "fail", code = "friend_not_found" }]
+"#,
+        )
+        .unwrap();
+        let Action::Branch {
+            cases,
+            otherwise,
+            timeout,
+            poll,
+        } = &file.flows[&TaskKind::FriendAdd][0].action
+        else {
+            panic!()
+        };
+        assert_eq!(cases.len(), 2);
+        assert_eq!(cases[1].call, "known");
+        assert_eq!(otherwise.as_deref(), Some("none"));
+        assert_eq!(
+            (*timeout, *poll),
+            (Duration::from_secs(2), Duration::from_millis(100))
+        );
+        assert_eq!(
+            file.step_names(TaskKind::FriendAdd),
+            ["which", "tap", "type", "fail"]
+        );
+        assert!(file.sends_among(&file.flows[&TaskKind::FriendAdd], &mut Vec::new()));
+
+        let case = |cases: &str| format!(r#"{{ do = "branch", cases = {cases} }}"#);
+        for (step, needles) in [
+            (r#"{ do = "branch" }"#.to_owned(), &["`branch` needs `cases`"][..]),
+            (case("[]"), &["`cases` takes 1 to 16 cases, not 0"]),
+            (case(r#"[{ call = "p" }]"#), &["`cases[0]` needs `present`"]),
+            (case(r#"[{ present = { text = "a" } }]"#), &["`cases[0]` needs `call`"]),
+            (case(r#"[{ present = { text = "a" }, call = "p", when = 1 }]"#), &["`when`", "present, call"]),
+            (case(r#"[{ present = {}, call = "p" }]"#), &["`cases[0]`", "empty selector"]),
+            (case(r#"["p"]"#), &["`cases[0]` must be a table"]),
+            (case(r#"[{ present = { text = "a" }, call = "nowhere" }]"#), &["there is no procedure `nowhere`"]),
+            (case(r#"[{ present = { text = "{to.nmae}" }, call = "p" }]"#), &["unknown template variable `{to.nmae}`"]),
+            (r#"{ do = "branch", cases = [{ present = { text = "a" }, call = "p" }], otherwise = "nowhere" }"#.to_owned(), &["there is no procedure `nowhere`"]),
+        ] {
+            let message = load(&format!(
+                "[flows.send_message]\nsteps = [{step}]\n[procedures]\np = [{{ do = \"back\" }}]\n"
+            ))
+            .expect_err("the file should be refused")
+            .to_string();
+            assert_has(&message, needles);
+        }
+    }
+
+    #[test]
+    fn template_expressions_are_checked_at_load() {
+        load(
+            r#"
+[flows.moments_post]
+steps = [{ do = "for_each_media", procedure = "pick" }, { do = "type", text = "{media_ids[-1]}" }]
+[procedures]
+pick = [{ do = "type", text = "{(media.number - 1) * 2 + 1} of {media_ids[media.number]}" }]
+"#,
+        )
+        .unwrap();
+        for (step, needles) in [
+            (
+                r#"{ do = "type", text = "{to.name + 1}" }"#,
+                &["`{to.name + 1}`", "not a number variable"][..],
+            ),
+            (
+                r#"{ do = "type", text = "{tags[1] + 1}" }"#,
+                &["stands alone"],
+            ),
+            (
+                r#"{ do = "type", text = "{media.number + }" }"#,
+                &["ends where"],
+            ),
+            (
+                r#"{ do = "type", text = "{item.number + 1}" }"#,
+                &["`{item.number}` has no value here"],
+            ),
+        ] {
+            assert_has(&step_error(step), needles);
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@
 mod dialog;
 mod evidence;
 mod exec;
+mod expr;
 mod file;
 mod run;
 mod template;

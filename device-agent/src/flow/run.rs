@@ -14,13 +14,14 @@ use youmi_protocol::task_error::UNEXPECTED_DIALOG;
 use youmi_protocol::{AssignedTask, TaskPayload};
 
 use super::dialog::{self, Dialog, RISK_PHRASES};
+use super::expr::EvalError;
 use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
     Step, NOT_SENT, RISK_CONTROL,
 };
 use crate::delivery::{DeliveryMark, Mark, UnitKey};
 use crate::executor::{BoxFuture, TaskContext};
-use crate::phone::{Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
+use crate::phone::{Bounds, Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
 
 /// How long to let a dismissed popup go away before reading the screen again.
 const DISMISS_SETTLE: Duration = Duration::from_millis(300);
@@ -122,6 +123,20 @@ pub(crate) enum Stop {
 impl From<Failure> for Stop {
     fn from(failure: Failure) -> Self {
         Stop::Failed(Box::new(failure))
+    }
+}
+
+impl From<EvalError> for Stop {
+    /// A template expression the task's values do not work for (an index
+    /// past the end of its list, a value that is not a number): the flow
+    /// does not fit this task, which running it again will not change.
+    fn from(error: EvalError) -> Self {
+        Failure::new(
+            "flow_error",
+            format!("a template expression cannot be worked out for this task: {error}"),
+            false,
+        )
+        .into()
     }
 }
 
@@ -286,6 +301,15 @@ impl<'a> Run<'a> {
             }
             let n = match &step.action {
                 Action::Call(procedure) => self.count_procedure(procedure, binding),
+                // The screen decides which case runs: count the longest.
+                Action::Branch { .. } => step
+                    .action
+                    .called()
+                    .into_iter()
+                    .map(|procedure| self.count_procedure(procedure, binding))
+                    .max()
+                    .unwrap_or(0)
+                    .saturating_add(1),
                 Action::ForEachRecipient { procedure, .. } => self.count_runs(
                     self.recipients()
                         .iter()
@@ -516,6 +540,22 @@ impl<'a> Run<'a> {
                     self.run_steps(procedure, steps, inner).await?;
                 }
                 Ok(())
+            }
+            Action::Branch { .. } => {
+                self.ctx
+                    .step(&step.name, self.done, self.total)
+                    .await
+                    .map_err(|_| Stop::Cancelled)?;
+                self.done += 1;
+                let span =
+                    info_span!("step", number = self.done, name = %step.name, kind = step.kind);
+                self.expected = self.looked_for(step, binding);
+                let chosen = self.branch(step, binding).instrument(span).await;
+                self.expected.clear();
+                let procedure =
+                    chosen.map_err(|stop| self.place_failure(stop, place, index, step, binding))?;
+                let steps = self.procedure(procedure)?;
+                self.run_steps(procedure, steps, binding).await
             }
             _ => {
                 self.ctx
@@ -1045,8 +1085,8 @@ impl<'a> Run<'a> {
     /// Whether the running step looks for something inside `shown`: then the
     /// dialog is the step's own (a confirmation, a menu), not an unknown one.
     fn expects(&self, tree: &UiTree, shown: &Dialog) -> bool {
-        tree.nodes.iter().enumerate().any(|(index, node)| {
-            shown.contains(index) && self.expected.iter().any(|s| s.matches(node))
+        (0..tree.nodes.len()).any(|index| {
+            shown.contains(index) && self.expected.iter().any(|s| tree.is_match(s, index))
         })
     }
 
@@ -1057,6 +1097,7 @@ impl<'a> Run<'a> {
         let locate = |locate: &'a Locate, out: &mut Vec<&'a SelectorTemplate>| {
             out.push(&locate.target);
             out.extend(locate.near.as_ref().map(|near| &near.anchor));
+            out.extend(&locate.fail_on);
         };
         match &step.action {
             Action::Launch { home, .. } => templates.push(home),
@@ -1068,11 +1109,9 @@ impl<'a> Run<'a> {
                 aim: Aim::Find(l), ..
             }
             | Action::Clear { aim: Aim::Find(l) } => locate(l, &mut templates),
-            Action::WaitFor {
-                locate: l, fail_on, ..
-            } => {
-                locate(l, &mut templates);
-                templates.extend(fail_on);
+            Action::WaitFor { locate: l, .. } => locate(l, &mut templates),
+            Action::Branch { cases, .. } => {
+                templates.extend(cases.iter().map(|case| &case.present));
             }
             Action::Assert { selector, near, .. } => {
                 templates.push(selector);
@@ -1102,29 +1141,65 @@ impl<'a> Run<'a> {
     }
 
     /// Reads the screen until `target` shows (near `near`), or until the
-    /// timeout; `fail_on` ends the wait at once when it shows.
-    async fn locate(
-        &mut self,
-        locate: &Locate,
-        binding: Binding<'a>,
-        fail_on: Option<&Selector>,
-    ) -> Result<Located, Stop> {
+    /// timeout; a `fail_on` node ends the search at once when it shows.
+    /// With `scroll`, each read that does not show the target is followed
+    /// by a swipe through the list, until the swipes run out or one changes
+    /// nothing (the end of the list); then the reads go on until the timeout.
+    async fn locate(&mut self, locate: &Locate, binding: Binding<'a>) -> Result<Located, Stop> {
         let target = self.selector(&locate.target, binding)?;
         let near = self.near(&locate.near, binding)?;
+        let fail_on = locate
+            .fail_on
+            .iter()
+            .map(|s| self.selector(s, binding))
+            .collect::<Result<Vec<_>, _>>()?;
+        let within = match locate.scroll.as_ref().and_then(|s| s.within.as_ref()) {
+            Some(within) => Some(self.selector(within, binding)?),
+            None => None,
+        };
+        let mut swipes = 0;
+        let mut list_end = false;
+        let mut before: Option<Vec<String>> = None;
         let deadline = Instant::now() + locate.timeout;
         loop {
             let tree = self.dump().await?;
             if let Some(node) = find(&tree, &target, near.as_ref()) {
                 return Ok(Located::Found(node.clone()));
             }
-            if let Some(stop) = fail_on {
-                if tree.find(stop).is_some() {
-                    return Ok(Located::FailOn);
+            if let Some(shown) = fail_on.iter().find(|s| tree.find(s).is_some()) {
+                return Ok(Located::FailOn(shown.clone()));
+            }
+            if let Some(scroll) = &locate.scroll {
+                let (bounds, seen) = match list_area(&tree, within.as_ref()) {
+                    Some((bounds, texts)) => (Some(bounds), Some(texts)),
+                    None => (None, None),
+                };
+                if before.is_some() && before == seen {
+                    if !list_end {
+                        debug!(swipes, "the list did not move: its end is reached");
+                    }
+                    list_end = true;
+                }
+                if let (false, true, Some(bounds)) = (list_end, swipes < scroll.max, bounds) {
+                    before = seen;
+                    swipes += 1;
+                    let (from, to) = scroll_gesture(bounds, scroll.down);
+                    debug!(swipes, "scrolling for {target}");
+                    self.phone
+                        .swipe(from, to, scroll.duration)
+                        .await
+                        .map_err(phone_error)?;
+                    self.pause(locate.poll).await?;
+                    continue;
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(Located::Missing(target));
+                return Ok(Located::Missing {
+                    selector: target,
+                    swipes,
+                    list_end,
+                });
             }
             self.pause(locate.poll.min(deadline - now)).await?;
         }
@@ -1143,32 +1218,52 @@ impl<'a> Run<'a> {
                 )
                 .into()
             }),
-            Aim::Find(locate) => match self.locate(locate, binding, None).await? {
-                Located::Found(node) => Ok(node),
-                Located::Missing(selector) => {
-                    Err(self.not_found(step, binding, &selector, locate.timeout))
-                }
-                // Without a `fail_on` selector the wait cannot end this way.
-                Located::FailOn => {
-                    Err(self.not_found(step, binding, &Selector::default(), locate.timeout))
-                }
-            },
+            Aim::Find(locate) => {
+                let located = self.locate(locate, binding).await?;
+                self.found(step, binding, locate, located)
+            }
         }
     }
 
-    /// The failure for a target that never showed, as the step describes it.
-    fn not_found(
+    /// The node a search found, or the step's failure.
+    fn found(
         &self,
         step: &Step,
         binding: Binding<'a>,
-        selector: &Selector,
-        timeout: Duration,
-    ) -> Stop {
-        let default = format!(
-            "{selector} did not appear within {:.1} s",
-            timeout.as_secs_f64()
-        );
-        self.step_failure(step, binding, "element_not_found", default, true)
+        locate: &Locate,
+        located: Located,
+    ) -> Result<UiNode, Stop> {
+        match located {
+            Located::Found(node) => Ok(node),
+            Located::Missing {
+                selector,
+                swipes,
+                list_end,
+            } => {
+                let mut message = format!(
+                    "{selector} did not appear within {:.1} s",
+                    locate.timeout.as_secs_f64()
+                );
+                if locate.scroll.is_some() {
+                    message.push_str(&format!(
+                        " after {swipes} scroll swipe(s){}",
+                        if list_end {
+                            " (the end of the list was reached)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                Err(self.step_failure(step, binding, "element_not_found", message, true))
+            }
+            Located::FailOn(shown) => Err(self.step_failure(
+                step,
+                binding,
+                "element_not_found",
+                format!("{shown} appeared instead"),
+                false,
+            )),
+        }
     }
 
     /// A failure with the step's own code and message when it has them.
@@ -1275,39 +1370,17 @@ impl<'a> Run<'a> {
             Action::WaitFor {
                 locate,
                 gone,
-                fail_on,
                 store,
             } => {
-                let fail_on = fail_on
-                    .as_ref()
-                    .map(|s| self.selector(s, binding))
-                    .transpose()?;
                 if *gone {
-                    return self
-                        .wait_gone(step, locate, binding, fail_on.as_ref())
-                        .await;
+                    return self.wait_gone(step, locate, binding).await;
                 }
-                match self.locate(locate, binding, fail_on.as_ref()).await? {
-                    Located::Found(node) => {
-                        if let Some(store) = store {
-                            self.stored.insert(store.clone(), node);
-                        }
-                        Ok(())
-                    }
-                    Located::Missing(selector) => {
-                        Err(self.not_found(step, binding, &selector, locate.timeout))
-                    }
-                    Located::FailOn => {
-                        let shown = fail_on.map(|s| s.to_string()).unwrap_or_default();
-                        Err(self.step_failure(
-                            step,
-                            binding,
-                            "element_not_found",
-                            format!("{shown} appeared instead"),
-                            false,
-                        ))
-                    }
+                let located = self.locate(locate, binding).await?;
+                let node = self.found(step, binding, locate, located)?;
+                if let Some(store) = store {
+                    self.stored.insert(store.clone(), node);
                 }
+                Ok(())
             }
             Action::Assert {
                 selector,
@@ -1358,10 +1431,62 @@ impl<'a> Run<'a> {
                 false,
             )),
             Action::Call(_)
+            | Action::Branch { .. }
             | Action::ForEachRecipient { .. }
             | Action::ForEachItem { .. }
             | Action::ForEachMedia(_)
             | Action::ForEachTag(_) => Ok(()),
+        }
+    }
+
+    /// Reads the screen until one of a `branch`'s cases shows, and names
+    /// the procedure to run: the first case (in file order) on the first
+    /// screen that shows any, or `otherwise` when none shows in time.
+    async fn branch(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<&'a str, Stop> {
+        let Action::Branch {
+            cases,
+            otherwise,
+            timeout,
+            poll,
+        } = &step.action
+        else {
+            return Ok("");
+        };
+        let selectors = cases
+            .iter()
+            .map(|case| self.selector(&case.present, binding))
+            .collect::<Result<Vec<_>, _>>()?;
+        let deadline = Instant::now() + *timeout;
+        loop {
+            let tree = self.dump().await?;
+            if let Some((case, shown)) = cases
+                .iter()
+                .zip(&selectors)
+                .find(|(_, selector)| tree.find(selector).is_some())
+            {
+                info!(procedure = %case.call, %shown, "branch: the screen shows a case");
+                return Ok(case.call.as_str());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                if let Some(otherwise) = otherwise {
+                    info!(procedure = %otherwise, "branch: no case showed, so `otherwise`");
+                    return Ok(otherwise.as_str());
+                }
+                let looked: Vec<String> = selectors.iter().map(ToString::to_string).collect();
+                return Err(self.step_failure(
+                    step,
+                    binding,
+                    "element_not_found",
+                    format!(
+                        "none of {} appeared within {:.1} s",
+                        looked.join(", "),
+                        timeout.as_secs_f64()
+                    ),
+                    true,
+                ));
+            }
+            self.pause((*poll).min(deadline - now)).await?;
         }
     }
 
@@ -1497,26 +1622,28 @@ impl<'a> Run<'a> {
         step: &Step,
         locate: &Locate,
         binding: Binding<'a>,
-        fail_on: Option<&Selector>,
     ) -> Result<(), Stop> {
         let target = self.selector(&locate.target, binding)?;
         let near = self.near(&locate.near, binding)?;
+        let fail_on = locate
+            .fail_on
+            .iter()
+            .map(|s| self.selector(s, binding))
+            .collect::<Result<Vec<_>, _>>()?;
         let deadline = Instant::now() + locate.timeout;
         loop {
             let tree = self.dump().await?;
             if find(&tree, &target, near.as_ref()).is_none() {
                 return Ok(());
             }
-            if let Some(stop) = fail_on {
-                if tree.find(stop).is_some() {
-                    return Err(self.step_failure(
-                        step,
-                        binding,
-                        "element_not_gone",
-                        format!("{stop} appeared while waiting for {target} to go away"),
-                        false,
-                    ));
-                }
+            if let Some(stop) = fail_on.iter().find(|s| tree.find(s).is_some()) {
+                return Err(self.step_failure(
+                    step,
+                    binding,
+                    "element_not_gone",
+                    format!("{stop} appeared while waiting for {target} to go away"),
+                    false,
+                ));
             }
             let now = Instant::now();
             if now >= deadline {
@@ -1569,10 +1696,62 @@ impl<'a> Run<'a> {
 enum Located {
     /// The node.
     Found(UiNode),
-    /// Nothing before the timeout; the selector that was looked for.
-    Missing(Selector),
-    /// The `fail_on` selector showed first.
-    FailOn,
+    /// Nothing before the timeout.
+    Missing {
+        /// The selector that was looked for.
+        selector: Selector,
+        /// How many times the list was swiped.
+        swipes: u32,
+        /// Whether a swipe moved nothing.
+        list_end: bool,
+    },
+    /// A `fail_on` selector (this one) showed first.
+    FailOn(Selector),
+}
+
+/// The list a `scroll` swipes in: the bounds of the node `within` finds (of
+/// the screen without it) and the texts inside, to tell whether a swipe
+/// moved anything. `None` when `within` finds nothing.
+fn list_area(tree: &UiTree, within: Option<&Selector>) -> Option<(Bounds, Vec<String>)> {
+    let (bounds, range) = match within {
+        Some(selector) => {
+            let index = tree.find_index(selector)?;
+            (tree.nodes[index].bounds, index..tree.subtree_end(index))
+        }
+        None => (tree.nodes.first()?.bounds, 0..tree.nodes.len()),
+    };
+    let texts = tree.nodes[range]
+        .iter()
+        .filter_map(|n| {
+            let label = if n.text.is_empty() {
+                &n.content_desc
+            } else {
+                &n.text
+            };
+            (!label.is_empty()).then(|| format!("{label}@{}", n.bounds))
+        })
+        .collect();
+    Some((bounds, texts))
+}
+
+/// One scrolling swipe in `area`: from three quarters down to one quarter
+/// (revealing what is below) or back, along the middle.
+fn scroll_gesture(area: Bounds, down: bool) -> (Point, Point) {
+    let x = (area.left + area.right) / 2;
+    let height = area.bottom - area.top;
+    let low = Point {
+        x,
+        y: area.top + height * 3 / 4,
+    };
+    let high = Point {
+        x,
+        y: area.top + height / 4,
+    };
+    if down {
+        (low, high)
+    } else {
+        (high, low)
+    }
 }
 
 /// The procedure `for_each_item` runs for `item`.
@@ -1652,13 +1831,14 @@ pub(crate) fn find<'t>(
     let Some((anchor, depth)) = near else {
         return tree.find(selector);
     };
-    for (index, node) in tree.nodes.iter().enumerate() {
-        if !anchor.matches(node) {
-            continue;
-        }
+    let anchors = match anchor.nth {
+        Some(_) => tree.find_index(anchor).into_iter().collect(),
+        None => tree.matching(anchor, None),
+    };
+    for index in anchors {
         let mut scope = index;
         for _level in 0..=*depth {
-            if let Some(found) = descendants(tree, scope).find(|n| selector.matches(n)) {
+            if let Some(found) = tree.find_in(selector, Some(scope)) {
                 return Some(found);
             }
             match tree.nodes[scope].parent {
@@ -1668,14 +1848,6 @@ pub(crate) fn find<'t>(
         }
     }
     None
-}
-
-/// The nodes under `index` (a subtree is contiguous in document order).
-fn descendants(tree: &UiTree, index: usize) -> impl Iterator<Item = &UiNode> {
-    let depth = tree.nodes[index].depth;
-    tree.nodes[index + 1..]
-        .iter()
-        .take_while(move |n| n.depth > depth)
 }
 
 /// At most `max` characters of `text`, with an ellipsis when cut.

@@ -2,12 +2,17 @@
 //! such as `"{to.name}"` or `"照片, {media.device_name}"`.
 //!
 //! A template is literal text with `{variable}` placeholders; `{{` and `}}`
-//! stand for literal braces. Templates are parsed when a flow file is loaded,
+//! stand for literal braces. A placeholder may also hold a small expression
+//! (see [`super::expr`]): integer arithmetic on number variables
+//! (`{media.number + 1}`) or an element of a list variable
+//! (`{media_ids[-1]}`). Templates are parsed when a flow file is loaded,
 //! so a typo in a variable name is a load error, not a failure in the middle
 //! of a task; [`crate::flow`] checks every variable against what the flow's
 //! task kind and loop provide.
 
 use std::fmt;
+
+use super::expr::{EvalError, Expr};
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +21,8 @@ enum Part {
     Literal(String),
     /// A `{name}` placeholder.
     Variable(String),
+    /// A `{media.number + 1}` placeholder.
+    Expr(Expr),
 }
 
 /// A parsed template.
@@ -44,12 +51,28 @@ pub enum TemplateError {
         /// What stood between the braces.
         name: String,
     },
+    /// An expression between the braces that does not parse or cannot work.
+    #[error("`{template}`: `{{{expr}}}` {reason}")]
+    BadExpr {
+        /// The template.
+        template: String,
+        /// What stood between the braces.
+        expr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Why a template could not be filled in for a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the task gives no value for `{{{0}}}`")]
-pub struct MissingValue(pub String);
+pub enum RenderError {
+    /// The task has no value for a variable (an optional field it left out).
+    #[error("the task gives no value for `{{{0}}}`")]
+    Missing(String),
+    /// An expression could not be worked out with the task's values.
+    #[error(transparent)]
+    Eval(EvalError),
+}
 
 impl Template {
     /// Parses `source`.
@@ -82,16 +105,24 @@ impl Template {
                         return Err(TemplateError::Unclosed(source.to_owned()));
                     }
                     let name = name.trim().to_owned();
-                    if !valid_name(&name) {
+                    let part = if valid_name(&name) {
+                        Part::Variable(name)
+                    } else if Expr::looks_like(&name) {
+                        Part::Expr(Expr::parse(&name).map_err(|reason| TemplateError::BadExpr {
+                            template: source.to_owned(),
+                            expr: name.clone(),
+                            reason,
+                        })?)
+                    } else {
                         return Err(TemplateError::BadName {
                             template: source.to_owned(),
                             name,
                         });
-                    }
+                    };
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Variable(name));
+                    parts.push(part);
                 }
                 c => literal.push(c),
             }
@@ -105,12 +136,18 @@ impl Template {
         })
     }
 
-    /// The variables the template uses, in order (repeats included).
+    /// The variables the template uses, in order (repeats included), those
+    /// of its expressions too.
     pub fn variables(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|part| match part {
-            Part::Variable(name) => Some(name.as_str()),
-            Part::Literal(_) => None,
-        })
+        self.parts
+            .iter()
+            .flat_map(|part| -> Box<dyn Iterator<Item = &str> + '_> {
+                match part {
+                    Part::Variable(name) => Box::new(std::iter::once(name.as_str())),
+                    Part::Expr(expr) => Box::new(expr.variables().into_iter()),
+                    Part::Literal(_) => Box::new(std::iter::empty()),
+                }
+            })
     }
 
     /// Fills in the template; `lookup` gives a variable's value, or `None`
@@ -118,15 +155,30 @@ impl Template {
     pub fn render(
         &self,
         mut lookup: impl FnMut(&str) -> Option<String>,
-    ) -> Result<String, MissingValue> {
+    ) -> Result<String, RenderError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Variable(name) => match lookup(name) {
                     Some(value) => out.push_str(&value),
-                    None => return Err(MissingValue(name.clone())),
+                    None => return Err(RenderError::Missing(name.clone())),
                 },
+                Part::Expr(expr) => {
+                    let mut missing = None;
+                    let value = expr.eval(&mut |name: &str| {
+                        let value = lookup(name);
+                        if value.is_none() {
+                            missing.get_or_insert_with(|| name.to_owned());
+                        }
+                        value
+                    });
+                    match (value, missing) {
+                        (_, Some(name)) => return Err(RenderError::Missing(name)),
+                        (Ok(value), None) => out.push_str(&value),
+                        (Err(error), None) => return Err(RenderError::Eval(error)),
+                    }
+                }
             }
         }
         Ok(out)
@@ -188,7 +240,7 @@ mod tests {
         let template = Template::parse("{greeting}!").unwrap();
         assert_eq!(
             template.render(values).unwrap_err(),
-            MissingValue("greeting".to_owned())
+            RenderError::Missing("greeting".to_owned())
         );
         assert_eq!(
             template.render(values).unwrap_err().to_string(),
@@ -206,7 +258,14 @@ mod tests {
             Template::parse("a}b").unwrap_err(),
             TemplateError::StrayClose("a}b".to_owned())
         );
-        for bad in ["{}", "{To.Name}", "{to..name}", "{to name}", "{.x}"] {
+        for bad in [
+            "{}",
+            "{To.Name}",
+            "{to..name}",
+            "{to name}",
+            "{.x}",
+            "{to.name!}",
+        ] {
             assert!(
                 matches!(Template::parse(bad), Err(TemplateError::BadName { .. })),
                 "{bad}"

@@ -146,27 +146,105 @@ impl UiTree {
         })
     }
 
-    /// The first node (in document order) that `selector` matches. A label
-    /// is looked for as a content description first, then as visible text:
-    /// an icon's description names it more surely than a title that happens
-    /// to say the same word.
+    /// The node `selector` finds: the first that matches (in document
+    /// order), or its `nth` match. A label is looked for as a content
+    /// description first, then as visible text: an icon's description names
+    /// it more surely than a title that happens to say the same word.
     pub fn find(&self, selector: &Selector) -> Option<&UiNode> {
-        if selector.label.is_none() && selector.label_contains.is_none() {
-            return self.nodes.iter().find(|node| selector.matches(node));
-        }
-        self.nodes
-            .iter()
-            .find(|node| selector.matches_label_in(node, LabelIn::Description))
-            .or_else(|| {
-                self.nodes
-                    .iter()
-                    .find(|node| selector.matches_label_in(node, LabelIn::Text))
-            })
+        self.find_in(selector, None)
     }
 
-    /// Every node that `selector` matches.
+    /// As [`UiTree::find`], among the descendants of node `scope` only (the
+    /// whole screen when `None`); `nth` counts within the scope.
+    pub fn find_in(&self, selector: &Selector, scope: Option<usize>) -> Option<&UiNode> {
+        pick(&self.matching(selector, scope), selector.nth).map(|index| &self.nodes[index])
+    }
+
+    /// The index in [`UiTree::nodes`] of the node [`UiTree::find`] finds.
+    pub fn find_index(&self, selector: &Selector) -> Option<usize> {
+        pick(&self.matching(selector, None), selector.nth)
+    }
+
+    /// Every node that `selector` matches, its label in either field, `nth`
+    /// aside.
     pub fn find_all<'a>(&'a self, selector: &'a Selector) -> impl Iterator<Item = &'a UiNode> {
-        self.nodes.iter().filter(move |node| selector.matches(node))
+        (0..self.nodes.len())
+            .filter(move |&index| self.is_match(selector, index))
+            .map(|index| &self.nodes[index])
+    }
+
+    /// Whether node `index` is one `selector` matches (`inside` included,
+    /// `nth` aside: it is one of the candidates).
+    pub fn is_match(&self, selector: &Selector, index: usize) -> bool {
+        selector.matches(&self.nodes[index])
+            && self
+                .containers(selector)
+                .is_none_or(|containers| self.within(&containers, index))
+    }
+
+    /// The indexes of the nodes `selector` matches within `scope`, `nth`
+    /// aside, in the order it picks from: with a label, the nodes whose
+    /// description carries it, or, when there are none, those whose text does.
+    pub fn matching(&self, selector: &Selector, scope: Option<usize>) -> Vec<usize> {
+        let range = match scope {
+            Some(at) => at + 1..self.subtree_end(at),
+            None => 0..self.nodes.len(),
+        };
+        let containers = self.containers(selector);
+        let pass = |field: Option<LabelIn>| -> Vec<usize> {
+            range
+                .clone()
+                .filter(|&index| {
+                    let node = &self.nodes[index];
+                    match field {
+                        Some(field) => selector.matches_label_in(node, field),
+                        None => selector.matches(node),
+                    }
+                })
+                .filter(|&index| {
+                    containers
+                        .as_ref()
+                        .is_none_or(|containers| self.within(containers, index))
+                })
+                .collect()
+        };
+        if selector.label.is_none() && selector.label_contains.is_none() {
+            return pass(None);
+        }
+        let described = pass(Some(LabelIn::Description));
+        if described.is_empty() {
+            pass(Some(LabelIn::Text))
+        } else {
+            described
+        }
+    }
+
+    /// The nodes that `selector.inside` finds (its `nth` one only, when it
+    /// has one); `None` without `inside`.
+    fn containers(&self, selector: &Selector) -> Option<Vec<usize>> {
+        let outer = selector.inside.as_deref()?;
+        let found = self.matching(outer, None);
+        Some(match outer.nth {
+            Some(nth) => pick(&found, Some(nth)).into_iter().collect(),
+            None => found,
+        })
+    }
+
+    /// Whether node `index` is a descendant of one of `containers`.
+    fn within(&self, containers: &[usize], index: usize) -> bool {
+        containers
+            .iter()
+            .any(|&at| at < index && index < self.subtree_end(at))
+    }
+
+    /// The index just past node `at`'s last descendant (a subtree is
+    /// contiguous in document order).
+    pub fn subtree_end(&self, at: usize) -> usize {
+        let depth = self.nodes[at].depth;
+        self.nodes[at + 1..]
+            .iter()
+            .position(|n| n.depth <= depth)
+            .map_or(self.nodes.len(), |offset| at + 1 + offset)
     }
 
     /// Whether any node's text or content description contains `needle`.
@@ -196,6 +274,19 @@ impl UiTree {
             })
             .collect()
     }
+}
+
+/// The `nth` of `candidates` (1 the first, -1 the last), or the first.
+fn pick(candidates: &[usize], nth: Option<i64>) -> Option<usize> {
+    let nth = nth.unwrap_or(1);
+    let at = if nth > 0 {
+        usize::try_from(nth - 1).ok()?
+    } else {
+        candidates
+            .len()
+            .checked_sub(usize::try_from(nth.checked_neg()?).ok()?)?
+    };
+    candidates.get(at).copied()
 }
 
 fn first_line(s: &str) -> String {
@@ -270,6 +361,14 @@ pub struct Selector {
     /// A label containing this, as the visible text or the content description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_contains: Option<String>,
+    /// Which of the matching nodes, in screen order: 1 the first, 2 the
+    /// second, -1 the last. Without it, the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nth: Option<i64>,
+    /// Only nodes inside (descendants of) a node this selector finds, such
+    /// as the tab bar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside: Option<Box<Selector>>,
 }
 
 impl Selector {
@@ -289,12 +388,18 @@ impl Selector {
         }
     }
 
-    /// Whether no field is set (it would match every node).
+    /// Whether no field that looks at the node itself is set (it would
+    /// match every node; `nth` and `inside` only choose among matches).
     pub fn is_empty(&self) -> bool {
-        *self == Selector::default()
+        Selector {
+            nth: None,
+            inside: None,
+            ..self.clone()
+        } == Selector::default()
     }
 
-    /// Whether `node` matches, with its label (if any) in either field.
+    /// Whether `node` itself matches, with its label (if any) in either
+    /// field; `inside` and `nth` need the tree ([`UiTree::is_match`]).
     pub fn matches(&self, node: &UiNode) -> bool {
         self.matches_label_in(node, LabelIn::Description)
             || self.matches_label_in(node, LabelIn::Text)
@@ -348,6 +453,12 @@ impl fmt::Display for Selector {
         add("class", &self.class);
         add("label", &self.label);
         add("label_contains", &self.label_contains);
+        if let Some(nth) = self.nth {
+            parts.push(format!("nth={nth}"));
+        }
+        if let Some(inside) = &self.inside {
+            parts.push(format!("inside={inside}"));
+        }
         write!(f, "{{{}}}", parts.join(", "))
     }
 }
@@ -389,6 +500,89 @@ mod tests {
         let tree = UiTree::parse(&xml(&[node("更多功能按钮", "", 100)])).unwrap();
         assert!(tree.find(&part).is_some());
         assert_eq!(label.to_string(), "{label=\"消息\"}");
+    }
+
+    #[test]
+    fn nth_and_inside_choose_among_matches() {
+        // A title 消息 at the top, a list, and a tab bar with 消息 as text.
+        let xml = "<?xml version='1.0' ?><hierarchy rotation=\"0\">\
+<node text=\"\" class=\"root\" bounds=\"[0,0][1080,2340]\">\
+<node text=\"消息\" class=\"android.widget.TextView\" bounds=\"[0,0][1080,100]\" />\
+<node text=\"\" resource-id=\"list\" class=\"list\" bounds=\"[0,100][1080,2200]\">\
+<node text=\"a\" class=\"android.widget.TextView\" bounds=\"[0,100][1080,200]\" />\
+<node text=\"b\" class=\"android.widget.TextView\" bounds=\"[0,200][1080,300]\" />\
+</node>\
+<node text=\"\" resource-id=\"tabs\" class=\"bar\" bounds=\"[0,2200][1080,2340]\">\
+<node text=\"消息\" class=\"android.widget.TextView\" bounds=\"[0,2200][540,2340]\" />\
+<node text=\"通讯录\" class=\"android.widget.TextView\" bounds=\"[540,2200][1080,2340]\" />\
+</node></node></hierarchy>";
+        let tree = UiTree::parse(xml).unwrap();
+        let top = |s: &Selector| tree.find(s).map(|n| n.bounds.top);
+        let label = Selector {
+            label: Some("消息".into()),
+            ..Selector::default()
+        };
+        assert_eq!(top(&label), Some(0), "the title comes first");
+        let last = Selector {
+            nth: Some(-1),
+            ..label.clone()
+        };
+        assert_eq!(top(&last), Some(2200));
+        let in_tabs = Selector {
+            inside: Some(Box::new(Selector::resource_id("tabs"))),
+            ..label.clone()
+        };
+        assert_eq!(top(&in_tabs), Some(2200));
+        let text = Selector {
+            class: Some("android.widget.TextView".into()),
+            ..Selector::default()
+        };
+        let nth = |n: i64| {
+            top(&Selector {
+                nth: Some(n),
+                ..text.clone()
+            })
+        };
+        assert_eq!(
+            (nth(1), nth(2), nth(5), nth(6)),
+            (Some(0), Some(100), Some(2200), None)
+        );
+        assert_eq!((nth(-1), nth(-5), nth(-6)), (Some(2200), Some(0), None));
+        let second_in_list = Selector {
+            nth: Some(2),
+            inside: Some(Box::new(Selector::resource_id("list"))),
+            ..text.clone()
+        };
+        assert_eq!(top(&second_in_list), Some(200));
+        // `nth` of the container: inside the second of two bars (there is one).
+        let nowhere = Selector {
+            inside: Some(Box::new(Selector {
+                nth: Some(2),
+                class: Some("bar".into()),
+                ..Selector::default()
+            })),
+            ..label.clone()
+        };
+        assert_eq!(top(&nowhere), None);
+        let scoped = tree.find_in(
+            &Selector {
+                nth: Some(-1),
+                ..text.clone()
+            },
+            Some(2),
+        );
+        assert_eq!(scoped.map(|n| n.text.as_str()), Some("b"));
+        assert!(Selector {
+            nth: Some(1),
+            inside: in_tabs.inside.clone(),
+            ..Selector::default()
+        }
+        .is_empty());
+        assert_eq!(last.to_string(), "{label=\"消息\", nth=-1}");
+        assert_eq!(
+            in_tabs.to_string(),
+            "{label=\"消息\", inside={resource_id=\"tabs\"}}"
+        );
     }
 
     #[test]
