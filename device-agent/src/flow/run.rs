@@ -1898,6 +1898,29 @@ mod tests {
     }
 
     #[test]
+    fn scrolling_swipes_along_the_lists_middle_and_sees_its_texts() {
+        let tree = UiTree::parse(REQUESTS).unwrap();
+        let screen = tree.nodes[0].bounds;
+        let (whole, texts) = list_area(&tree, None).unwrap();
+        assert_eq!(whole, screen);
+        assert!(texts.iter().any(|t| t.starts_with("周八@")), "{texts:?}");
+        let (from, to) = scroll_gesture(whole, true);
+        assert_eq!(from.x, (screen.left + screen.right) / 2);
+        assert!(from.y > to.y, "down: the finger moves up");
+        let (up_from, up_to) = scroll_gesture(whole, false);
+        assert_eq!((up_from, up_to), (to, from));
+        // Within a list: its bounds, and only its texts.
+        let row = Selector {
+            nth: Some(-1),
+            ..Selector::text("周八")
+        };
+        assert!(list_area(&tree, Some(&Selector::text("nobody"))).is_none());
+        let (bounds, texts) = list_area(&tree, Some(&row)).unwrap();
+        assert_eq!(bounds, tree.find(&row).unwrap().bounds);
+        assert_eq!(texts.len(), 1, "{texts:?}");
+    }
+
+    #[test]
     fn media_files_must_be_plain_names_in_the_media_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("m1"), b"jpeg").unwrap();
