@@ -15,6 +15,10 @@
 //! procedure several flows share is covered once). A fault is armed
 //! just before the step's first call that acts on the phone (a tap, a key,
 //! typing, a push), or its first call when it only reads the screen.
+//!
+//! The agent reaches each simulator through Debian's adb server (over TCP
+//! only where adb is not installed), so a dropped connection is what a real
+//! fleet sees: the server loses the phone until it is connected again.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use youmi_agent::flow::{FlowExecutor, FlowOptions, FlowSet, WECOM_PACKAGE};
 use youmi_agent::phone::{
     CallState, Foreground, Key, Phone, PhoneResult, PhoneStatus, Point, UiTree,
 };
-use youmi_phone_sim::adb_server::throwaway_key_in;
+use youmi_phone_sim::adb_server::{adb_on_path, throwaway_key_in, AdbServer};
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, SimHandle, Simulator};
 use youmi_protocol::delivery::{Delivery, DeliveryOutcome};
 use youmi_protocol::{AssignedTask, TaskKind};
@@ -303,20 +307,32 @@ struct Ended {
 
 /// Runs one task on a fresh simulator, with `target` armed in its first
 /// attempt, and retries it as the server would while it fails retryably.
+///
+/// With `server` the agent reaches the phone through that adb server (Debian's
+/// real one), and a phone the server lost is connected again between attempts,
+/// as a person or the fleet does; without it, straight over TCP.
 async fn run_case(
     kind: &Kind,
     media: &Path,
     target: Option<(u32, &'static str, Injected)>,
+    server: Option<&AdbServer>,
 ) -> Ended {
     let sim = Arc::new(Simulator::start(SimConfig::default()).await.unwrap());
+    let serial = sim.addr().to_string();
     let keys = tempfile::tempdir().unwrap();
-    let inner = AdbPhone::over_tcp(
-        sim.addr(),
-        &throwaway_key_in(keys.path()).unwrap(),
-        adb_config(),
-    )
-    .await
-    .expect("the key is accepted");
+    let inner = match server {
+        Some(server) => {
+            server.connect(&serial).await;
+            AdbPhone::through_server(server.addr(), &serial, adb_config())
+        }
+        None => AdbPhone::over_tcp(
+            sim.addr(),
+            &throwaway_key_in(keys.path()).unwrap(),
+            adb_config(),
+        )
+        .await
+        .expect("the key is accepted"),
+    };
     let phone = Arc::new(Faulty {
         inner,
         sim: Arc::clone(&sim),
@@ -364,7 +380,15 @@ async fn run_case(
         };
         if retry && attempt < MAX_ATTEMPTS {
             attempt += 1;
+            if let Some(server) = server {
+                if server.state_of(&serial).await.as_deref() != Some("device") {
+                    server.reconnect(&serial).await;
+                }
+            }
             continue;
+        }
+        if let Some(server) = server {
+            let _ = server.adb(&["disconnect", &serial]).await;
         }
         let calls = std::mem::take(&mut phone.watch.lock().unwrap().calls);
         return Ended {
@@ -452,11 +476,18 @@ async fn a_stall_or_a_dropped_connection_at_any_step_never_sends_anything_twice(
     let file = flows.for_version(WECOM_PACKAGE, "4.1.30").unwrap();
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     let kinds = Arc::new(kinds());
+    // Through Debian's adb server when there is one (CI installs it).
+    let server = if adb_on_path() {
+        Some(Arc::new(AdbServer::start().await))
+    } else {
+        eprintln!("adb is not installed: the phones are reached over TCP, not through the adb server");
+        None
+    };
     let mut cases = tokio::task::JoinSet::new();
     for index in 0..kinds.len() {
         let kind = &kinds[index];
         // The clean run: the steps, their calls, and what the phone sent.
-        let clean = run_case(kind, &media, None).await;
+        let clean = run_case(kind, &media, None, server.as_deref()).await;
         let result = clean.last.as_ref().unwrap_or_else(|(code, result)| {
             panic!("{}: the clean run failed with {code}: {result}", kind.kind)
         });
@@ -490,6 +521,7 @@ async fn a_stall_or_a_dropped_connection_at_any_step_never_sends_anything_twice(
             for injected in [Injected::Stall, Injected::Drop] {
                 let permits = Arc::clone(&permits);
                 let kinds = Arc::clone(&kinds);
+                let server = server.clone();
                 let media = media.clone();
                 let expected = expected.clone();
                 let name = name.clone();
@@ -500,7 +532,13 @@ async fn a_stall_or_a_dropped_connection_at_any_step_never_sends_anything_twice(
                         "{} with a {injected:?} at step {number} `{name}` ({method})",
                         kind.kind
                     );
-                    let ended = run_case(kind, &media, Some((number, method, injected))).await;
+                    let ended = run_case(
+                        kind,
+                        &media,
+                        Some((number, method, injected)),
+                        server.as_deref(),
+                    )
+                    .await;
                     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         check_case(&what, &ended, &expected)
                     }))
