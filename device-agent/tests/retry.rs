@@ -48,8 +48,9 @@ fn adb_config() -> AdbConfig {
     AdbConfig {
         command_timeout: Duration::from_secs(2),
         dump_timeout: Duration::from_secs(4),
-        dump_attempts: 3,
+        dump_patience: Duration::from_secs(1),
         dump_retry_pause: Duration::from_millis(20),
+        dump_retry_pause_max: Duration::from_millis(200),
         transfer_timeout: Duration::from_secs(6),
         connect_timeout: Duration::from_secs(3),
         probe_interval: Duration::from_secs(1),

@@ -37,8 +37,9 @@ fn patient() -> AdbConfig {
     AdbConfig {
         command_timeout: Duration::from_secs(15),
         dump_timeout: Duration::from_secs(15),
-        dump_attempts: 3,
+        dump_patience: Duration::from_secs(1),
         dump_retry_pause: Duration::from_millis(50),
+        dump_retry_pause_max: Duration::from_millis(400),
         transfer_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         probe_interval: Duration::from_secs(1),
