@@ -530,7 +530,8 @@ async fn an_update_prompt_and_a_busy_screen(app: &TestApp, p: &PhoneAgent) {
 }
 
 /// A screen that never settles cannot be read: every attempt fails with
-/// `screen_unreadable`, which is retryable, until the attempts run out.
+/// `screen_unreadable`, which is retryable, after reading it again for the
+/// patience (1 s here), until the attempts run out.
 async fn a_screen_that_never_settles(app: &TestApp, p: &PhoneAgent) {
     p.sim.set_fault(Fault::DumpNotIdle { times: u32::MAX });
     let task = p
@@ -549,6 +550,11 @@ async fn a_screen_that_never_settles(app: &TestApp, p: &PhoneAgent) {
     assert!(
         error.message.contains("could not get idle state"),
         "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("reads failed over"),
+        "the message says how many reads failed over how long: {}",
         error.message
     );
     assert!(p.sim.sent().is_empty());

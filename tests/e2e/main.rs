@@ -13,6 +13,8 @@
 //! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
 //!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `launch`: `launch`'s budget of BACK presses and restarts on a start screen
+//!   the flows do not recognise; a phone slow to get idle.
 //! - `layouts`: the built-in flows on a WeCom that shows its labels as text.
 //! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
@@ -42,6 +44,7 @@ mod devices;
 mod dispatch;
 mod fleet;
 mod fuzz;
+mod launch;
 mod layouts;
 mod media;
 mod metrics;

@@ -63,6 +63,19 @@ impl PhoneAgent {
         sim: SimConfig,
         adb: AdbConfig,
     ) -> PhoneAgent {
+        let flows = FlowSet::builtin().expect("the built-in flows load");
+        PhoneAgent::start_with_flows(app, route, sim, adb, flows).await
+    }
+
+    /// As [`PhoneAgent::start`], with an agent that runs `flows` (the
+    /// built-in ones merged with a flows directory, say).
+    pub async fn start_with_flows(
+        app: &TestApp,
+        route: Route<'_>,
+        sim: SimConfig,
+        adb: AdbConfig,
+        flows: FlowSet,
+    ) -> PhoneAgent {
         let account = app.create_account().await.id;
         let sim = Simulator::start(sim).await.expect("the simulator starts");
         let serial = sim.addr().to_string();
@@ -94,7 +107,7 @@ impl PhoneAgent {
         std::fs::create_dir_all(&media_dir).expect("the media directory");
         let executor = FlowExecutor::new(
             Arc::new(phone),
-            FlowSet::builtin().expect("the built-in flows load"),
+            flows,
             FlowOptions {
                 app: WECOM_PACKAGE.to_owned(),
                 media_dir: Some(media_dir.clone()),
