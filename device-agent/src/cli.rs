@@ -654,11 +654,17 @@ mod tests {
             "/etc/youmi/flows",
             "--media-dir",
             "/var/youmi/media",
+            "--screen-patience-ms",
+            "20000",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
             panic!("expected run");
         };
+        assert_eq!(
+            args.timing.to_adb_config().dump_patience,
+            Duration::from_secs(20)
+        );
         assert_eq!(args.executor, ExecutorKind::Adb);
         assert_eq!(args.device.serial.as_deref(), Some("R58M123"));
         assert_eq!(args.adb.adb_server, "127.0.0.1:5038".parse().unwrap());
@@ -686,6 +692,11 @@ mod tests {
         };
         assert_eq!(args.adb.adb_server, DEFAULT_SERVER);
         assert_eq!(args.adb.adb_tcp, Some("192.168.1.20:5555".parse().unwrap()));
+        assert_eq!(args.timing.to_adb_config(), AdbConfig::default());
+        assert!(
+            Cli::try_parse_from(["youmi-agent", "run", "--screen-patience-ms", "600000"]).is_err(),
+            "a patience of ten minutes is refused"
+        );
         // Without --serial the simulator keeps its old name.
         assert_eq!(args.device.to_device().serial, SIMULATED_SERIAL);
     }
@@ -711,6 +722,10 @@ mod tests {
         assert_eq!(args.fleet_dir, PathBuf::from("/srv/fleet"));
         assert_eq!(args.adb_server, "127.0.0.1:5038".parse().unwrap());
         assert_eq!((args.scan_secs, args.heartbeat.heartbeat_secs), (2, 10));
+        assert_eq!(
+            args.timing.to_adb_config().dump_patience,
+            AdbConfig::default().dump_patience
+        );
 
         let cli = Cli::try_parse_from([
             "youmi-agent",

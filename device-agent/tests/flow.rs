@@ -2509,7 +2509,11 @@ steps = [
     let (error, evidence) = evidenced(
         run(
             &s,
-            &task(40, TaskKind::SendMessage, json!({"to": {"name": "张三"}, "items": [{"type": "text", "text": "你好"}]})),
+            &task(
+                40,
+                TaskKind::SendMessage,
+                json!({"to": {"name": "张三"}, "items": [{"type": "text", "text": "你好"}]}),
+            ),
         )
         .await
         .0,
@@ -2578,7 +2582,9 @@ one = [
     // The first recipient's launch: four BACKs, each leaving WeCom and each
     // followed by a start; the two others start WeCom once and stop there.
     assert_eq!((backs, launches), (4, 7), "{:?}", s.phone.state().inputs);
-    let skipped = evidence["skipped"].as_array().expect("the skipped recipients");
+    let skipped = evidence["skipped"]
+        .as_array()
+        .expect("the skipped recipients");
     assert_eq!(skipped.len(), 3, "{evidence}");
     for entry in skipped {
         let message = entry["message"].as_str().unwrap_or_default();
@@ -2615,14 +2621,20 @@ steps = [
     let (error, _) = evidenced(
         run(
             &s,
-            &task(42, TaskKind::SendMessage, json!({"to": {"name": "李四"}, "items": [{"type": "text", "text": "你好"}]})),
+            &task(
+                42,
+                TaskKind::SendMessage,
+                json!({"to": {"name": "李四"}, "items": [{"type": "text", "text": "你好"}]}),
+            ),
         )
         .await
         .0,
     );
     assert_eq!(error.code, "start_screen_not_reached");
     assert!(
-        error.message.contains("BACK changes nothing on this screen"),
+        error
+            .message
+            .contains("BACK changes nothing on this screen"),
         "{}",
         error.message
     );

@@ -81,7 +81,9 @@ async fn a_start_screen_the_flows_do_not_recognise_costs_each_attempt_a_few_back
         error.message
     );
     assert!(
-        error.message.contains("the last screen it backed out of showed: ")
+        error
+            .message
+            .contains("the last screen it backed out of showed: ")
             && error.message.contains("通讯录"),
         "the message lists what the screen showed: {}",
         error.message

@@ -352,33 +352,32 @@ impl AdbPhone {
         let mut pause = self.config.dump_retry_pause;
         let mut reads: u32 = 0;
         loop {
-            let failure = match shell_call(&self.link, command, command, self.config.dump_timeout)
-                .await
-            {
-                Ok(out) => match UiTree::parse(&out.text()) {
-                    Ok(tree) => {
-                        if reads > 0 {
-                            tracing::debug!(
-                                failed = reads,
-                                after_ms = started.elapsed().as_millis() as u64,
-                                "the screen could be read again"
-                            );
+            let failure =
+                match shell_call(&self.link, command, command, self.config.dump_timeout).await {
+                    Ok(out) => match UiTree::parse(&out.text()) {
+                        Ok(tree) => {
+                            if reads > 0 {
+                                tracing::debug!(
+                                    failed = reads,
+                                    after_ms = started.elapsed().as_millis() as u64,
+                                    "the screen could be read again"
+                                );
+                            }
+                            return Ok(tree);
                         }
-                        return Ok(tree);
-                    }
-                    Err(error) => {
-                        // Through the adb server the complaint is on stderr.
-                        let stderr = String::from_utf8_lossy(&out.stderr);
-                        let last = match stderr.trim().lines().next() {
-                            Some(line) => line.to_owned(),
-                            None => error.0,
-                        };
-                        DumpFailure::Unreadable(last)
-                    }
-                },
-                Err(error @ PhoneError::Timeout { .. }) => DumpFailure::Hung(error),
-                Err(error) => return Err(error),
-            };
+                        Err(error) => {
+                            // Through the adb server the complaint is on stderr.
+                            let stderr = String::from_utf8_lossy(&out.stderr);
+                            let last = match stderr.trim().lines().next() {
+                                Some(line) => line.to_owned(),
+                                None => error.0,
+                            };
+                            DumpFailure::Unreadable(last)
+                        }
+                    },
+                    Err(error @ PhoneError::Timeout { .. }) => DumpFailure::Hung(error),
+                    Err(error) => return Err(error),
+                };
             reads += 1;
             let elapsed = started.elapsed();
             if elapsed >= patience {
