@@ -112,6 +112,31 @@ struct AdbArgs {
     adb_tcp: Option<SocketAddr>,
 }
 
+/// How patient the agent is with a real phone.
+#[derive(Debug, Args)]
+struct PhoneTimingArgs {
+    /// Milliseconds a screen that cannot be read (uiautomator's "could not
+    /// get idle state" while the screen animates) is read again, with growing
+    /// pauses, before the task fails with `screen_unreadable` (retryable).
+    #[arg(
+        long,
+        env = "YOUMI_AGENT_SCREEN_PATIENCE_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(0..=120_000)
+    )]
+    screen_patience_ms: u64,
+}
+
+impl PhoneTimingArgs {
+    /// The ADB deadlines and timings: the defaults, with these flags' values.
+    fn to_adb_config(&self) -> AdbConfig {
+        AdbConfig {
+            dump_patience: Duration::from_millis(self.screen_patience_ms),
+            ..AdbConfig::default()
+        }
+    }
+}
+
 /// What tasks on a real phone run with.
 #[derive(Debug, Args)]
 struct FlowArgs {
@@ -214,6 +239,8 @@ struct RunArgs {
     #[command(flatten)]
     adb: AdbArgs,
     #[command(flatten)]
+    timing: PhoneTimingArgs,
+    #[command(flatten)]
     flows: FlowArgs,
     #[command(flatten)]
     sim: SimArgs,
@@ -254,6 +281,8 @@ struct FleetArgs {
     scan_secs: u64,
     #[command(flatten)]
     heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    timing: PhoneTimingArgs,
     #[command(flatten)]
     flows: FlowArgs,
 }
@@ -362,7 +391,13 @@ async fn run_bind(args: BindArgs) -> Result<ExitCode> {
     let (device, read_from_phone) = match args.executor {
         ExecutorKind::Simulated => (args.device.to_device(), false),
         ExecutorKind::Adb => {
-            let phone = open_phone(&args.adb, args.device.serial.as_deref(), &dir).await?;
+            let phone = open_phone(
+                &args.adb,
+                args.device.serial.as_deref(),
+                &dir,
+                AdbConfig::default(),
+            )
+            .await?;
             (fleet::read_device(&phone).await?, true)
         }
     };
@@ -391,23 +426,24 @@ fn print_bound(credentials: &Credentials, path: &Path, phone: Option<&DeviceInfo
 
 /// The real phone `adb` names: over TCP with the state directory's key, or
 /// through the adb server by serial (checked to be listed and ready).
-async fn open_phone(adb: &AdbArgs, serial: Option<&str>, state_dir: &Path) -> Result<AdbPhone> {
+async fn open_phone(
+    adb: &AdbArgs,
+    serial: Option<&str>,
+    state_dir: &Path,
+    config: AdbConfig,
+) -> Result<AdbPhone> {
     match adb.adb_tcp {
         Some(addr) => {
             fsutil::create_private_dir(state_dir)
                 .with_context(|| format!("cannot create {}", state_dir.display()))?;
             let key = state_dir.join(fleet::ADB_KEY_FILE);
-            AdbPhone::over_tcp(addr, &key, AdbConfig::default())
+            AdbPhone::over_tcp(addr, &key, config)
                 .await
                 .with_context(|| format!("cannot use the adb key {}", key.display()))
         }
         None => {
             let serial = fleet::select_phone(adb.adb_server, serial).await?;
-            Ok(AdbPhone::through_server(
-                adb.adb_server,
-                &serial,
-                AdbConfig::default(),
-            ))
+            Ok(AdbPhone::through_server(adb.adb_server, &serial, config))
         }
     }
 }
@@ -434,7 +470,13 @@ fn simulated_executor(args: &RunArgs) -> Arc<dyn Executor> {
 async fn adb_agent(args: &RunArgs, credentials: Credentials) -> Result<PhoneAgent> {
     let dir = &args.state.state_dir;
     let config = args.flows.to_config(args.heartbeat.heartbeat_secs)?;
-    let phone = open_phone(&args.adb, args.device.serial.as_deref(), dir).await?;
+    let phone = open_phone(
+        &args.adb,
+        args.device.serial.as_deref(),
+        dir,
+        args.timing.to_adb_config(),
+    )
+    .await?;
     let device = fleet::read_device(&phone).await?;
     info!(
         adb_serial = phone.serial(),
@@ -510,6 +552,7 @@ async fn run_fleet(args: FleetArgs) -> Result<ExitCode> {
     })?;
     let mut options = FleetOptions::new(args.fleet_dir, config.flows.clone());
     options.agent = config;
+    options.adb = args.timing.to_adb_config();
     options.adb_server = args.adb_server;
     options.scan_interval = Duration::from_secs(args.scan_secs);
     let (stopping_tx, mut stopping) = watch::channel(false);
@@ -611,11 +654,17 @@ mod tests {
             "/etc/youmi/flows",
             "--media-dir",
             "/var/youmi/media",
+            "--screen-patience-ms",
+            "20000",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
             panic!("expected run");
         };
+        assert_eq!(
+            args.timing.to_adb_config().dump_patience,
+            Duration::from_secs(20)
+        );
         assert_eq!(args.executor, ExecutorKind::Adb);
         assert_eq!(args.device.serial.as_deref(), Some("R58M123"));
         assert_eq!(args.adb.adb_server, "127.0.0.1:5038".parse().unwrap());
@@ -643,6 +692,11 @@ mod tests {
         };
         assert_eq!(args.adb.adb_server, DEFAULT_SERVER);
         assert_eq!(args.adb.adb_tcp, Some("192.168.1.20:5555".parse().unwrap()));
+        assert_eq!(args.timing.to_adb_config(), AdbConfig::default());
+        assert!(
+            Cli::try_parse_from(["youmi-agent", "run", "--screen-patience-ms", "600000"]).is_err(),
+            "a patience of ten minutes is refused"
+        );
         // Without --serial the simulator keeps its old name.
         assert_eq!(args.device.to_device().serial, SIMULATED_SERIAL);
     }
@@ -668,6 +722,10 @@ mod tests {
         assert_eq!(args.fleet_dir, PathBuf::from("/srv/fleet"));
         assert_eq!(args.adb_server, "127.0.0.1:5038".parse().unwrap());
         assert_eq!((args.scan_secs, args.heartbeat.heartbeat_secs), (2, 10));
+        assert_eq!(
+            args.timing.to_adb_config().dump_patience,
+            AdbConfig::default().dump_patience
+        );
 
         let cli = Cli::try_parse_from([
             "youmi-agent",

@@ -33,8 +33,9 @@ fn quick() -> AdbConfig {
     AdbConfig {
         command_timeout: Duration::from_secs(10),
         dump_timeout: Duration::from_secs(10),
-        dump_attempts: 3,
+        dump_patience: Duration::from_secs(4),
         dump_retry_pause: Duration::from_millis(20),
+        dump_retry_pause_max: Duration::from_millis(200),
         transfer_timeout: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(5),
         probe_interval: Duration::from_millis(100),
@@ -319,25 +320,77 @@ async fn typing_needs_the_adb_keyboard() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_busy_screen_is_retried_then_reported() {
+async fn a_busy_screen_is_read_again_until_the_patience_runs_out() {
     let _turn = TURN.lock().await;
-    let Direct { sim, phone, _dir } = direct(SimConfig::default(), quick()).await;
-    sim.set_fault(Fault::DumpNotIdle { times: 2 });
+    let config = quick();
+    let Direct { sim, phone, _dir } = direct(SimConfig::default(), config.clone()).await;
+    // Eight unreadable dumps in a row, over more than a second of pauses
+    // (20 + 40 + 80 + 160 + 200 x 4 ms): a slow, animating phone.
+    sim.set_fault(Fault::DumpNotIdle { times: 8 });
     assert!(
         !dump(&phone).await.nodes.is_empty(),
-        "the third try reads it"
+        "the ninth read gets the screen"
     );
-    sim.set_fault(Fault::DumpNotIdle { times: 3 });
-    assert_eq!(
-        within("dump_ui", phone.dump_ui()).await,
-        Err(PhoneError::UiDump {
-            attempts: 3,
-            last: "ERROR: could not get idle state.".into()
-        })
-    );
+    sim.set_fault(Fault::DumpNotIdle { times: u32::MAX });
+    let started = Instant::now();
+    match within("dump_ui", phone.dump_ui()).await {
+        Err(PhoneError::UiDump { reads, over, last }) => {
+            assert_eq!(last, "ERROR: could not get idle state.");
+            assert!(over >= config.dump_patience, "{over:?}");
+            assert!(
+                started.elapsed() >= config.dump_patience,
+                "{:?}",
+                started.elapsed()
+            );
+            // Pauses of 20, 40, 80, 160 ms and then 200 ms: about twenty
+            // reads fit in the patience (fewer when dumps are slow), never
+            // more than one per pause.
+            assert!((5..=200).contains(&reads), "{reads} reads");
+            let error = PhoneError::UiDump { reads, over, last };
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("{reads} reads failed over")),
+                "{error}"
+            );
+            assert_eq!(error.code(), "screen_unreadable");
+            assert!(error.retryable());
+        }
+        other => panic!("expected an unreadable screen, got {other:?}"),
+    }
+    sim.clear_faults();
     assert!(
         !dump(&phone).await.nodes.is_empty(),
         "and then it works again"
+    );
+    drop(phone);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_that_keeps_hanging_is_not_read_again_past_the_patience() {
+    let _turn = TURN.lock().await;
+    let config = AdbConfig {
+        dump_timeout: Duration::from_millis(1500),
+        dump_patience: Duration::from_secs(2),
+        ..quick()
+    };
+    let Direct { sim, phone, _dir } = direct(SimConfig::default(), config).await;
+    sim.set_fault(Fault::Hang {
+        pattern: "uiautomator dump".into(),
+        times: u32::MAX,
+    });
+    // Every dump hangs until its deadline: it is read again while the
+    // patience lasts, and then the read ends (`within` would fail a read
+    // that went on for good).
+    assert!(matches!(
+        within("dump_ui", phone.dump_ui()).await,
+        Err(PhoneError::Timeout { .. })
+    ));
+    sim.clear_faults();
+    assert!(
+        !dump(&phone).await.nodes.is_empty(),
+        "the next read, on a fresh connection, works"
     );
     drop(phone);
     sim.shutdown().await;
@@ -547,14 +600,14 @@ async fn through_a_real_adb_server() {
     );
 
     // A busy screen, through the server: the complaint is on stderr.
-    sim.set_fault(Fault::DumpNotIdle { times: 3 });
-    assert_eq!(
-        within("dump_ui", phone.dump_ui()).await,
-        Err(PhoneError::UiDump {
-            attempts: 3,
-            last: "ERROR: could not get idle state.".into()
-        })
-    );
+    sim.set_fault(Fault::DumpNotIdle { times: u32::MAX });
+    match within("dump_ui", phone.dump_ui()).await {
+        Err(PhoneError::UiDump { last, .. }) => {
+            assert_eq!(last, "ERROR: could not get idle state.")
+        }
+        other => panic!("expected an unreadable screen, got {other:?}"),
+    }
+    sim.clear_faults();
 
     // A hang: the deadline ends it, the next call works.
     sim.set_fault(Fault::Hang {

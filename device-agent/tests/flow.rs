@@ -437,6 +437,9 @@ struct State {
     permission_granted: bool,
     /// Called when text is typed (the cancellation test cancels from here).
     on_type: Option<Box<dyn Fn() + Send>>,
+    /// The app takes BACK and does nothing with it (a screen that handles
+    /// the key itself, such as a web page with no history).
+    back_ignored: bool,
 }
 
 impl State {
@@ -464,6 +467,7 @@ impl State {
             notes: Vec::new(),
             permission_granted: false,
             on_type: None,
+            back_ignored: false,
         }
     }
 
@@ -533,7 +537,7 @@ impl State {
             }
             return;
         }
-        if !self.foreground {
+        if !self.foreground || self.back_ignored {
             return;
         }
         if self.focused && matches!(self.top(), Screen::Chat { .. }) {
@@ -2466,6 +2470,176 @@ async fn launch_backs_out_of_a_deep_screen_to_the_main_tabs() {
     // Bringing WeCom to the front hides the keyboard, as on the simulator;
     // then the panel, the chat, the profile and the search: four presses of BACK.
     assert_eq!(backs, 4);
+}
+
+/// The built-in flows with a 4.1 file from a directory holding `flows`.
+fn flows_with(flows: &str) -> FlowSet {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wecom-4.1.toml"),
+        format!("format = 1\napp = \"com.tencent.wework\"\nversions = [\"4.1.*\"]\n{flows}"),
+    )
+    .unwrap();
+    FlowSet::builtin()
+        .unwrap()
+        .merge(FlowSet::load_dir(dir.path()).unwrap())
+}
+
+/// How many times the phone got BACK, and how many times WeCom was started.
+fn backs_and_launches(phone: &ScriptedPhone) -> (usize, usize) {
+    let state = phone.state();
+    let count = |input: &Input| state.inputs.iter().filter(|i| *i == input).count();
+    (count(&Input::Key(4)), count(&Input::Launch))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_start_screen_that_never_shows_spends_the_launch_budget_and_no_more() {
+    // The tab bar of this WeCom says 消息 in a way the file does not expect
+    // (issue 11: tabs as text, the file looking for a description).
+    let s = setup_with(flows_with(
+        r#"
+[flows.send_message]
+steps = [
+  { do = "launch", name = "open_wecom", home = { text = "首页" }, settle_ms = 800 },
+  { do = "fail", code = "flow_failed" },
+]
+"#,
+    ));
+    let started = tokio::time::Instant::now();
+    let (error, evidence) = evidenced(
+        run(
+            &s,
+            &task(
+                40,
+                TaskKind::SendMessage,
+                json!({"to": {"name": "张三"}, "items": [{"type": "text", "text": "你好"}]}),
+            ),
+        )
+        .await
+        .0,
+    );
+    assert_eq!(error.code, "start_screen_not_reached");
+    assert!(error.retryable);
+    // BACK on WeCom's first screen leaves it; it is started again, twice
+    // (max_relaunches = 2), and the third time the budget is spent.
+    let (backs, launches) = backs_and_launches(&s.phone);
+    assert_eq!((backs, launches), (3, 3), "{:?}", s.phone.state().inputs);
+    assert!(
+        error
+            .message
+            .contains("the app left the front again after 2 restarts (max_relaunches = 2)"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error
+            .message
+            .contains("this attempt pressed BACK 3 times and started the app again 2 times"),
+        "{}",
+        error.message
+    );
+    // What the screen showed: WeCom's tabs, which the file did not match.
+    assert!(
+        error
+            .message
+            .contains("the last screen it backed out of showed: ")
+            && error.message.contains("通讯录"),
+        "{}",
+        error.message
+    );
+    assert_eq!(evidence["step"], "open_wecom");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "it did not wait out launch's timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(s.phone.sent().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_back_budget_is_shared_by_an_attempts_launches() {
+    // One launch per recipient; a recipient whose launch fails is skipped,
+    // and the next recipient's launch has nothing left to spend.
+    let s = setup_with(flows_with(
+        r#"
+[flows.mass_send]
+steps = [
+  { do = "for_each_recipient", procedure = "one", skip_codes = ["start_screen_not_reached"] },
+]
+[procedures]
+one = [
+  { do = "launch", name = "open_wecom", home = { text = "首页" }, settle_ms = 800, max_backs = 4, max_relaunches = 10 },
+]
+"#,
+    ));
+    let payload = json!({
+        "recipients": [{"name": "张三"}, {"name": "李四"}, {"name": "王五"}],
+        "items": [{"type": "text", "text": "你好"}],
+    });
+    let (error, evidence) = evidenced(run(&s, &task(41, TaskKind::MassSend, payload)).await.0);
+    assert_eq!(error.code, "start_screen_not_reached", "{}", error.message);
+    let (backs, launches) = backs_and_launches(&s.phone);
+    // The first recipient's launch: four BACKs, each leaving WeCom and each
+    // followed by a start; the two others start WeCom once and stop there.
+    assert_eq!((backs, launches), (4, 7), "{:?}", s.phone.state().inputs);
+    let skipped = evidence["skipped"]
+        .as_array()
+        .expect("the skipped recipients");
+    assert_eq!(skipped.len(), 3, "{evidence}");
+    for entry in skipped {
+        let message = entry["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("4 BACK presses did not lead there (max_backs = 4)"),
+            "{entry}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn launch_stops_backing_when_back_changes_nothing() {
+    let s = setup_with(flows_with(
+        r#"
+[flows.send_message]
+steps = [
+  { do = "launch", name = "open_wecom", home = { label = "消息" }, settle_ms = 800 },
+  { do = "fail", code = "flow_failed" },
+]
+"#,
+    ));
+    {
+        let mut state = s.phone.state();
+        state.running = true;
+        state.foreground = true;
+        state.stack = vec![
+            Screen::Main(Tab::Contacts),
+            Screen::Profile {
+                name: "李四".into(),
+            },
+        ];
+        state.back_ignored = true;
+    }
+    let (error, _) = evidenced(
+        run(
+            &s,
+            &task(
+                42,
+                TaskKind::SendMessage,
+                json!({"to": {"name": "李四"}, "items": [{"type": "text", "text": "你好"}]}),
+            ),
+        )
+        .await
+        .0,
+    );
+    assert_eq!(error.code, "start_screen_not_reached");
+    assert!(
+        error
+            .message
+            .contains("BACK changes nothing on this screen"),
+        "{}",
+        error.message
+    );
+    let (backs, launches) = backs_and_launches(&s.phone);
+    assert_eq!((backs, launches), (2, 1), "{:?}", s.phone.state().inputs);
 }
 
 #[tokio::test(start_paused = true)]

@@ -52,8 +52,9 @@ fn adb_config() -> AdbConfig {
     AdbConfig {
         command_timeout: Duration::from_secs(2),
         dump_timeout: Duration::from_secs(4),
-        dump_attempts: 3,
+        dump_patience: Duration::from_secs(1),
         dump_retry_pause: Duration::from_millis(20),
+        dump_retry_pause_max: Duration::from_millis(200),
         transfer_timeout: Duration::from_secs(6),
         connect_timeout: Duration::from_secs(3),
         probe_interval: Duration::from_secs(1),
@@ -480,7 +481,9 @@ async fn a_stall_or_a_dropped_connection_at_any_step_never_sends_anything_twice(
     let server = if adb_on_path() {
         Some(Arc::new(AdbServer::start().await))
     } else {
-        eprintln!("adb is not installed: the phones are reached over TCP, not through the adb server");
+        eprintln!(
+            "adb is not installed: the phones are reached over TCP, not through the adb server"
+        );
         None
     };
     let mut cases = tokio::task::JoinSet::new();

@@ -37,8 +37,9 @@ fn patient() -> AdbConfig {
     AdbConfig {
         command_timeout: Duration::from_secs(15),
         dump_timeout: Duration::from_secs(15),
-        dump_attempts: 3,
+        dump_patience: Duration::from_secs(1),
         dump_retry_pause: Duration::from_millis(50),
+        dump_retry_pause_max: Duration::from_millis(400),
         transfer_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         probe_interval: Duration::from_secs(1),
@@ -529,7 +530,8 @@ async fn an_update_prompt_and_a_busy_screen(app: &TestApp, p: &PhoneAgent) {
 }
 
 /// A screen that never settles cannot be read: every attempt fails with
-/// `screen_unreadable`, which is retryable, until the attempts run out.
+/// `screen_unreadable`, which is retryable, after reading it again for the
+/// patience (1 s here), until the attempts run out.
 async fn a_screen_that_never_settles(app: &TestApp, p: &PhoneAgent) {
     p.sim.set_fault(Fault::DumpNotIdle { times: u32::MAX });
     let task = p
@@ -548,6 +550,11 @@ async fn a_screen_that_never_settles(app: &TestApp, p: &PhoneAgent) {
     assert!(
         error.message.contains("could not get idle state"),
         "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("reads failed over"),
+        "the message says how many reads failed over how long: {}",
         error.message
     );
     assert!(p.sim.sent().is_empty());

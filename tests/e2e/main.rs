@@ -13,6 +13,8 @@
 //! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
 //!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
+//! - `launch`: `launch`'s budget of BACK presses and restarts on a start screen
+//!   the flows do not recognise; a phone slow to get idle.
 //! - `layouts`: the built-in flows on a WeCom that shows its labels as text,
 //!   and on one whose chat list is longer than the screen.
 //! - `flow_constructs`: scrolling to a chat below the fold; a flow file that
@@ -47,6 +49,7 @@ mod dispatch;
 mod fleet;
 mod flow_constructs;
 mod fuzz;
+mod launch;
 mod layouts;
 mod media;
 mod metrics;

@@ -83,6 +83,23 @@ pub const MEDIA_DIR: &str = "/sdcard/DCIM/Youmi";
 /// bytes a character and base64 adds a third, and old adbd takes 4 KiB per command.
 const TYPE_CHUNK: usize = 300;
 
+/// Why one `uiautomator dump` gave no screen, when reading again may help.
+enum DumpFailure {
+    /// It answered something that is not a dump: its complaint.
+    Unreadable(String),
+    /// It did not answer before its deadline.
+    Hung(PhoneError),
+}
+
+impl std::fmt::Display for DumpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpFailure::Unreadable(last) => f.write_str(last),
+            DumpFailure::Hung(error) => write!(f, "{error}"),
+        }
+    }
+}
+
 /// Deadlines and timings. The defaults suit a phone on USB or on a LAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdbConfig {
@@ -90,10 +107,16 @@ pub struct AdbConfig {
     pub command_timeout: Duration,
     /// Deadline of one `uiautomator dump`, which takes seconds on a busy screen.
     pub dump_timeout: Duration,
-    /// How many times a dump is tried before [`PhoneError::UiDump`].
-    pub dump_attempts: u32,
-    /// Pause between dump attempts, for an animation to settle.
+    /// How long a screen that cannot be read ("could not get idle state" while
+    /// something animates, or output that is not a dump) is read again before
+    /// [`PhoneError::UiDump`]. Slow phones with animated screens fail several
+    /// dumps in a row (three within 1.3 s were seen) and then read fine.
+    pub dump_patience: Duration,
+    /// The first pause before reading again; each later pause doubles, up to
+    /// [`AdbConfig::dump_retry_pause_max`].
     pub dump_retry_pause: Duration,
+    /// The longest pause between two reads.
+    pub dump_retry_pause_max: Duration,
     /// Deadline of a file push or a screenshot, which move megabytes.
     pub transfer_timeout: Duration,
     /// How long opening a TCP connection (to the phone or the adb server) may take.
@@ -110,8 +133,9 @@ impl Default for AdbConfig {
         AdbConfig {
             command_timeout: Duration::from_secs(15),
             dump_timeout: Duration::from_secs(20),
-            dump_attempts: 3,
-            dump_retry_pause: Duration::from_millis(500),
+            dump_patience: Duration::from_secs(10),
+            dump_retry_pause: Duration::from_millis(200),
+            dump_retry_pause_max: Duration::from_millis(1600),
             transfer_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             probe_interval: Duration::from_secs(10),
@@ -316,30 +340,66 @@ impl AdbPhone {
         Ok(out)
     }
 
-    /// Reads the screen, retrying a dump that is not XML.
+    /// Reads the screen. A dump that is not XML (the screen was never idle)
+    /// or that hung is read again after a pause that doubles each time, for
+    /// up to [`AdbConfig::dump_patience`] from the first read; a hung dump
+    /// takes its whole [`AdbConfig::dump_timeout`], so the last read may end
+    /// up to that much past the patience. Any other failure ends it at once.
     async fn read_screen(&self) -> PhoneResult<UiTree> {
         let command = "uiautomator dump /dev/tty";
-        let attempts = self.config.dump_attempts.max(1);
-        let mut last = String::new();
-        for attempt in 1..=attempts {
-            let out = shell_call(&self.link, command, command, self.config.dump_timeout).await?;
-            match UiTree::parse(&out.text()) {
-                Ok(tree) => return Ok(tree),
-                Err(error) => {
-                    // Through the adb server the complaint is on stderr.
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    last = match stderr.trim().lines().next() {
-                        Some(line) => line.to_owned(),
-                        None => error.0,
-                    };
-                }
+        let patience = self.config.dump_patience;
+        let started = tokio::time::Instant::now();
+        let mut pause = self.config.dump_retry_pause;
+        let mut reads: u32 = 0;
+        loop {
+            let failure =
+                match shell_call(&self.link, command, command, self.config.dump_timeout).await {
+                    Ok(out) => match UiTree::parse(&out.text()) {
+                        Ok(tree) => {
+                            if reads > 0 {
+                                tracing::debug!(
+                                    failed = reads,
+                                    after_ms = started.elapsed().as_millis() as u64,
+                                    "the screen could be read again"
+                                );
+                            }
+                            return Ok(tree);
+                        }
+                        Err(error) => {
+                            // Through the adb server the complaint is on stderr.
+                            let stderr = String::from_utf8_lossy(&out.stderr);
+                            let last = match stderr.trim().lines().next() {
+                                Some(line) => line.to_owned(),
+                                None => error.0,
+                            };
+                            DumpFailure::Unreadable(last)
+                        }
+                    },
+                    Err(error @ PhoneError::Timeout { .. }) => DumpFailure::Hung(error),
+                    Err(error) => return Err(error),
+                };
+            reads += 1;
+            let elapsed = started.elapsed();
+            if elapsed >= patience {
+                tracing::warn!(
+                    reads,
+                    over_ms = elapsed.as_millis() as u64,
+                    reason = %failure,
+                    "the screen could not be read within the patience"
+                );
+                return Err(match failure {
+                    DumpFailure::Hung(error) => error,
+                    DumpFailure::Unreadable(last) => PhoneError::UiDump {
+                        reads,
+                        over: elapsed,
+                        last,
+                    },
+                });
             }
-            tracing::debug!(attempt, reason = %last, "the screen could not be read");
-            if attempt < attempts {
-                tokio::time::sleep(self.config.dump_retry_pause).await;
-            }
+            tracing::debug!(reads, reason = %failure, "the screen could not be read; reading it again");
+            tokio::time::sleep(pause.min(patience - elapsed)).await;
+            pause = (pause * 2).min(self.config.dump_retry_pause_max.max(pause));
         }
-        Err(PhoneError::UiDump { attempts, last })
     }
 
     async fn input(&self, command: String) -> PhoneResult<()> {

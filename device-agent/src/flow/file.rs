@@ -53,6 +53,19 @@ const DEFAULT_SWIPE: Duration = Duration::from_millis(300);
 const DEFAULT_SETTLE: Duration = Duration::from_millis(1000);
 /// How long `launch` may take to reach the start screen.
 const DEFAULT_LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many BACK presses an attempt's `launch` steps may spend without
+/// reaching the start screen. The deepest screens the built-in flows leave
+/// behind (a chat with its keyboard and more-functions panel open, over a
+/// profile and a search) take four; six leaves room for a menu or two.
+const DEFAULT_MAX_BACKS: u32 = 6;
+/// How many times an attempt's `launch` steps may start the app again after
+/// it left the front without reaching the start screen: once for a BACK
+/// that left the app from its first screen, once more for a crash.
+const DEFAULT_MAX_RELAUNCHES: u32 = 2;
+/// The largest `max_backs` a step may ask for.
+const MAX_MAX_BACKS: u32 = 50;
+/// The largest `max_relaunches` a step may ask for.
+const MAX_MAX_RELAUNCHES: u32 = 10;
 /// How many levels up `near` looks for the target when the file does not say.
 const DEFAULT_NEAR_DEPTH: u32 = 1;
 
@@ -153,7 +166,14 @@ const MAX_ALTERNATIVES: usize = 16;
 /// The keys a step type takes besides [`STEP_KEYS`].
 fn step_keys(kind: &str) -> Vec<&'static str> {
     let own: &[&str] = match kind {
-        "launch" => &["home", "restart", "settle_ms", "timeout_ms"],
+        "launch" => &[
+            "home",
+            "restart",
+            "settle_ms",
+            "timeout_ms",
+            "max_backs",
+            "max_relaunches",
+        ],
         "find" => &["store"],
         "tap" => &["node", "store", "sends", "verify"],
         "long_press" => &["node", "hold_ms"],
@@ -1137,6 +1157,11 @@ pub(crate) enum Action {
         settle: Duration,
         /// How long reaching the start screen may take.
         timeout: Duration,
+        /// How many BACK presses the attempt's launches may spend without
+        /// reaching the start screen (counted across its `launch` steps).
+        max_backs: u32,
+        /// How many times they may start the app again after it left the front.
+        max_relaunches: u32,
     },
     /// Looks a node up and stores it.
     Find {
@@ -1598,6 +1623,12 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
             timeout: f
                 .millis("timeout_ms", MAX_TIMEOUT_MS)?
                 .unwrap_or(DEFAULT_LAUNCH_TIMEOUT),
+            max_backs: f
+                .count("max_backs", MAX_MAX_BACKS)?
+                .unwrap_or(DEFAULT_MAX_BACKS),
+            max_relaunches: f
+                .count("max_relaunches", MAX_MAX_RELAUNCHES)?
+                .unwrap_or(DEFAULT_MAX_RELAUNCHES),
         },
         "find" => Action::Find {
             locate: locate(f, DEFAULT_FIND_TIMEOUT)?.ok_or("`find` needs `target`")?,
@@ -2138,6 +2169,19 @@ impl Fields {
             Some(Value::Integer(n)) => u32::try_from(n)
                 .map(Some)
                 .map_err(|_| format!("`{key}` must be a small non-negative number, not {n}")),
+            Some(other) => Err(format!("`{key}` must be a number, not {other}")),
+        };
+        self.note(key, result)
+    }
+
+    /// A count from 0 to `max`.
+    fn count(&mut self, key: &str, max: u32) -> Result<Option<u32>, String> {
+        let result = match self.take(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) => match u32::try_from(n) {
+                Ok(count) if count <= max => Ok(Some(count)),
+                _ => Err(format!("`{key}` must be from 0 to {max}, not {n}")),
+            },
             Some(other) => Err(format!("`{key}` must be a number, not {other}")),
         };
         self.note(key, result)
@@ -2736,6 +2780,18 @@ inner = [{ do = "back" }]
             &step_error(r#"{ do = "tap", target = { text = "x" }, near_depth = 2 }"#),
             &["`near_depth` only goes with `near`"],
         );
+        assert_has(
+            &step_error(r#"{ do = "launch", home = { text = "x" }, max_backs = 51 }"#),
+            &["`max_backs` must be from 0 to 50, not 51"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "launch", home = { text = "x" }, max_relaunches = -1 }"#),
+            &["`max_relaunches` must be from 0 to 10, not -1"],
+        );
+        assert_has(
+            &step_error(r#"{ do = "launch", home = { text = "x" }, max_backs = "six" }"#),
+            &["`max_backs` must be a number"],
+        );
     }
 
     #[test]
@@ -3082,7 +3138,7 @@ steps = [
 ]
 [flows.friend_add]
 steps = [
-  { do = "launch", home = { desc = "消息" }, restart = true, settle_ms = 500, timeout_ms = 20000 },
+  { do = "launch", home = { desc = "消息" }, restart = true, settle_ms = 500, timeout_ms = 20000, max_backs = 3, max_relaunches = 0 },
   { do = "find", target = { text = "添加客户" }, store = "add", timeout_ms = 0 },
   { do = "tap", node = "add" },
   { do = "clear", target = { class = "android.widget.EditText" } },
@@ -3116,6 +3172,14 @@ unused = [{ do = "type", text = "{item.url}" }]
         let steps = &file.flows[&TaskKind::FriendAdd];
         assert_eq!(steps.len(), 13);
         assert_eq!(steps[0].name, "launch");
+        assert!(matches!(
+            steps[0].action,
+            Action::Launch {
+                max_backs: 3,
+                max_relaunches: 0,
+                ..
+            }
+        ));
         assert!(
             matches!(steps[2].action, Action::Tap { aim: Aim::Stored(ref n), .. } if n == "add")
         );

@@ -122,11 +122,15 @@ pub enum PhoneError {
         /// The command.
         command: String,
     },
-    /// `uiautomator dump` kept failing (e.g. "could not get idle state" on a busy screen).
-    #[error("could not read the screen after {attempts} attempts: {last}")]
+    /// `uiautomator dump` kept failing (e.g. "could not get idle state" on a
+    /// screen that never stops animating), read after read, for longer than
+    /// the agent waits.
+    #[error("could not read the screen: {reads} reads failed over {:.1} s, the last with: {last}", .over.as_secs_f64())]
     UiDump {
-        /// How many dumps were tried.
-        attempts: u32,
+        /// How many dumps failed.
+        reads: u32,
+        /// From the first read to the last failure.
+        over: Duration,
         /// The last failure.
         last: String,
     },
