@@ -32,7 +32,7 @@ pub mod text;
 pub mod wide_int;
 
 pub use agent::{
-    AgentMessage, AssignedTask, BindRequest, BindResponse, DeviceInfo, FinishedReport, Outcome,
+    AgentMessage, AssignedTask, BindRequest, BindResponse, CallStatus, DeviceInfo, FinishedReport, Outcome,
     ServerMessage, TaskError, UpdateState,
 };
 pub use settings::{AgentSettings, AutoResume, SettingsPatch};
