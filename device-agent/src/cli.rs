@@ -124,6 +124,18 @@ struct FlowArgs {
     /// id, named by the id.
     #[arg(long, value_name = "DIR", env = "YOUMI_AGENT_MEDIA_DIR")]
     media_dir: Option<PathBuf>,
+    /// How long a task waits, touching nothing, while a phone call rings or
+    /// is under way (with auto_hang_up on: until the call is hung up) before
+    /// it fails with call_in_progress, which is retried. 5 minutes covers
+    /// most calls without holding the queue for a long one.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "YOUMI_AGENT_CALL_WAIT_MS",
+        default_value_t = 300_000,
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
+    call_wait_ms: u64,
 }
 
 impl FlowArgs {
@@ -140,6 +152,7 @@ impl FlowArgs {
         let mut config = PhoneAgentConfig::new(flows);
         config.media_dir = self.media_dir.clone();
         config.heartbeat_interval = Duration::from_secs(heartbeat_secs);
+        config.call_wait = Duration::from_millis(self.call_wait_ms);
         Ok(config)
     }
 }
@@ -611,6 +624,8 @@ mod tests {
             "/etc/youmi/flows",
             "--media-dir",
             "/var/youmi/media",
+            "--call-wait-ms",
+            "90000",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
@@ -628,6 +643,7 @@ mod tests {
             args.flows.media_dir,
             Some(PathBuf::from("/var/youmi/media"))
         );
+        assert_eq!(args.flows.call_wait_ms, 90_000);
 
         let cli = Cli::try_parse_from([
             "youmi-agent",
@@ -643,6 +659,11 @@ mod tests {
         };
         assert_eq!(args.adb.adb_server, DEFAULT_SERVER);
         assert_eq!(args.adb.adb_tcp, Some("192.168.1.20:5555".parse().unwrap()));
+        assert_eq!(
+            args.flows.to_config(30).unwrap().call_wait,
+            crate::calls::DEFAULT_CALL_WAIT,
+            "five minutes unless told"
+        );
         // Without --serial the simulator keeps its old name.
         assert_eq!(args.device.to_device().serial, SIMULATED_SERIAL);
     }
@@ -746,6 +767,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--code"), "{error}");
+        let error = Cli::try_parse_from(["youmi-agent", "run", "--call-wait-ms", "3600001"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("call-wait-ms"), "{error}");
         let error = Cli::try_parse_from(["youmi-agent", "run", "--adb-server", "localhost:5037"])
             .unwrap_err()
             .to_string();

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 use youmi_protocol::task::{Contact, Item};
-use youmi_protocol::task_error::UNEXPECTED_DIALOG;
+use youmi_protocol::task_error::{CALL_IN_PROGRESS, UNEXPECTED_DIALOG};
 use youmi_protocol::{AssignedTask, TaskPayload};
 
 use super::dialog::{self, Dialog, RISK_PHRASES};
@@ -18,6 +18,7 @@ use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
     Step, NOT_SENT, RISK_CONTROL,
 };
+use crate::calls::{Calls, CALL_WAIT_POLL};
 use crate::delivery::{DeliveryMark, Mark, UnitKey};
 use crate::executor::{BoxFuture, TaskContext};
 use crate::phone::{Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
@@ -202,6 +203,9 @@ pub(crate) struct Run<'a> {
     pub marks: BTreeMap<UnitKey, DeliveryMark>,
     /// Units not tried because their recipient was skipped, with its code.
     pub skipped_units: BTreeMap<UnitKey, String>,
+    /// The phone's calls and how long to wait for one to end; `None`: calls
+    /// are not looked at.
+    calls: Option<(&'a Calls, Duration)>,
 }
 
 /// What to do about a unit, from the earlier attempts' marks.
@@ -248,6 +252,7 @@ impl<'a> Run<'a> {
             skipped: Vec::new(),
             marks: crate::delivery::latest(ctx.earlier_marks()),
             skipped_units: BTreeMap::new(),
+            calls: None,
         }
     }
 
@@ -274,6 +279,44 @@ impl<'a> Run<'a> {
     /// Where evidence goes.
     pub(crate) fn evidence_dir(&self) -> Option<&'a Path> {
         self.places.evidence_dir
+    }
+
+    /// Has the run wait, before each step that touches the phone, while a
+    /// call rings or is under way, for at most `bound` each time.
+    pub(crate) fn mind_calls(&mut self, calls: &'a Calls, bound: Duration) {
+        self.calls = Some((calls, bound));
+    }
+
+    /// Waits, touching nothing, while a phone call rings or is under way
+    /// (see `crate::calls`); called before every step that touches the
+    /// phone and before `launch` starts the app again or backs out. Returns
+    /// how long it waited: after a wait the caller reads the screen again.
+    /// A call that outlasts the bound fails the task with `call_in_progress`
+    /// (retryable).
+    async fn hold_for_call(&self) -> Result<Duration, Stop> {
+        let Some((calls, bound)) = self.calls else {
+            return Ok(Duration::ZERO);
+        };
+        let waited = tokio::select! {
+            waited = calls.wait_until_free(self.phone, bound, CALL_WAIT_POLL) => waited,
+            () = self.ctx.cancelled() => return Err(Stop::Cancelled),
+        };
+        waited.map_err(|call| {
+            warn!(call = ?call.status, waited_s = call.waited.as_secs(), "the call outlasted the wait: the task fails, to be retried");
+            Failure::new(
+                CALL_IN_PROGRESS,
+                format!(
+                    "a phone call was still {} after {:.0} s, the longest the agent waits before touching the phone; nothing was tapped or typed while it went on",
+                    match call.status {
+                        youmi_protocol::CallStatus::Ringing => "ringing",
+                        _ => "under way",
+                    },
+                    call.waited.as_secs_f64()
+                ),
+                true,
+            )
+            .into()
+        })
     }
 
     /// Counts the steps `steps` will run for this task, loops unrolled and
@@ -1210,6 +1253,20 @@ impl<'a> Run<'a> {
     }
 
     async fn act(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<(), Stop> {
+        let touches = matches!(
+            step.action,
+            Action::Launch { .. }
+                | Action::Tap { .. }
+                | Action::LongPress { .. }
+                | Action::Clear { .. }
+                | Action::Type { .. }
+                | Action::Back
+                | Action::Key(_)
+                | Action::Swipe { .. }
+        );
+        if touches {
+            self.hold_for_call().await?;
+        }
         let blind = match &step.action {
             Action::Back | Action::Key(_) | Action::Swipe { .. } | Action::Type { .. } => true,
             Action::Tap { aim, .. } | Action::LongPress { aim, .. } | Action::Clear { aim } => {
@@ -1381,7 +1438,7 @@ impl<'a> Run<'a> {
             self.phone.stop_app(&app).await.map_err(phone_error)?;
         }
         self.phone.launch_app(&app).await.map_err(phone_error)?;
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
         let mut previous: Option<(String, Instant)> = None;
         let mut launched = Instant::now();
         loop {
@@ -1407,8 +1464,14 @@ impl<'a> Run<'a> {
                 // A cold start shows the launcher for a moment: give it `settle`
                 // before starting the app again.
                 if now.duration_since(launched) >= settle {
-                    debug!("the app is not in front: launching it");
-                    self.phone.launch_app(&app).await.map_err(phone_error)?;
+                    // A call may be what took the app from the front.
+                    let waited = self.hold_for_call().await?;
+                    if waited.is_zero() {
+                        debug!("the app is not in front: launching it");
+                        self.phone.launch_app(&app).await.map_err(phone_error)?;
+                    } else {
+                        deadline += waited;
+                    }
                     launched = Instant::now();
                 }
                 previous = None;
@@ -1417,8 +1480,13 @@ impl<'a> Run<'a> {
                     Some((xml, since))
                         if *xml == tree.xml && now.duration_since(*since) >= settle =>
                     {
-                        debug!("backing out of a screen that is not the start screen");
-                        self.phone.key(Key::Back).await.map_err(phone_error)?;
+                        let waited = self.hold_for_call().await?;
+                        if waited.is_zero() {
+                            debug!("backing out of a screen that is not the start screen");
+                            self.phone.key(Key::Back).await.map_err(phone_error)?;
+                        } else {
+                            deadline += waited;
+                        }
                         previous = None;
                     }
                     Some((xml, _)) if *xml == tree.xml => {}
