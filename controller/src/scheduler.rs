@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use youmi_protocol::agent::error_code;
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, CallStatus, DeviceInfo, FinishedReport, OperatorAccountId, Outcome,
-    ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
+    AgentMessage, AgentSettings, CallStatus, DeviceInfo, FinishedReport, OperatorAccountId,
+    Outcome, ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
 };
 
 use crate::clock::Clock;

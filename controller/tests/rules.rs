@@ -13,8 +13,8 @@ use youmi_controller::{
     TokioClock, WRITER_THREAD,
 };
 use youmi_protocol::{
-    AgentMessage, AgentSettings, AutoResume, CallStatus, DeviceInfo, FinishedReport, Outcome, ServerMessage,
-    SettingsPatch, TaskError, TaskKind, TaskState,
+    AgentMessage, AgentSettings, AutoResume, CallStatus, DeviceInfo, FinishedReport, Outcome,
+    ServerMessage, SettingsPatch, TaskError, TaskKind, TaskState,
 };
 
 /// A store that keeps every committed change and the last state of each task.

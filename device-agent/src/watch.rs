@@ -208,7 +208,12 @@ fn toggle_queue(agent: &AgentHandle) {
 /// Reads the call state every [`WatchOptions::call_poll`] while a task runs
 /// (unless the runner read it meanwhile) or `auto_hang_up` is on, keeps it in
 /// `calls`, and follows `auto_hang_up`: while it is on, a ringing call is ended.
-async fn watch_calls(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOptions, calls: Calls) {
+async fn watch_calls(
+    phone: Arc<AdbPhone>,
+    agent: AgentHandle,
+    options: WatchOptions,
+    calls: Calls,
+) {
     let mut poll = time::interval(options.call_poll);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {

@@ -588,9 +588,7 @@ impl Phone {
         };
         self.inputs.push(InputEvent { input, screen });
         if let Some(text) = typed {
-            let rings = |f: &Fault| {
-                matches!(f, Fault::RingWhenTyped { containing, .. } if text.contains(containing.as_str()))
-            };
+            let rings = |f: &Fault| matches!(f, Fault::RingWhenTyped { containing, .. } if text.contains(containing.as_str()));
             if let Some(Fault::RingWhenTyped { number, .. }) = self.take_fault(rings) {
                 tracing::info!(%number, %text, "a call rings (scripted when this text was typed)");
                 self.ring(&number);

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 use youmi_protocol::agent::UpdateState;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, AssignedTask, AutoResume, CallStatus, DeviceInfo, FinishedReport, Outcome,
-    ServerMessage, SettingsPatch, TaskError, TaskKind,
+    AgentMessage, AgentSettings, AssignedTask, AutoResume, CallStatus, DeviceInfo, FinishedReport,
+    Outcome, ServerMessage, SettingsPatch, TaskError, TaskKind,
 };
 
 fn device() -> DeviceInfo {
@@ -148,7 +148,10 @@ fn heartbeats_carry_the_call_state_but_never_a_number() {
             call: Some(status),
         };
         let value = serde_json::to_value(&beat).unwrap();
-        assert_eq!(value, json!({"type": "heartbeat", "battery": 80, "call": word}));
+        assert_eq!(
+            value,
+            json!({"type": "heartbeat", "battery": 80, "call": word})
+        );
         assert_eq!(serde_json::from_value::<AgentMessage>(value).unwrap(), beat);
     }
     // An agent older than the field sends none: it parses, as not known,

@@ -119,7 +119,10 @@ async fn a_call_pauses_the_task_until_it_ends_and_the_device_view_shows_it() {
     assert_eq!(view.current_task_id, Some(id));
     let listed = app.get("/api/v1/devices").await.text().await.unwrap();
     assert!(listed.contains(r#""call":"ringing""#), "{listed}");
-    assert!(!listed.contains(CALLER), "the number is never sent: {listed}");
+    assert!(
+        !listed.contains(CALLER),
+        "the number is never sent: {listed}"
+    );
 
     // Nothing reached the phone since the call began: the send tap waits.
     let inputs = p.sim.inputs();
@@ -151,9 +154,12 @@ async fn a_call_pauses_the_task_until_it_ends_and_the_device_view_shows_it() {
         !after.iter().any(|e| e.input == Input::Key(6)),
         "the agent never hung up: {after:?}"
     );
-    app.wait_device(&device, "the device view to show the call over", DEADLINE, |d| {
-        d.call == Some(CallStatus::Idle)
-    })
+    app.wait_device(
+        &device,
+        "the device view to show the call over",
+        DEADLINE,
+        |d| d.call == Some(CallStatus::Idle),
+    )
     .await;
 }
 
@@ -207,7 +213,11 @@ async fn a_call_longer_than_the_bound_fails_the_attempt_with_call_in_progress() 
         &inputs[typed + 1..]
     );
     assert!(p.sim.sent().is_empty());
-    assert_eq!(p.sim.call_state(), 1, "still ringing: the agent never hangs up");
+    assert_eq!(
+        p.sim.call_state(),
+        1,
+        "still ringing: the agent never hangs up"
+    );
 
     // Once the call ends, a retry sends the message, once.
     p.sim.end_call();
@@ -224,7 +234,11 @@ async fn a_call_longer_than_the_bound_fails_the_attempt_with_call_in_progress() 
     } else {
         // Every attempt may have met the ringing before the call ended; what
         // matters then is that nothing was sent.
-        assert_eq!(task.error.as_ref().map(|e| e.code.as_str()), Some(CALL_IN_PROGRESS), "{task:?}");
+        assert_eq!(
+            task.error.as_ref().map(|e| e.code.as_str()),
+            Some(CALL_IN_PROGRESS),
+            "{task:?}"
+        );
         assert!(p.sim.sent().is_empty());
     }
 }
@@ -259,9 +273,7 @@ async fn with_auto_hang_up_on_the_call_is_hung_up_and_the_task_goes_on() {
     .await;
 
     p.sim.set_fault(ring_when_typed());
-    let task = p
-        .run(&app, TaskKind::SendMessage, hello(), DEADLINE)
-        .await;
+    let task = p.run(&app, TaskKind::SendMessage, hello(), DEADLINE).await;
     assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
     assert_eq!(task.attempt, 1, "{task:?}");
     assert_eq!(p.sim.call_state(), 0, "hung up");
