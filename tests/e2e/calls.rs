@@ -1,7 +1,7 @@
 //! Phone calls during a task (issue 11, section 5), through the real adb on the
 //! phone simulator: a call that rings while the agent types pauses the task
 //! (nothing reaches the screen until it ends, and the device view shows it
-//! ringing), a call that outlasts the agent's bound fails the attempt with
+//! ringing, then under way once answered), a call that outlasts the agent's bound fails the attempt with
 //! `call_in_progress`, and with `auto_hang_up` on the call is hung up and the
 //! task goes on. The message is sent once in every case.
 //!
@@ -137,7 +137,20 @@ async fn a_call_pauses_the_task_until_it_ends_and_the_device_view_shows_it() {
     assert_eq!(app.task(id).await.state, TaskState::Running);
     assert_eq!(p.sim.call_state(), 1, "the agent did not hang up");
 
-    // The caller gives up: the task reads the screen again and sends, once.
+    // The person at the phone answers: the call is under way, and the task
+    // still waits.
+    p.sim.answer_call();
+    app.wait_device(
+        &device,
+        "the device view to show the call under way",
+        DEADLINE,
+        |d| d.call == Some(CallStatus::Active),
+    )
+    .await;
+    assert_eq!(p.sim.inputs().len(), typed + 1, "{:?}", p.sim.inputs());
+    assert!(p.sim.sent().is_empty(), "not sent during the call");
+
+    // The call ends: the task reads the screen again and sends, once.
     p.sim.end_call();
     let task = app.wait_terminal(id, DEADLINE).await;
     assert_eq!(task.state, TaskState::Succeeded, "{task:?}");
