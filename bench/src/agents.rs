@@ -322,6 +322,7 @@ fn heartbeat() -> AgentMessage {
         charging: Some(true),
         screen_on: Some(true),
         foreground_app: None,
+        call: None,
     }
 }
 

@@ -47,7 +47,7 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, OperatorAccountId, SettingsPatch, TaskId, TaskKind,
+    AgentMessage, AgentSettings, CallStatus, OperatorAccountId, SettingsPatch, TaskId, TaskKind,
 };
 
 pub use clock::{Clock, SystemClock, TokioClock};
@@ -165,6 +165,8 @@ pub struct DeviceStatus {
     pub last_seen_ms: Option<i64>,
     /// Battery level from the last heartbeat.
     pub battery: Option<u8>,
+    /// The call state from the last heartbeat, when it said one.
+    pub call: Option<CallStatus>,
     /// Tasks waiting in the account's queue (ready or delayed).
     pub queued_tasks: u64,
     /// Its agent settings.

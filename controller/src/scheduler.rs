@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use youmi_protocol::agent::error_code;
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, DeviceInfo, FinishedReport, OperatorAccountId, Outcome,
-    ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
+    AgentMessage, AgentSettings, CallStatus, DeviceInfo, FinishedReport, OperatorAccountId,
+    Outcome, ServerMessage, SettingsPatch, TaskError, TaskId, TaskKind, TaskState,
 };
 
 use crate::clock::Clock;
@@ -197,6 +197,8 @@ struct Device {
     resume_at: Option<i64>,
     last_seen: Option<i64>,
     battery: Option<u8>,
+    /// The call state of the last heartbeat; `None` when it did not say.
+    call: Option<CallStatus>,
     connection: Option<Connection>,
 }
 
@@ -385,6 +387,7 @@ impl<C: Clock> Scheduler<C> {
                 resume_at: record.resume_at_ms,
                 last_seen: record.last_seen_ms,
                 battery: None,
+                call: None,
                 connection: None,
             },
         );
@@ -926,9 +929,12 @@ impl<C: Clock> Scheduler<C> {
                 };
                 self.set_paused(device_id, paused, Some(reason), false);
             }
-            AgentMessage::Heartbeat { battery, .. } => {
+            AgentMessage::Heartbeat { battery, call, .. } => {
                 if let Some(device) = self.devices.get_mut(device_id) {
                     device.battery = battery.or(device.battery);
+                    // Unlike the battery, an old call state is not kept: a
+                    // call that rang a heartbeat ago may be over.
+                    device.call = call;
                     let account = device.account;
                     // A device that was silent long enough to be held back is
                     // back; its queue may move again.
@@ -1743,6 +1749,7 @@ impl<C: Clock> Scheduler<C> {
                         .filter(|&t| self.owns(id, t)),
                     last_seen_ms: d.last_seen,
                     battery: d.battery,
+                    call: d.call,
                     queued_tasks: queue.map_or(0, |q| (q.ready.len() + q.delayed.len()) as u64),
                     settings: d.settings,
                 }

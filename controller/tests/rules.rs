@@ -13,8 +13,8 @@ use youmi_controller::{
     TokioClock, WRITER_THREAD,
 };
 use youmi_protocol::{
-    AgentMessage, AgentSettings, AutoResume, DeviceInfo, FinishedReport, Outcome, ServerMessage,
-    SettingsPatch, TaskError, TaskKind, TaskState,
+    AgentMessage, AgentSettings, AutoResume, CallStatus, DeviceInfo, FinishedReport, Outcome,
+    ServerMessage, SettingsPatch, TaskError, TaskKind, TaskState,
 };
 
 /// A store that keeps every committed change and the last state of each task.
@@ -281,6 +281,7 @@ fn heartbeat() -> AgentMessage {
         charging: None,
         screen_on: None,
         foreground_app: None,
+        call: None,
     }
 }
 
@@ -692,6 +693,7 @@ async fn silent_devices_go_offline_after_90_seconds() {
                 charging: None,
                 screen_on: None,
                 foreground_app: None,
+                call: None,
             },
         )
         .await;
@@ -704,6 +706,35 @@ async fn silent_devices_go_offline_after_90_seconds() {
     settle().await;
     assert!(!controller.devices().await.unwrap()[0].online);
     assert_eq!(phone.closed_with().as_deref(), Some("idle_timeout"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_call_state_of_the_last_heartbeat_is_shown_and_an_old_one_is_not_kept() {
+    let (controller, _store) = start(snapshot(&[("d1", 1)]), config());
+    let phone = online(&controller, "d1", 1).await;
+    let beat = |battery: Option<u8>, call: Option<CallStatus>| AgentMessage::Heartbeat {
+        battery,
+        charging: None,
+        screen_on: None,
+        foreground_app: None,
+        call,
+    };
+    assert_eq!(controller.devices().await.unwrap()[0].call, None);
+    phone
+        .send(&controller, beat(Some(70), Some(CallStatus::Ringing)))
+        .await;
+    settle().await;
+    let status = &controller.devices().await.unwrap()[0];
+    assert_eq!(status.call, Some(CallStatus::Ringing));
+    assert_eq!(status.battery, Some(70));
+    // A heartbeat without the field (an older agent, or a phone whose calls
+    // cannot be read) says nothing of calls: the ringing is not kept.
+    phone.send(&controller, beat(None, None)).await;
+    settle().await;
+    let status = &controller.devices().await.unwrap()[0];
+    assert_eq!(status.call, None);
+    assert_eq!(status.battery, Some(70), "the battery is kept");
+    assert!(status.online);
 }
 
 #[tokio::test(start_paused = true)]

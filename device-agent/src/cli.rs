@@ -149,6 +149,18 @@ struct FlowArgs {
     /// id, named by the id.
     #[arg(long, value_name = "DIR", env = "YOUMI_AGENT_MEDIA_DIR")]
     media_dir: Option<PathBuf>,
+    /// How long a task waits, touching nothing, while a phone call rings or
+    /// is under way (with auto_hang_up on: until the call is hung up) before
+    /// it fails with call_in_progress, which is retried. 5 minutes covers
+    /// most calls without holding the queue for a long one.
+    #[arg(
+        long,
+        value_name = "MS",
+        env = "YOUMI_AGENT_CALL_WAIT_MS",
+        default_value_t = 300_000,
+        value_parser = clap::value_parser!(u64).range(0..=3_600_000)
+    )]
+    call_wait_ms: u64,
 }
 
 impl FlowArgs {
@@ -165,6 +177,7 @@ impl FlowArgs {
         let mut config = PhoneAgentConfig::new(flows);
         config.media_dir = self.media_dir.clone();
         config.heartbeat_interval = Duration::from_secs(heartbeat_secs);
+        config.call_wait = Duration::from_millis(self.call_wait_ms);
         Ok(config)
     }
 }
@@ -656,6 +669,8 @@ mod tests {
             "/var/youmi/media",
             "--screen-patience-ms",
             "20000",
+            "--call-wait-ms",
+            "90000",
         ])
         .unwrap();
         let Command::Run(args) = cli.command else {
@@ -677,6 +692,7 @@ mod tests {
             args.flows.media_dir,
             Some(PathBuf::from("/var/youmi/media"))
         );
+        assert_eq!(args.flows.call_wait_ms, 90_000);
 
         let cli = Cli::try_parse_from([
             "youmi-agent",
@@ -696,6 +712,11 @@ mod tests {
         assert!(
             Cli::try_parse_from(["youmi-agent", "run", "--screen-patience-ms", "600000"]).is_err(),
             "a patience of ten minutes is refused"
+        );
+        assert_eq!(
+            args.flows.to_config(30).unwrap().call_wait,
+            crate::calls::DEFAULT_CALL_WAIT,
+            "five minutes unless told"
         );
         // Without --serial the simulator keeps its old name.
         assert_eq!(args.device.to_device().serial, SIMULATED_SERIAL);
@@ -804,6 +825,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--code"), "{error}");
+        let error = Cli::try_parse_from(["youmi-agent", "run", "--call-wait-ms", "3600001"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("call-wait-ms"), "{error}");
         let error = Cli::try_parse_from(["youmi-agent", "run", "--adb-server", "localhost:5037"])
             .unwrap_err()
             .to_string();

@@ -414,6 +414,7 @@ async fn serve(
                     charging: status.charging,
                     screen_on: status.screen_on,
                     foreground_app: status.foreground_app,
+                    call: status.call,
                 };
                 // The ping makes a live server answer (a pong) even when it
                 // has nothing to say, which keeps `last_heard` fresh.

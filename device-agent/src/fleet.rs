@@ -21,8 +21,8 @@
 //!
 //! # What the server sees
 //! Each session sends the phone's model, Android version and hardware serial
-//! (read through adb) in `hello`, and the phone's battery, charging, screen and
-//! foreground app in each heartbeat.
+//! (read through adb) in `hello`, and the phone's battery, charging, screen,
+//! foreground app and call state in each heartbeat.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -37,6 +37,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use youmi_protocol::DeviceInfo;
 
 use crate::adb::{list_phones, AdbConfig, AdbPhone, ListedPhone, DEFAULT_SERVER};
+use crate::calls::{Calls, DEFAULT_CALL_WAIT};
 use crate::error::AgentError;
 use crate::flow::{FlowExecutor, FlowOptions, FlowSet, LoadError};
 use crate::phone::{Phone, PhoneError};
@@ -296,6 +297,9 @@ pub struct PhoneAgentConfig {
     pub heartbeat_interval: Duration,
     /// The phone-side settings' timings.
     pub watch: WatchOptions,
+    /// How long a task waits for a phone call to end before it fails with
+    /// `call_in_progress` (see [`crate::calls`]).
+    pub call_wait: Duration,
 }
 
 impl PhoneAgentConfig {
@@ -306,6 +310,7 @@ impl PhoneAgentConfig {
             media_dir: None,
             heartbeat_interval: Duration::from_secs(30),
             watch: WatchOptions::default(),
+            call_wait: DEFAULT_CALL_WAIT,
         }
     }
 }
@@ -333,14 +338,18 @@ impl PhoneAgent {
         let options = FlowOptions {
             media_dir: config.media_dir.clone(),
             evidence_dir: Some(state_dir.join(EVIDENCE_DIR)),
+            call_wait: config.call_wait,
             ..FlowOptions::default()
         };
         let driver: Arc<dyn Phone> = phone.clone();
-        let executor = Arc::new(FlowExecutor::new(driver, config.flows.clone(), options));
+        let calls = Calls::new();
+        let executor = Arc::new(
+            FlowExecutor::new(driver, config.flows.clone(), options).with_calls(calls.clone()),
+        );
         let mut agent_options = AgentOptions::new(state_dir.to_owned(), device);
         agent_options.heartbeat_interval = config.heartbeat_interval;
         let handle = Agent::spawn(credentials, agent_options, executor)?;
-        let watcher = Watcher::spawn(phone, handle.clone(), config.watch);
+        let watcher = Watcher::spawn(phone, handle.clone(), config.watch, calls);
         Ok(PhoneAgent { handle, watcher })
     }
 

@@ -23,10 +23,13 @@
 //!   them on a real phone.
 //! - [`adb`]: [`adb::AdbPhone`], the [`phone::Phone`] over ADB (through the adb
 //!   server or directly over TCP), with a deadline on every command.
+//! - [`calls`]: phone calls and tasks: a task waits while a call rings or is
+//!   under way, and the heartbeat says whether one does.
 //! - [`simulator`]: [`SimulatedPhone`], an executor that only pretends, for
 //!   tests, demos and load runs.
 //! - [`watch`]: the phone-side settings that need watching while a phone
-//!   runs: the volume-down double press and the auto hang-up of calls.
+//!   runs: the volume-down double press, the call state and the auto hang-up
+//!   of calls.
 //! - [`fleet`]: the agent of one real phone, and fleet mode: every phone an
 //!   adb server lists, each with its own session and state directory.
 //! - [`session`]: [`Agent::spawn`] and [`AgentHandle`]; the loop that owns the
@@ -38,6 +41,7 @@
 //! - [`cli`]: the `youmi-agent` command line (`bind`, `run`, `fleet`).
 
 pub mod adb;
+pub mod calls;
 pub mod cli;
 mod connection;
 pub mod credentials;

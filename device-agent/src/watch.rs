@@ -1,7 +1,8 @@
 //! The phone-side settings (应用设置) that need someone watching the phone
 //! while the agent runs: a double press of volume-down pauses or resumes the
 //! queue (`volume_key_toggle`), and incoming calls are hung up
-//! (`auto_hang_up`).
+//! (`auto_hang_up`). The same watch keeps the phone's call state fresh in
+//! [`Calls`] while a task runs, whatever the setting (see [`crate::calls`]).
 //!
 //! A [`Watcher`] runs next to one agent session and follows the settings in
 //! force ([`AgentHandle::status`]), so a change the server pushes takes effect
@@ -23,6 +24,7 @@ use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::adb::{AdbPhone, KeyPresses};
+use crate::calls::Calls;
 use crate::phone::{CallState, Key, Phone};
 use crate::session::AgentHandle;
 
@@ -40,8 +42,11 @@ pub struct WatchOptions {
     /// person's deliberate double press takes 200-400 ms; two separate presses
     /// to turn the volume down are usually further apart.
     pub double_press_window: Duration,
-    /// How often the call state is read while `auto_hang_up` is on. A ringing
-    /// call is ended within this time, before most people would pick it up.
+    /// How often the call state is read while a task runs or `auto_hang_up`
+    /// is on (the heartbeat reads it otherwise). A ringing call is ended
+    /// within this time, before most people would pick it up, and the
+    /// heartbeat shows a call that began during a long wait for the screen.
+    /// A read the runner made within this time is not repeated.
     pub call_poll: Duration,
     /// How often the settings in force are looked at again.
     pub settings_poll: Duration,
@@ -51,7 +56,7 @@ impl Default for WatchOptions {
     fn default() -> Self {
         WatchOptions {
             double_press_window: Duration::from_millis(600),
-            call_poll: Duration::from_secs(2),
+            call_poll: Duration::from_secs(1),
             settings_poll: Duration::from_millis(500),
         }
     }
@@ -106,13 +111,19 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts watching `phone` for the session `agent`, on the current tokio
-    /// runtime. The current span (a phone's, in fleet mode) is kept for its logs.
-    pub fn spawn(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOptions) -> Watcher {
+    /// runtime, keeping its call state in `calls` (shared with the phone's
+    /// executor). The current span (a phone's, in fleet mode) is kept for its logs.
+    pub fn spawn(
+        phone: Arc<AdbPhone>,
+        agent: AgentHandle,
+        options: WatchOptions,
+        calls: Calls,
+    ) -> Watcher {
         let span = tracing::Span::current();
         let keys = tokio::spawn(
             watch_keys(Arc::clone(&phone), agent.clone(), options).instrument(span.clone()),
         );
-        let calls = tokio::spawn(watch_calls(phone, agent, options).instrument(span));
+        let calls = tokio::spawn(watch_calls(phone, agent, options, calls).instrument(span));
         Watcher { keys, calls }
     }
 }
@@ -194,9 +205,15 @@ fn toggle_queue(agent: &AgentHandle) {
     }
 }
 
-/// Follows `auto_hang_up`: while it is on, reads the call state every
-/// [`WatchOptions::call_poll`] and ends a ringing call.
-async fn watch_calls(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOptions) {
+/// Reads the call state every [`WatchOptions::call_poll`] while a task runs
+/// (unless the runner read it meanwhile) or `auto_hang_up` is on, keeps it in
+/// `calls`, and follows `auto_hang_up`: while it is on, a ringing call is ended.
+async fn watch_calls(
+    phone: Arc<AdbPhone>,
+    agent: AgentHandle,
+    options: WatchOptions,
+    calls: Calls,
+) {
     let mut poll = time::interval(options.call_poll);
     poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -204,11 +221,19 @@ async fn watch_calls(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOpt
         if agent_halted(&agent) {
             return;
         }
-        if !agent.status().settings.auto_hang_up {
+        let status = agent.status();
+        let hang_up = status.settings.auto_hang_up;
+        calls.set_auto_hang_up(hang_up);
+        let busy = status.current_task.is_some();
+        let fresh = calls.latest_within(options.call_poll).is_some();
+        if !hang_up && (!busy || fresh) {
             continue;
         }
-        match phone.call_state().await {
-            Ok(CallState::Ringing(number)) => {
+        match calls.read(phone.as_ref()).await {
+            Some(CallState::Ringing(number)) => {
+                if !hang_up {
+                    continue;
+                }
                 // Reading the call state can take a while through adb: a
                 // call that began after the server turned auto hang-up off
                 // must keep ringing, so the setting is read again here.
@@ -221,8 +246,7 @@ async fn watch_calls(phone: Arc<AdbPhone>, agent: AgentHandle, options: WatchOpt
                     Err(error) => warn!(%caller, %error, "cannot hang up an incoming call"),
                 }
             }
-            Ok(CallState::Idle | CallState::OffHook) => {}
-            Err(error) => debug!(%error, "cannot read the call state"),
+            Some(CallState::Idle | CallState::OffHook) | None => {}
         }
     }
 }

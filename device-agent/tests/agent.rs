@@ -76,9 +76,11 @@ async fn hello_comes_first_then_welcome_connects_and_heartbeats_flow() {
             charging,
             screen_on,
             foreground_app,
+            call,
         } => {
             assert_eq!((battery, charging, screen_on), (None, None, None));
             assert!(foreground_app.is_none());
+            assert!(call.is_none(), "a simulated phone has no calls");
         }
         other => panic!("expected a heartbeat, got {other:?}"),
     }

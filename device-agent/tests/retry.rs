@@ -349,6 +349,7 @@ async fn run_case(
             app: WECOM_PACKAGE.to_owned(),
             media_dir: Some(media.to_owned()),
             evidence_dir: None,
+            ..FlowOptions::default()
         },
     );
     let mut marks = Vec::new();

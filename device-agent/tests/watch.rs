@@ -20,7 +20,9 @@ use youmi_agent::watch::{WatchOptions, VOLUME_DOWN, VOLUME_KEY_REASON};
 use youmi_agent::Executor;
 use youmi_phone_sim::adb_server::throwaway_key_in;
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, SimHandle, Simulator, WECOM_PACKAGE};
-use youmi_protocol::{AgentMessage, AgentSettings, AssignedTask, Outcome, ServerMessage, TaskKind};
+use youmi_protocol::{
+    AgentMessage, AgentSettings, AssignedTask, CallStatus, Outcome, ServerMessage, TaskKind,
+};
 
 /// Deadlines short enough for a hang to end soon, long enough for a busy machine.
 fn quick() -> AdbConfig {
@@ -146,12 +148,14 @@ async fn the_phone_side_settings_follow_the_server() {
                 charging,
                 screen_on,
                 foreground_app,
+                call,
             } = conn.recv_any().await
             {
                 if battery == Some(42) {
                     assert_eq!(charging, Some(true));
                     assert_eq!(screen_on, Some(true));
                     assert!(foreground_app.is_some());
+                    assert_eq!(call, Some(CallStatus::Idle));
                     return;
                 }
             }
@@ -211,12 +215,33 @@ async fn the_phone_side_settings_follow_the_server() {
     })
     .await;
     sim.ring("13800005678");
-    tokio::time::sleep(ms(1000)).await;
+    // The heartbeat says it rings, without the number.
+    within("a heartbeat that shows the call", async {
+        loop {
+            if let AgentMessage::Heartbeat { call, .. } = conn.recv_any().await {
+                if call == Some(CallStatus::Ringing) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
     assert_eq!(
         phone.call_state().await.unwrap(),
-        CallState::Ringing(Some("13800005678".into()))
+        CallState::Ringing(Some("13800005678".into())),
+        "still ringing: auto hang-up is off"
     );
     phone.end_call().await.unwrap();
+    within("a heartbeat that shows the call over", async {
+        loop {
+            if let AgentMessage::Heartbeat { call, .. } = conn.recv_any().await {
+                if call == Some(CallStatus::Idle) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 
     within("the agent stops", agent.stop(ms(5000))).await;
     conn.closed().await;

@@ -274,7 +274,28 @@ impl SimHandle {
     /// Starts ringing an incoming call from `number` (`dumpsys telephony.registry` shows
     /// `mCallState=1` until `input keyevent 6` hangs up).
     pub fn ring(&self, number: &str) {
-        self.shared.phone().incoming_call = Some(number.to_owned());
+        self.shared.phone().ring(number);
+    }
+
+    /// Answers the ringing call, as the person at the phone would: `mCallState=2`
+    /// (off-hook) until the call ends. Nothing happens without a call.
+    pub fn answer_call(&self) {
+        let mut phone = self.shared.phone();
+        if phone.incoming_call.is_some() {
+            phone.call_answered = true;
+        }
+    }
+
+    /// Ends the call from the other side (the caller gives up, or hangs up after
+    /// talking): `mCallState=0` again.
+    pub fn end_call(&self) {
+        self.shared.phone().end_call();
+    }
+
+    /// `mCallState` as `dumpsys telephony.registry` reports it: 0 idle, 1
+    /// ringing, 2 off-hook.
+    pub fn call_state(&self) -> u8 {
+        self.shared.phone().call_state()
     }
 
     /// Sets the battery level `dumpsys battery` reports.

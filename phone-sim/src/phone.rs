@@ -135,6 +135,16 @@ pub enum Fault {
     /// words, a notice WeCom has not shown before), drawn as WeCom or as Android draws
     /// it, shown at a scripted point of a flow.
     Dialog(DialogFault),
+    /// A call from `number` starts ringing right after the next text typed that
+    /// contains `containing` ("" for any text), as when someone calls while the
+    /// agent types: the ring begins between two of the agent's commands, at a
+    /// known point of the flow.
+    RingWhenTyped {
+        /// The caller's number.
+        number: String,
+        /// What the typed text contains.
+        containing: String,
+    },
 }
 
 /// A scripted dialog: what it says, its buttons, how it is drawn and when it shows.
@@ -394,6 +404,8 @@ pub(crate) struct Phone {
     pub zen_mode: u8,
     pub battery_level: u8,
     pub incoming_call: Option<String>,
+    /// The call was answered: `mCallState=2` (off-hook) rather than 1.
+    pub call_answered: bool,
     running: bool,
     foreground: bool,
     stack: Vec<Screen>,
@@ -455,6 +467,7 @@ impl Phone {
             zen_mode: 0,
             battery_level: 85,
             incoming_call: None,
+            call_answered: false,
             running: false,
             foreground: false,
             stack: vec![Screen::Main(Tab::Messages)],
@@ -592,7 +605,39 @@ impl Phone {
     /// Logs an input, with the screen it came to.
     pub fn log_input(&mut self, input: Input) {
         let screen = self.screen_name();
+        let typed = match &input {
+            Input::Text(text) => Some(text.clone()),
+            _ => None,
+        };
         self.inputs.push(InputEvent { input, screen });
+        if let Some(text) = typed {
+            let rings = |f: &Fault| matches!(f, Fault::RingWhenTyped { containing, .. } if text.contains(containing.as_str()));
+            if let Some(Fault::RingWhenTyped { number, .. }) = self.take_fault(rings) {
+                tracing::info!(%number, %text, "a call rings (scripted when this text was typed)");
+                self.ring(&number);
+            }
+        }
+    }
+
+    /// A call from `number` starts ringing.
+    pub fn ring(&mut self, number: &str) {
+        self.incoming_call = Some(number.to_owned());
+        self.call_answered = false;
+    }
+
+    /// The call ends (hung up on either side).
+    pub fn end_call(&mut self) {
+        self.incoming_call = None;
+        self.call_answered = false;
+    }
+
+    /// `mCallState`: 0 idle, 1 ringing, 2 off-hook.
+    pub fn call_state(&self) -> u8 {
+        match (&self.incoming_call, self.call_answered) {
+            (None, _) => 0,
+            (Some(_), false) => 1,
+            (Some(_), true) => 2,
+        }
     }
 
     /// Takes one use of a counted fault matching `pick`, removing it when used up.

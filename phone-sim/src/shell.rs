@@ -781,7 +781,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 match code {
                     3 => phone.home(),
                     4 => phone.back(),
-                    6 => phone.incoming_call = None,
+                    6 => phone.end_call(),
                     66 => phone.enter(),
                     67 => phone.delete_char(),
                     _ => {}
@@ -1075,7 +1075,7 @@ fn dumpsys(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
             0
         }
         Some("telephony.registry") => {
-            let state = u8::from(phone.incoming_call.is_some());
+            let state = phone.call_state();
             io.say(format!(
                 "last known state:\n  Phone Id=0\n  mCallState={state}\n  mCallIncomingNumber={}\n",
                 phone.incoming_call.clone().unwrap_or_default()

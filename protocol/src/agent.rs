@@ -101,6 +101,18 @@ pub enum UpdateState {
     Failed,
 }
 
+/// The phone's call state, as a heartbeat reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    /// No call.
+    Idle,
+    /// A call is ringing.
+    Ringing,
+    /// A call is under way (answered, or being dialled).
+    Active,
+}
+
 /// A frame from the agent to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -161,6 +173,11 @@ pub enum AgentMessage {
         /// The package in the foreground.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         foreground_app: Option<String>,
+        /// Whether a phone call rings or is under way (a running task waits
+        /// for it to end). Never the caller's number. Absent: not known (an
+        /// agent older than the field, or a phone whose calls it cannot read).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call: Option<CallStatus>,
     },
     /// Something the agent saw on the phone, for the CRM.
     Event {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::agent::{DeviceInfo, TaskError};
+use crate::agent::{CallStatus, DeviceInfo, TaskError};
 use crate::settings::{AgentSettings, SettingsPatch};
 use crate::task::{TaskKind, TaskState};
 use crate::{OperatorAccountId, TaskId};
@@ -327,6 +327,10 @@ pub struct DeviceView {
     /// Battery level from the last heartbeat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub battery: Option<u8>,
+    /// The phone's call state from the last heartbeat (`idle`, `ringing`,
+    /// `active`); absent when the agent does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallStatus>,
     /// Tasks waiting in the account's queue.
     pub queued_tasks: u64,
     /// The agent settings.

@@ -32,8 +32,8 @@ pub mod text;
 pub mod wide_int;
 
 pub use agent::{
-    AgentMessage, AssignedTask, BindRequest, BindResponse, DeviceInfo, FinishedReport, Outcome,
-    ServerMessage, TaskError, UpdateState,
+    AgentMessage, AssignedTask, BindRequest, BindResponse, CallStatus, DeviceInfo, FinishedReport,
+    Outcome, ServerMessage, TaskError, UpdateState,
 };
 pub use settings::{AgentSettings, AutoResume, SettingsPatch};
 pub use task::{TaskKind, TaskPayload, TaskState};

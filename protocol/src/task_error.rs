@@ -45,6 +45,11 @@ const fn code(code: &'static str, origin: Origin, meaning: &'static str) -> Task
 /// of the flow file recognises. Never retried by itself: a person looks at the phone.
 pub const UNEXPECTED_DIALOG: &str = "unexpected_dialog";
 
+/// A task failure (agent, runner): a phone call rang or went on for longer
+/// than the agent waits, without touching the screen, before an action.
+/// Retryable: the retry runs once the phone is free.
+pub const CALL_IN_PROGRESS: &str = "call_in_progress";
+
 /// Every task error code, grouped by origin.
 pub const TASK_ERROR_CODES: &[TaskErrorCode] = &[
     code(
@@ -112,6 +117,11 @@ pub const TASK_ERROR_CODES: &[TaskErrorCode] = &[
         "journal_unwritable",
         Origin::Runner,
         "the agent could not journal a delivery mark, so it stopped rather than risk sending twice",
+    ),
+    code(
+        CALL_IN_PROGRESS,
+        Origin::Runner,
+        "a phone call rang or went on for longer than the agent waits before touching the phone (retryable)",
     ),
     code(
         "simulated_failure",

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 use youmi_protocol::agent::UpdateState;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, AssignedTask, AutoResume, DeviceInfo, FinishedReport, Outcome,
-    ServerMessage, SettingsPatch, TaskError, TaskKind,
+    AgentMessage, AgentSettings, AssignedTask, AutoResume, CallStatus, DeviceInfo, FinishedReport,
+    Outcome, ServerMessage, SettingsPatch, TaskError, TaskKind,
 };
 
 fn device() -> DeviceInfo {
@@ -95,6 +95,7 @@ fn agent_messages_round_trip() {
             charging: Some(false),
             screen_on: Some(true),
             foreground_app: Some("x".into()),
+            call: Some(CallStatus::Ringing),
         },
         "heartbeat",
     );
@@ -104,6 +105,7 @@ fn agent_messages_round_trip() {
             charging: None,
             screen_on: None,
             foreground_app: None,
+            call: None,
         },
         "heartbeat",
     );
@@ -129,6 +131,50 @@ fn agent_messages_round_trip() {
         },
         "logs_uploaded",
     );
+}
+
+#[test]
+fn heartbeats_carry_the_call_state_but_never_a_number() {
+    for (status, word) in [
+        (CallStatus::Idle, "idle"),
+        (CallStatus::Ringing, "ringing"),
+        (CallStatus::Active, "active"),
+    ] {
+        let beat = AgentMessage::Heartbeat {
+            battery: Some(80),
+            charging: None,
+            screen_on: None,
+            foreground_app: None,
+            call: Some(status),
+        };
+        let value = serde_json::to_value(&beat).unwrap();
+        assert_eq!(
+            value,
+            json!({"type": "heartbeat", "battery": 80, "call": word})
+        );
+        assert_eq!(serde_json::from_value::<AgentMessage>(value).unwrap(), beat);
+    }
+    // An agent older than the field sends none: it parses, as not known,
+    // and a heartbeat that does not know is sent without it.
+    let old: AgentMessage =
+        serde_json::from_str(r#"{"type": "heartbeat", "battery": 55, "screen_on": true}"#).unwrap();
+    assert_eq!(
+        old,
+        AgentMessage::Heartbeat {
+            battery: Some(55),
+            charging: None,
+            screen_on: Some(true),
+            foreground_app: None,
+            call: None,
+        }
+    );
+    let text = serde_json::to_string(&old).unwrap();
+    assert!(!text.contains("call"), "{text}");
+    // Only the three states are read; a number in their place is refused.
+    assert!(serde_json::from_str::<AgentMessage>(
+        r#"{"type": "heartbeat", "call": "13800138000"}"#
+    )
+    .is_err());
 }
 
 #[test]

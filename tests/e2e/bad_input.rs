@@ -78,6 +78,7 @@ async fn a_frame_over_one_mebibyte_is_refused() {
         charging: None,
         screen_on: None,
         foreground_app: Some("x".repeat(youmi_protocol::MAX_FRAME_BYTES + 1024)),
+        call: None,
     };
     let text = serde_json::to_string(&huge).expect("serialize");
     if agent.try_send_text(text).await {

@@ -487,6 +487,7 @@ async fn run_raw_agent(
                             charging: Some(true),
                             screen_on: Some(true),
                             foreground_app: None,
+                            call: None,
                         }))
                         .await
                 }

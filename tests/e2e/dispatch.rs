@@ -274,6 +274,7 @@ async fn frames_that_arrive_in_one_write_are_each_handled_in_order() {
                 charging: None,
                 screen_on: None,
                 foreground_app: None,
+                call: None,
             }),
         ])
         .await;

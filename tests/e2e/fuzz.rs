@@ -210,6 +210,7 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                     charging,
                     screen_on: None,
                     foreground_app,
+                    call: None,
                 }
             ),
         (text(), json_value()).prop_map(|(kind, data)| AgentMessage::Event { kind, data }),

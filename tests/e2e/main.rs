@@ -10,6 +10,9 @@
 //!   every task kind, and every fault a phone throws.
 //! - `agent_cli`: the `youmi-agent` binary: bind, run, kill, SIGTERM, revoked.
 //! - `bind`: bind codes, binding, QR images, rate limiting.
+//! - `calls`: a phone call pauses a task (nothing touches the screen), shows in
+//!   the device view, fails the attempt with `call_in_progress` past the bound,
+//!   and is hung up with `auto_hang_up`.
 //! - `chaos`: 20 agents and 2,400 tasks through agent kills, two server
 //!   `kill -9`s and a storage fault: every task ends once, none runs twice.
 //! - `dispatch`: tasks run on phones, one at a time, by priority, `not_before`.
@@ -42,6 +45,7 @@ mod adb;
 mod agent_cli;
 mod bad_input;
 mod bind;
+mod calls;
 mod cancel;
 mod chaos;
 mod devices;

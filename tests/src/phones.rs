@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tempfile::TempDir;
 use youmi_agent::adb::{AdbConfig, AdbPhone};
+use youmi_agent::calls::{Calls, DEFAULT_CALL_WAIT};
 use youmi_agent::credentials::Credentials;
 use youmi_agent::flow::{FlowExecutor, FlowOptions, FlowSet, WECOM_PACKAGE};
+use youmi_agent::watch::{WatchOptions, Watcher};
 use youmi_agent::{Agent, AgentHandle, AgentOptions};
 pub use youmi_phone_sim::adb_server::{adb_on_path, AdbServer};
 use youmi_phone_sim::adb_server::{throwaway_key_in, DEADLINE as ADB_DEADLINE};
@@ -29,6 +31,25 @@ pub enum Route<'a> {
     Server(&'a AdbServer),
     /// Straight to the simulator over TCP, as to a phone in wireless debugging.
     Tcp,
+}
+
+/// How the agent of a [`PhoneAgent`] treats phone calls.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions {
+    /// How long a task waits for a call to end before `call_in_progress`.
+    pub call_wait: Duration,
+    /// The phone's watcher (auto hang-up, the call state while a task runs),
+    /// with these timings; `None`: no watcher, as before issue 11.
+    pub watch: Option<WatchOptions>,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            call_wait: DEFAULT_CALL_WAIT,
+            watch: None,
+        }
+    }
 }
 
 /// An operator account with its phone: a simulator, and an in-process agent
@@ -49,6 +70,10 @@ pub struct PhoneAgent {
     pub media_dir: PathBuf,
     /// Where the agent saves a failed step's UI dump and screenshot.
     pub evidence_dir: PathBuf,
+    /// What the agent knows of the phone's calls.
+    pub calls: Calls,
+    /// The phone's watcher, when [`CallOptions::watch`] asked for one.
+    _watcher: Option<Watcher>,
     /// Holds the media and evidence directories and the TCP key until the test ends.
     _files: TempDir,
 }
@@ -63,8 +88,7 @@ impl PhoneAgent {
         sim: SimConfig,
         adb: AdbConfig,
     ) -> PhoneAgent {
-        let flows = FlowSet::builtin().expect("the built-in flows load");
-        Self::start_with_flows(app, route, sim, adb, flows).await
+        PhoneAgent::start_with(app, route, sim, adb, CallOptions::default()).await
     }
 
     /// As [`PhoneAgent::start`], with the agent running `flows` (a flow
@@ -76,6 +100,31 @@ impl PhoneAgent {
         adb: AdbConfig,
         flows: FlowSet,
     ) -> PhoneAgent {
+        PhoneAgent::start_full(app, route, sim, adb, CallOptions::default(), flows).await
+    }
+
+    /// As [`PhoneAgent::start`], with `calls` saying how the agent treats
+    /// phone calls.
+    pub async fn start_with(
+        app: &TestApp,
+        route: Route<'_>,
+        sim: SimConfig,
+        adb: AdbConfig,
+        calls: CallOptions,
+    ) -> PhoneAgent {
+        let flows = FlowSet::builtin().expect("the built-in flows load");
+        PhoneAgent::start_full(app, route, sim, adb, calls, flows).await
+    }
+
+    async fn start_full(
+        app: &TestApp,
+        route: Route<'_>,
+        sim: SimConfig,
+        adb: AdbConfig,
+        calls: CallOptions,
+        flows: FlowSet,
+    ) -> PhoneAgent {
+        let call_options = calls;
         let account = app.create_account().await.id;
         let sim = Simulator::start(sim).await.expect("the simulator starts");
         let serial = sim.addr().to_string();
@@ -105,15 +154,19 @@ impl PhoneAgent {
         let media_dir = files.path().join("media");
         let evidence_dir = files.path().join("evidence");
         std::fs::create_dir_all(&media_dir).expect("the media directory");
+        let phone = Arc::new(phone);
+        let calls = Calls::new();
         let executor = FlowExecutor::new(
-            Arc::new(phone),
+            phone.clone(),
             flows,
             FlowOptions {
                 app: WECOM_PACKAGE.to_owned(),
                 media_dir: Some(media_dir.clone()),
                 evidence_dir: Some(evidence_dir.clone()),
+                call_wait: call_options.call_wait,
             },
-        );
+        )
+        .with_calls(calls.clone());
         let mut options = AgentOptions::new(app.state_dir(), device);
         options.heartbeat_interval = Duration::from_secs(2);
         options.backoff_initial = Duration::from_millis(50);
@@ -124,6 +177,9 @@ impl PhoneAgent {
             handle.wait_connected(ADB_DEADLINE).await,
             "the agent did not connect"
         );
+        let watcher = call_options
+            .watch
+            .map(|watch| Watcher::spawn(phone, handle.clone(), watch, calls.clone()));
         PhoneAgent {
             account,
             sim,
@@ -132,6 +188,8 @@ impl PhoneAgent {
             handle,
             media_dir,
             evidence_dir,
+            calls,
+            _watcher: watcher,
             _files: files,
         }
     }

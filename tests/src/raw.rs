@@ -344,6 +344,7 @@ impl RawAgent {
             charging: Some(false),
             screen_on: Some(true),
             foreground_app: Some("com.tencent.wework".to_owned()),
+            call: None,
         })
         .await;
     }

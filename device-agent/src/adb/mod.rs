@@ -627,8 +627,11 @@ impl AdbPhone {
     }
 
     async fn calls(&self) -> PhoneResult<CallState> {
-        let command = "dumpsys telephony.registry";
-        let text = self.run(command).await?.text();
+        // Filtered on the phone: the whole registry dump runs to many
+        // kilobytes on recent Android, and the runner reads this before
+        // every step that touches the phone.
+        let command = "dumpsys telephony.registry | grep -E 'mCallState=|mCallIncomingNumber='";
+        let text = self.run_grep(command).await?.text();
         shell::call_state(&text).ok_or_else(|| PhoneError::BadOutput {
             command: command.to_owned(),
             reason: "no mCallState line".to_owned(),
@@ -646,6 +649,9 @@ impl AdbPhone {
             charging: battery.charging,
             screen_on: shell::screen_on(&power.text()),
             foreground_app: foreground.map(|app| app.package),
+            // The call state is the agent's to keep (`crate::calls`), read
+            // with the phone's other commands in mind.
+            call: None,
         })
     }
 }

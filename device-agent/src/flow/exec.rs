@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -12,6 +13,7 @@ use youmi_protocol::{AssignedTask, TaskError, TaskKind, TaskPayload};
 use super::evidence;
 use super::run::{Binding, Failure, Places, Run, Stop};
 use super::FlowSet;
+use crate::calls::{status_of, Calls, DEFAULT_CALL_WAIT};
 use crate::executor::{BoxFuture, Executor, TaskContext, TaskFailure};
 use crate::phone::{Phone, PhoneStatus};
 
@@ -30,6 +32,10 @@ pub struct FlowOptions {
     /// Where a failed step's UI dump and screenshot go, under a folder per
     /// task id. Without it, failures still describe the screen, but keep no files.
     pub evidence_dir: Option<PathBuf>,
+    /// How long a task waits, without touching the phone, for a call that
+    /// rings or is under way to end before it fails with `call_in_progress`
+    /// (see [`crate::calls`]).
+    pub call_wait: Duration,
 }
 
 impl Default for FlowOptions {
@@ -38,6 +44,7 @@ impl Default for FlowOptions {
             app: WECOM_PACKAGE.to_owned(),
             media_dir: None,
             evidence_dir: None,
+            call_wait: DEFAULT_CALL_WAIT,
         }
     }
 }
@@ -50,6 +57,8 @@ pub struct FlowExecutor {
     flows: FlowSet,
     /// App, media and evidence places.
     options: FlowOptions,
+    /// The phone's calls, shared with its watcher.
+    calls: Calls,
 }
 
 impl std::fmt::Debug for FlowExecutor {
@@ -69,7 +78,20 @@ impl FlowExecutor {
             phone,
             flows,
             options,
+            calls: Calls::new(),
         }
+    }
+
+    /// This executor sharing `calls` with the phone's watcher, which keeps
+    /// the state fresh while a task runs and hangs up with `auto_hang_up`.
+    pub fn with_calls(mut self, calls: Calls) -> FlowExecutor {
+        self.calls = calls;
+        self
+    }
+
+    /// What it knows of the phone's calls.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
     }
 
     /// The flow files it chooses from.
@@ -164,6 +186,7 @@ impl FlowExecutor {
             places,
         );
         run.total = run.count(steps, Binding::default());
+        run.mind_calls(&self.calls, self.options.call_wait);
         let place = task.kind.as_str();
         let mut outcome = run.run_task(place, steps).await;
         if outcome.is_ok() {
@@ -256,6 +279,10 @@ impl FlowExecutor {
         Ok(Some(result))
     }
 }
+
+/// A call state read at most this long ago is what the heartbeat reports
+/// without asking the phone again.
+const CALL_STATE_FRESH: Duration = Duration::from_secs(3);
 
 /// The error code of a task none of whose units is known sent, with some
 /// that may have been: not retried, a person looks.
@@ -350,12 +377,23 @@ impl Executor for FlowExecutor {
 
     fn status(&self) -> BoxFuture<'_, PhoneStatus> {
         Box::pin(async move {
-            self.phone.status().await.unwrap_or_else(|error| {
+            let mut status = self.phone.status().await.unwrap_or_else(|error| {
                 // The heartbeat goes out without the phone's state; a phone
                 // that stays unreachable fails its tasks, which say why.
                 debug!(%error, "cannot read the phone's state for the heartbeat");
                 PhoneStatus::default()
-            })
+            });
+            // While a task runs the runner and the watcher keep the call
+            // state fresh; otherwise the heartbeat reads it.
+            status.call = match self.calls.latest_within(CALL_STATE_FRESH) {
+                Some(call) => Some(call),
+                None => self
+                    .calls
+                    .read(self.phone.as_ref())
+                    .await
+                    .map(|state| status_of(&state)),
+            };
+            status
         })
     }
 }

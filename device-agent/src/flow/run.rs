@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 use youmi_protocol::task::{Contact, Item};
-use youmi_protocol::task_error::UNEXPECTED_DIALOG;
+use youmi_protocol::task_error::{CALL_IN_PROGRESS, UNEXPECTED_DIALOG};
 use youmi_protocol::{AssignedTask, TaskPayload};
 
 use super::dialog::{self, Dialog, RISK_PHRASES};
@@ -20,6 +20,7 @@ use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
     Step, NOT_SENT, RISK_CONTROL,
 };
+use crate::calls::{Calls, CALL_WAIT_POLL};
 use crate::delivery::{DeliveryMark, Mark, UnitKey};
 use crate::executor::{BoxFuture, TaskContext};
 use crate::phone::{Bounds, Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
@@ -223,6 +224,9 @@ pub(crate) struct Run<'a> {
     pub marks: BTreeMap<UnitKey, DeliveryMark>,
     /// Units not tried because their recipient was skipped, with its code.
     pub skipped_units: BTreeMap<UnitKey, String>,
+    /// The phone's calls and how long to wait for one to end; `None`: calls
+    /// are not looked at.
+    calls: Option<(&'a Calls, Duration)>,
 }
 
 /// What one `launch` step may spend of the attempt's budget: the step's
@@ -305,6 +309,7 @@ impl<'a> Run<'a> {
             skipped: Vec::new(),
             marks: crate::delivery::latest(ctx.earlier_marks()),
             skipped_units: BTreeMap::new(),
+            calls: None,
         }
     }
 
@@ -331,6 +336,44 @@ impl<'a> Run<'a> {
     /// Where evidence goes.
     pub(crate) fn evidence_dir(&self) -> Option<&'a Path> {
         self.places.evidence_dir
+    }
+
+    /// Has the run wait, before each step that touches the phone, while a
+    /// call rings or is under way, for at most `bound` each time.
+    pub(crate) fn mind_calls(&mut self, calls: &'a Calls, bound: Duration) {
+        self.calls = Some((calls, bound));
+    }
+
+    /// Waits, touching nothing, while a phone call rings or is under way
+    /// (see `crate::calls`); called before every step that touches the
+    /// phone and before `launch` starts the app again or backs out. Returns
+    /// how long it waited: after a wait the caller reads the screen again.
+    /// A call that outlasts the bound fails the task with `call_in_progress`
+    /// (retryable).
+    async fn hold_for_call(&self) -> Result<Duration, Stop> {
+        let Some((calls, bound)) = self.calls else {
+            return Ok(Duration::ZERO);
+        };
+        let waited = tokio::select! {
+            waited = calls.wait_until_free(self.phone, bound, CALL_WAIT_POLL) => waited,
+            () = self.ctx.cancelled() => return Err(Stop::Cancelled),
+        };
+        waited.map_err(|call| {
+            warn!(call = ?call.status, waited_s = call.waited.as_secs(), "the call outlasted the wait: the task fails, to be retried");
+            Failure::new(
+                CALL_IN_PROGRESS,
+                format!(
+                    "a phone call was still {} after {:.0} s, the longest the agent waits before touching the phone; nothing was tapped or typed while it went on",
+                    match call.status {
+                        youmi_protocol::CallStatus::Ringing => "ringing",
+                        _ => "under way",
+                    },
+                    call.waited.as_secs_f64()
+                ),
+                true,
+            )
+            .into()
+        })
     }
 
     /// Counts the steps `steps` will run for this task, loops unrolled and
@@ -1347,6 +1390,20 @@ impl<'a> Run<'a> {
     }
 
     async fn act(&mut self, step: &'a Step, binding: Binding<'a>) -> Result<(), Stop> {
+        let touches = matches!(
+            step.action,
+            Action::Launch { .. }
+                | Action::Tap { .. }
+                | Action::LongPress { .. }
+                | Action::Clear { .. }
+                | Action::Type { .. }
+                | Action::Back
+                | Action::Key(_)
+                | Action::Swipe { .. }
+        );
+        if touches {
+            self.hold_for_call().await?;
+        }
         let blind = match &step.action {
             Action::Back | Action::Key(_) | Action::Swipe { .. } | Action::Type { .. } => true,
             Action::Tap { aim, .. } | Action::LongPress { aim, .. } | Action::Clear { aim } => {
@@ -1557,7 +1614,7 @@ impl<'a> Run<'a> {
             self.phone.stop_app(&app).await.map_err(phone_error)?;
         }
         self.phone.launch_app(&app).await.map_err(phone_error)?;
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
         // The screen being watched, and since when it has looked so.
         let mut previous: Option<(String, Instant)> = None;
         // The screen the last BACK was pressed on, while the app stayed in front.
@@ -1590,22 +1647,28 @@ impl<'a> Run<'a> {
                 // A cold start shows the launcher for a moment: give it `settle`
                 // before starting the app again.
                 if now.duration_since(launched) >= settle {
-                    if self.spent.relaunches >= budget.relaunches {
-                        let reason = format!(
-                            "the app left the front again after {} restart{} (max_relaunches = {})",
-                            self.spent.relaunches,
-                            plural(self.spent.relaunches),
-                            budget.relaunches
+                    // A call may be what took the app from the front.
+                    let waited = self.hold_for_call().await?;
+                    if !waited.is_zero() {
+                        deadline += waited;
+                    } else {
+                        if self.spent.relaunches >= budget.relaunches {
+                            let reason = format!(
+                                "the app left the front again after {} restart{} (max_relaunches = {})",
+                                self.spent.relaunches,
+                                plural(self.spent.relaunches),
+                                budget.relaunches
+                            );
+                            return Err(self.launch_failure(step, binding, &app, &home, reason));
+                        }
+                        self.spent.relaunches += 1;
+                        info!(
+                            relaunches = self.spent.relaunches,
+                            max_relaunches = budget.relaunches,
+                            "the app is not in front: starting it again"
                         );
-                        return Err(self.launch_failure(step, binding, &app, &home, reason));
+                        self.phone.launch_app(&app).await.map_err(phone_error)?;
                     }
-                    self.spent.relaunches += 1;
-                    info!(
-                        relaunches = self.spent.relaunches,
-                        max_relaunches = budget.relaunches,
-                        "the app is not in front: starting it again"
-                    );
-                    self.phone.launch_app(&app).await.map_err(phone_error)?;
                     launched = Instant::now();
                 }
                 previous = None;
@@ -1616,36 +1679,41 @@ impl<'a> Run<'a> {
                     Some((xml, since))
                         if *xml == tree.xml && now.duration_since(*since) >= settle =>
                     {
-                        // The screen settled: was it the one the last BACK left?
-                        if backed_on.as_deref() == Some(tree.xml.as_str()) {
-                            futile += 1;
+                        let waited = self.hold_for_call().await?;
+                        if !waited.is_zero() {
+                            deadline += waited;
                         } else {
-                            futile = 0;
-                        }
-                        if futile >= FUTILE_BACKS {
-                            let reason = format!(
-                                "BACK changes nothing on this screen (pressed {futile} times in a row, the screen stayed the same)"
+                            // The screen settled: was it the one the last BACK left?
+                            if backed_on.as_deref() == Some(tree.xml.as_str()) {
+                                futile += 1;
+                            } else {
+                                futile = 0;
+                            }
+                            if futile >= FUTILE_BACKS {
+                                let reason = format!(
+                                    "BACK changes nothing on this screen (pressed {futile} times in a row, the screen stayed the same)"
+                                );
+                                return Err(self.launch_failure(step, binding, &app, &home, reason));
+                            }
+                            if self.spent.backs >= budget.backs {
+                                let reason = format!(
+                                    "{} BACK press{} did not lead there (max_backs = {})",
+                                    self.spent.backs,
+                                    if self.spent.backs == 1 { "" } else { "es" },
+                                    budget.backs
+                                );
+                                return Err(self.launch_failure(step, binding, &app, &home, reason));
+                            }
+                            self.spent.backs += 1;
+                            self.spent.backed_out_of = evidence::screen_texts(Some(&tree));
+                            info!(
+                                backs = self.spent.backs,
+                                max_backs = budget.backs,
+                                "backing out of a screen that is not the start screen"
                             );
-                            return Err(self.launch_failure(step, binding, &app, &home, reason));
+                            self.phone.key(Key::Back).await.map_err(phone_error)?;
+                            backed_on = Some(tree.xml.clone());
                         }
-                        if self.spent.backs >= budget.backs {
-                            let reason = format!(
-                                "{} BACK press{} did not lead there (max_backs = {})",
-                                self.spent.backs,
-                                if self.spent.backs == 1 { "" } else { "es" },
-                                budget.backs
-                            );
-                            return Err(self.launch_failure(step, binding, &app, &home, reason));
-                        }
-                        self.spent.backs += 1;
-                        self.spent.backed_out_of = evidence::screen_texts(Some(&tree));
-                        info!(
-                            backs = self.spent.backs,
-                            max_backs = budget.backs,
-                            "backing out of a screen that is not the start screen"
-                        );
-                        self.phone.key(Key::Back).await.map_err(phone_error)?;
-                        backed_on = Some(tree.xml.clone());
                         previous = None;
                     }
                     Some((xml, _)) if *xml == tree.xml => {}

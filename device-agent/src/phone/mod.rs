@@ -73,6 +73,8 @@ pub struct PhoneStatus {
     pub screen_on: Option<bool>,
     /// The package in the foreground.
     pub foreground_app: Option<String>,
+    /// Whether a call rings or is under way (see [`crate::calls`]).
+    pub call: Option<youmi_protocol::CallStatus>,
 }
 
 /// The telephony state.
