@@ -37,6 +37,22 @@ pub struct TestDb {
 
 static ANNOUNCE: Once = Once::new();
 
+/// The PostgreSQL server the suite runs on: `YOUMI_TEST_DATABASE_URL`, if set
+/// and not blank.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var(DATABASE_URL_ENV)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+}
+
+/// The temporary directory a test database lives with.
+fn scratch_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("youmi-e2e-")
+        .tempdir()
+        .expect("create a temporary directory for the test database")
+}
+
 /// Says once per test process which database the suite runs on. It writes to
 /// the stderr handle itself: the test harness captures `eprintln!` inside
 /// tests, and this line is for the person running the suite.
@@ -48,51 +64,61 @@ fn announce(line: &str) {
 }
 
 impl TestDb {
-    /// Creates a new, empty database for one test.
+    /// Creates a new, empty database for one test: on PostgreSQL when
+    /// `YOUMI_TEST_DATABASE_URL` names a server, otherwise on SQLite.
     pub async fn create() -> TestDb {
-        let dir = tempfile::Builder::new()
-            .prefix("youmi-e2e-")
-            .tempdir()
-            .expect("create a temporary directory for the test database");
-        match std::env::var(DATABASE_URL_ENV) {
-            Ok(admin_url) if !admin_url.trim().is_empty() => {
+        match postgres_admin_url() {
+            Some(admin_url) => {
                 announce(&format!(
                     "e2e: running on PostgreSQL ({DATABASE_URL_ENV} is set)"
                 ));
-                let name = format!("youmi_t_{:016x}", rand::thread_rng().gen::<u64>());
-                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-                    panic!("connect to {DATABASE_URL_ENV} to create a test database: {e}")
-                });
-                admin
-                    .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-                    .await
-                    .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
-                admin.close().await.ok();
-                let mut url = reqwest::Url::parse(&admin_url)
-                    .unwrap_or_else(|e| panic!("{DATABASE_URL_ENV} is not a URL: {e}"));
-                url.set_path(&format!("/{name}"));
-                TestDb {
-                    backend: Backend::Postgres,
-                    url: url.to_string(),
-                    dir,
-                    postgres: Some((admin_url, name)),
-                }
+                TestDb::postgres(&admin_url).await
             }
-            _ => {
+            None => {
                 announce(&format!(
                     "e2e: running on SQLite (set {DATABASE_URL_ENV} for PostgreSQL)"
                 ));
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("youmi.db").display()
-                );
-                TestDb {
-                    backend: Backend::Sqlite,
-                    url,
-                    dir,
-                    postgres: None,
-                }
+                TestDb::sqlite()
             }
+        }
+    }
+
+    /// A new SQLite file in a temporary directory, whatever the environment
+    /// says: for tests that compare the two backends.
+    pub fn sqlite() -> TestDb {
+        let dir = scratch_dir();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("youmi.db").display()
+        );
+        TestDb {
+            backend: Backend::Sqlite,
+            url,
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A new database on the PostgreSQL server that `admin_url` reaches (a
+    /// database the suite may connect to and create databases from).
+    pub async fn postgres(admin_url: &str) -> TestDb {
+        let name = format!("youmi_t_{:016x}", rand::thread_rng().gen::<u64>());
+        let mut admin = PgConnection::connect(admin_url).await.unwrap_or_else(|e| {
+            panic!("connect to {DATABASE_URL_ENV} to create a test database: {e}")
+        });
+        admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+            .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
+        admin.close().await.ok();
+        let mut url = reqwest::Url::parse(admin_url)
+            .unwrap_or_else(|e| panic!("{DATABASE_URL_ENV} is not a URL: {e}"));
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            backend: Backend::Postgres,
+            url: url.to_string(),
+            dir: scratch_dir(),
+            postgres: Some((admin_url.to_owned(), name)),
         }
     }
 
