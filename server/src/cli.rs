@@ -14,12 +14,7 @@ use crate::Server;
 pub fn main() -> ExitCode {
     crate::tune_allocator();
     let cli = Cli::parse();
-    // The demo draws progress bars on the terminal; only warnings may interrupt them.
-    let default_level = match cli.command {
-        Some(Command::Demo(_)) => "warn,youmi_agent=error",
-        _ => "info",
-    };
-    if let Err(error) = init_tracing(&cli.config.log_format, default_level) {
+    if let Err(error) = init_tracing(&cli.config.log_format, "info") {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
@@ -39,7 +34,6 @@ pub fn main() -> ExitCode {
                 let server = Server::start(cli.config).await?;
                 server.run_until_stopped().await
             }
-            Command::Demo(args) => crate::demo::run(args).await,
         }
     });
     match outcome {

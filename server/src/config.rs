@@ -30,25 +30,6 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve,
-    /// Start a server on a temporary database with simulated phones and run tasks through it.
-    Demo(DemoArgs),
-}
-
-/// Options of `youmi-server demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// How many simulated phones to bind and connect.
-    #[arg(long, default_value_t = 10)]
-    pub phones: usize,
-    /// How many tasks to submit, of mixed kinds.
-    #[arg(long, default_value_t = 1000)]
-    pub tasks: usize,
-    /// Latency of each simulated step on the phone, in milliseconds.
-    #[arg(long, default_value_t = 5)]
-    pub step_ms: u64,
-    /// Share of simulated steps that fail, 0.0-1.0.
-    #[arg(long, default_value_t = 0.01)]
-    pub failure_rate: f64,
 }
 
 /// How the server runs.

@@ -24,7 +24,6 @@
 //! - [`prometheus`]: `/metrics` on a listener of its own, and the count of
 //!   HTTP responses.
 //! - [`secrets`]: tokens, codes and ids from the OS random generator.
-//! - `demo`: `youmi-server demo`.
 //!
 //! # Invariants
 //! - Every statement that writes goes through `Db::write`; on SQLite that
@@ -41,7 +40,6 @@ pub mod checkpointer;
 pub mod cli;
 pub mod config;
 pub mod db;
-mod demo;
 pub mod devices;
 pub mod gateway;
 pub mod health;

@@ -1,6 +1,9 @@
-//! `youmi-server demo`: a server on a temporary database, simulated phones bound
+//! `youmi-demo`: a server on a temporary database, simulated phones bound
 //! through real bind codes and connected over real WebSockets, and a mixed batch
 //! of tasks run through them, with a progress bar and a summary.
+//!
+//! It is a binary of its own so that the production server does not link the
+//! device agent whose simulated phones the demo runs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +23,65 @@ use youmi_protocol::api::{
 };
 use youmi_protocol::{DeviceInfo, TaskKind};
 
-use crate::config::{Config, DemoArgs};
-use crate::Server;
+use clap::Parser;
+use youmi_server::config::Config;
+use youmi_server::Server;
+
+/// Options of `youmi-demo`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "youmi-demo",
+    version,
+    about = "Start a Youmi server on a temporary database with simulated phones and run tasks through it"
+)]
+struct DemoArgs {
+    /// How many simulated phones to bind and connect.
+    #[arg(long, default_value_t = 10)]
+    phones: usize,
+    /// How many tasks to submit, of mixed kinds.
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Latency of each simulated step on the phone, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    step_ms: u64,
+    /// Share of simulated steps that fail, 0.0-1.0.
+    #[arg(long, default_value_t = 0.01)]
+    failure_rate: f64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = DemoArgs::parse();
+    // The demo draws progress bars on the terminal; only warnings may interrupt them.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|directives| !directives.trim().is_empty())
+        .unwrap_or_else(|| "warn,youmi_agent=error".to_owned());
+    let filter = match tracing_subscriber::EnvFilter::try_new(&filter) {
+        Ok(filter) => filter,
+        Err(error) => {
+            eprintln!("error: RUST_LOG is not a valid log filter: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// A logged-in HTTP client of the demo server.
 struct Client {
@@ -62,7 +122,7 @@ impl Client {
 }
 
 /// Runs the demo and prints its summary.
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.phones == 0 || args.tasks == 0 {
         bail!("--phones and --tasks must be at least 1");
     }
