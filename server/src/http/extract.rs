@@ -131,7 +131,8 @@ fn strip_prefix(text: String) -> String {
 
 /// The employee behind the request's bearer session token, as the guard of
 /// `/api/v1` (`http::guard`) found it; a handler takes it to know who calls.
-/// Without the guard in front (a public route) it is a 401.
+/// A handler that takes it on a route the guard lets through without a
+/// session (a public one) is a mistake of the server, answered 500.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
     /// Who is calling.
@@ -144,11 +145,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<AuthUser>()
-            .cloned()
-            .ok_or(ApiError::Unauthorized)
+        parts.extensions.get::<AuthUser>().cloned().ok_or_else(|| {
+            ApiError::Internal(
+                "a handler takes the session's employee on a route the guard does not cover"
+                    .to_owned(),
+            )
+        })
     }
 }
 
