@@ -150,7 +150,7 @@ impl ApiClient {
         let list: DeviceList = decode(response)
             .await
             .context("GET /api/v1/devices refused")?;
-        Ok(list.devices.iter().filter(|device| device.online).count())
+        Ok(list.items.iter().filter(|device| device.online).count())
     }
 
     /// Submits one task through `POST /api/v1/tasks`; returns its id.

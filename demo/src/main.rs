@@ -219,7 +219,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
     loop {
         let devices: DeviceList = client.get("/api/v1/devices").await?;
         let waiting: u64 = devices
-            .devices
+            .items
             .iter()
             .map(|d| d.queued_tasks + u64::from(d.current_task_id.is_some()))
             .sum();
@@ -240,7 +240,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<()> {
             None => "/api/v1/tasks?limit=500".to_owned(),
         };
         let page: TaskPage = client.get(&path).await?;
-        for task in &page.tasks {
+        for task in &page.items {
             *states.entry(task.state.to_string()).or_default() += 1;
         }
         match page.next_cursor {

@@ -1,27 +1,53 @@
-//! Every JSON example in `docs/protocol.md` parses as the type its code block
-//! names and serializes back to the same fields, so the document and the types
-//! cannot drift apart.
+//! Every JSON example in `docs/protocol.md` and in each feature's file of
+//! `docs/api/` parses as the type its code block names and serializes back to
+//! the same fields, so the documents and the types cannot drift apart.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use youmi_protocol::{api, AgentMessage, BindRequest, BindResponse, ServerMessage};
 
-const DOC: &str = include_str!("../../docs/protocol.md");
+/// `docs/protocol.md` and every file of `docs/api/`, each with its name; a
+/// feature's new file is read without being listed here.
+fn documents() -> Vec<(String, String)> {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let mut paths = vec![docs.join("protocol.md")];
+    let mut features: Vec<_> = std::fs::read_dir(docs.join("api"))
+        .expect("docs/api")
+        .map(|entry| entry.expect("docs/api entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    assert!(!features.is_empty(), "docs/api holds no feature file");
+    features.sort();
+    paths.extend(features);
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (path.display().to_string(), text)
+        })
+        .collect()
+}
 
 /// The `(tag, json)` of every code block fenced as ```` ```json <tag> ````.
 fn examples() -> Vec<(String, String)> {
     let mut examples = Vec::new();
-    let mut lines = DOC.lines();
+    for (name, text) in documents() {
+        examples.extend(examples_in(&name, &text));
+    }
+    examples
+}
+
+fn examples_in(name: &str, text: &str) -> Vec<(String, String)> {
+    let mut examples = Vec::new();
+    let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let Some(tag) = line.strip_prefix("```json") else {
             continue;
         };
         let tag = tag.trim();
-        assert!(
-            !tag.is_empty(),
-            "a json block in docs/protocol.md names no type"
-        );
+        assert!(!tag.is_empty(), "a json block in {name} names no type");
         let body: Vec<&str> = lines
             .by_ref()
             .take_while(|l| !l.starts_with("```"))
@@ -101,7 +127,7 @@ fn every_example_in_the_protocol_doc_parses_as_its_type() {
             "marked_read" => check::<api::MarkedRead>(tag, json),
             "health" => check::<api::Health>(tag, json),
             "deliveries" => check::<Vec<youmi_protocol::delivery::Delivery>>(tag, json),
-            other => panic!("docs/protocol.md has a json block of unknown type `{other}`"),
+            other => panic!("the docs have a json block of unknown type `{other}`"),
         }
     }
 }

@@ -389,22 +389,6 @@ pub fn int_flag(value: bool) -> i64 {
     i64::from(value)
 }
 
-/// Whether `error` is a unique-constraint violation of `constraint` on the
-/// column `table.column`. PostgreSQL names the constraint; SQLite names only
-/// the columns in its message, so both are checked.
-pub fn is_unique_violation(error: &sqlx::Error, constraint: &str, table_column: &str) -> bool {
-    let Some(db_error) = error.as_database_error() else {
-        return false;
-    };
-    if !db_error.is_unique_violation() {
-        return false;
-    }
-    match db_error.constraint() {
-        Some(name) => name == constraint,
-        None => db_error.message().contains(table_column),
-    }
-}
-
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
     youmi_controller::clock::unix_ms(std::time::SystemTime::now())

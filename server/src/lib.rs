@@ -11,10 +11,13 @@
 //!   [`checkpointer`]: SQLite's WAL checkpoints, beside the writer.
 //! - [`scheduler_store`]: the controller's `Store` over SQL, and the snapshot
 //!   it is rebuilt from at start-up.
-//! - [`http`]: the router, the one error type, shared extractors (JSON, query,
-//!   path, [`AuthUser`](http::extract::AuthUser)) and the failed-attempt limiter.
+//! - [`http`]: the feature kit (the one error type, extractors, the `/api/v1`
+//!   session guard and [`AuthUser`](http::extract::AuthUser), pages,
+//!   selections, unique-constraint answers, the failed-attempt limiter); it
+//!   imports no feature.
+//! - [`app`]: every feature's router mounted behind the kit's layers.
 //! - One module per feature, each with its router and handlers in `mod.rs`
-//!   and its SQL in `store.rs`: [`auth`], [`operator_accounts`],
+//!   and its SQL in `store.rs`, built with the kit: [`auth`], [`operator_accounts`],
 //!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`],
 //!   [`notifications`].
 //! - [`health`]: `/health/live`, `/health/ready`, and the guard that refuses
@@ -34,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod agent_bind;
+pub mod app;
 pub mod auth;
 pub mod bind_codes;
 pub mod checkpointer;
@@ -234,7 +238,7 @@ impl Server {
             dummy_hash: Arc::from(dummy_hash),
             metrics: metrics.clone(),
         };
-        let app = http::router(state);
+        let app = app::router(state);
         // Agents' frames are small and latency matters more than packing.
         let listener = listener.tap_io(|tcp| {
             if let Err(error) = tcp.set_nodelay(true) {

@@ -417,7 +417,8 @@ async fn a_risk_control_warning_fails_the_task_and_stops_the_account() {
     let page: NotificationPage =
         expect_json(app.get("/api/v1/notifications").await, StatusCode::OK).await;
     let notice = page
-        .notifications
+        .page
+        .items
         .iter()
         .find(|n| n.task_id == Some(task.id))
         .unwrap_or_else(|| panic!("no notification for task {}: {page:?}", task.id));

@@ -519,7 +519,7 @@ async fn operator_account_input_is_checked() {
     .await;
     let list: youmi_protocol::api::OperatorAccountList =
         youmi_tests::expect_json(app.get("/api/v1/operator-accounts").await, StatusCode::OK).await;
-    assert_eq!(list.operator_accounts.len(), 1, "nothing else was created");
+    assert_eq!(list.items.len(), 1, "nothing else was created");
 
     // PATCH changes what it names, and nothing else.
     let patched: youmi_protocol::api::OperatorAccount = youmi_tests::expect_json(

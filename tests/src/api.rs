@@ -238,7 +238,7 @@ impl Api {
                 path.push_str(&format!("&cursor={cursor}"));
             }
             let page: TaskPage = expect_json(self.get(&path).await, StatusCode::OK).await;
-            tasks.extend(page.tasks);
+            tasks.extend(page.items);
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => return tasks,
@@ -254,7 +254,7 @@ impl Api {
             StatusCode::OK,
         )
         .await;
-        page.tasks
+        page.items
     }
 
     /// `GET /api/v1/operator-accounts/{id}`.
@@ -317,7 +317,7 @@ impl Api {
     /// `GET /api/v1/devices`.
     pub async fn devices(&self) -> Vec<DeviceView> {
         let list: DeviceList = expect_json(self.get("/api/v1/devices").await, StatusCode::OK).await;
-        list.devices
+        list.items
     }
 
     /// One device from the device list; panics if it is not listed.

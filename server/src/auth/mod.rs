@@ -11,6 +11,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
+use futures_util::future::BoxFuture;
 use rand::rngs::OsRng;
 use youmi_protocol::api::{Employee, LoginRequest, LoginResponse};
 
@@ -31,6 +32,15 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/me", get(me))
+}
+
+/// The session look-up of the `/api/v1` guard (`http::guard`): the employee
+/// of a live session whose token hashes to `token_hash`.
+pub fn session_user(
+    state: AppState,
+    token_hash: String,
+) -> BoxFuture<'static, Result<Option<Employee>, ApiError>> {
+    Box::pin(async move { Ok(store::session_employee(&state.db, &token_hash, now_ms()).await?) })
 }
 
 /// Hashes a password with argon2id and a random salt, off the async threads
@@ -117,10 +127,10 @@ async fn login(
         }
     };
     if credentials.disabled {
-        return Err(ApiError::Forbidden {
-            code: "employee_disabled",
-            message: "this employee is disabled".to_owned(),
-        });
+        return Err(ApiError::forbidden(
+            "employee_disabled",
+            "this employee is disabled",
+        ));
     }
     let token = secrets::token();
     let now = now_ms();

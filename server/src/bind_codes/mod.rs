@@ -16,10 +16,11 @@ use serde::Serialize;
 use youmi_protocol::api::BindCode;
 use youmi_protocol::OperatorAccountId;
 
-use crate::db::{is_unique_violation, now_ms};
+use crate::db::now_ms;
 use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path};
+use crate::http::unique;
 use crate::{operator_accounts, secrets, AppState};
 
 /// Side of the QR image in pixels, at least: large enough to scan off a screen.
@@ -73,10 +74,7 @@ async fn create(
                 tracing::info!("bind code created");
                 return Ok((StatusCode::CREATED, Json(BindCode { code, expires_at })));
             }
-            Err(error)
-                if attempts < 3
-                    && is_unique_violation(&error, store::CODE_KEY.0, store::CODE_KEY.1) =>
-            {
+            Err(error) if attempts < 3 && unique::violates(&error, "bind_codes_pkey") => {
                 attempts += 1;
             }
             Err(error) => return Err(error.into()),

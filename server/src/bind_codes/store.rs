@@ -4,9 +4,6 @@ use youmi_protocol::OperatorAccountId;
 
 use crate::db::{flag, Db};
 
-/// The primary key of bind codes, and the column SQLite names instead.
-pub const CODE_KEY: (&str, &str) = ("bind_codes_pkey", "bind_codes.code");
-
 /// Whether the account exists (`None` if not) and is disabled.
 #[tracing::instrument(skip_all, fields(operator_account_id = id))]
 pub async fn account_disabled(db: &Db, id: OperatorAccountId) -> Result<Option<bool>, sqlx::Error> {

@@ -14,6 +14,7 @@ use youmi_protocol::api::{Affected, DeviceList, DeviceSelection, DeviceView, Upd
 use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json};
+use crate::http::select::Selection;
 use crate::AppState;
 
 use self::store::StoredDevice;
@@ -32,19 +33,9 @@ pub fn router() -> Router<AppState> {
 
 /// The devices an action names: some ids, or all, never neither nor both.
 pub fn target(device_ids: Vec<String>, all: bool) -> Result<DeviceTarget, ApiError> {
-    match (device_ids.is_empty(), all) {
-        (true, false) => Err(ApiError::bad_request(
-            "empty_selection",
-            Some("device_ids"),
-            "give device_ids or \"all\": true",
-        )),
-        (false, true) => Err(ApiError::bad_request(
-            "ambiguous_selection",
-            Some("all"),
-            "give device_ids or \"all\": true, not both",
-        )),
-        (true, true) => Ok(DeviceTarget::All),
-        (false, false) => {
+    match Selection::new("device_ids", device_ids, all)? {
+        Selection::All => Ok(DeviceTarget::All),
+        Selection::Ids(device_ids) => {
             for (index, id) in device_ids.iter().enumerate() {
                 check::text(&format!("device_ids[{index}]"), id)?;
             }
@@ -117,7 +108,7 @@ async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<Devi
             view(device, status)
         })
         .collect();
-    Ok(Json(DeviceList { devices }))
+    Ok(Json(DeviceList::all(devices)))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]

@@ -134,6 +134,24 @@ impl ApiError {
         }
     }
 
+    /// 403: the caller may not do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 409 with a field: the request clashes with what is stored (a name
+    /// another row has; see [`crate::http::unique::on_unique`]).
+    pub fn conflict(code: &'static str, field: Option<&str>, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+            field: field.map(str::to_owned),
+        }
+    }
+
     /// 404 with a field.
     pub fn not_found(code: &'static str, field: Option<&str>, message: impl Into<String>) -> Self {
         ApiError::NotFound {
@@ -222,11 +240,9 @@ impl ApiError {
 impl From<ControllerError> for ApiError {
     fn from(error: ControllerError) -> Self {
         match error {
-            ControllerError::UnknownDevices(ids) => ApiError::not_found(
-                "device_not_found",
-                Some("device_ids"),
-                format!("unknown device ids: {}", ids.join(", ")),
-            ),
+            ControllerError::UnknownDevices(ids) => {
+                crate::http::select::unknown_ids("device_not_found", "device_ids", "device", &ids)
+            }
             ControllerError::Stopped => ApiError::Unavailable {
                 code: "scheduler_stopped",
                 message: "the scheduler is not running".to_owned(),

@@ -1,7 +1,7 @@
 //! Extractors shared by every feature: JSON bodies, query strings and path
 //! parameters whose rejections are [`ApiError`]s (so a bad request gets the
-//! same JSON error body as everything else), and [`AuthUser`], the one guard
-//! that every route except login goes through.
+//! same JSON error body as everything else), and [`AuthUser`], the caller
+//! that the `/api/v1` guard (`http::guard`) found behind the session token.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,10 +14,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use youmi_protocol::api::Employee;
 
-use crate::auth::store as auth_store;
-use crate::db::now_ms;
 use crate::http::error::ApiError;
-use crate::AppState;
 
 /// A JSON body. Bad JSON, or JSON that does not fit `T`, is a 400 `bad_json`
 /// whose message is serde's and whose field is the path to the value at fault
@@ -132,8 +129,10 @@ fn strip_prefix(text: String) -> String {
     }
 }
 
-/// The employee behind the request's bearer session token. Every route except
-/// login takes it, so that permission checks, when they come, live here.
+/// The employee behind the request's bearer session token, as the guard of
+/// `/api/v1` (`http::guard`) found it; a handler takes it to know who calls.
+/// A handler that takes it on a route the guard lets through without a
+/// session (a public one) is a mistake of the server, answered 500.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthUser {
     /// Who is calling.
@@ -142,19 +141,16 @@ pub struct AuthUser {
     pub session: String,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        let session = token_hash(token);
-        let employee = auth_store::session_employee(&state.db, &session, now_ms())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        Ok(AuthUser { employee, session })
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<AuthUser>().cloned().ok_or_else(|| {
+            ApiError::Internal(
+                "a handler takes the session's employee on a route the guard does not cover"
+                    .to_owned(),
+            )
+        })
     }
 }
 

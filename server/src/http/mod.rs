@@ -1,66 +1,42 @@
-//! The HTTP side of the server: one router made of each feature's router,
-//! plus what they share (the error type, extractors, the rate limiter), and
-//! the rule that every error answer, even one axum makes by itself, has the
-//! JSON error body.
+//! The feature kit: what every feature's HTTP side is made of, and the rule
+//! that every error answer, even one axum makes by itself, has the JSON error
+//! body ([`json_errors`]). It imports no feature; features import it, and
+//! `app` assembles their routers.
+//!
+//! # Layout
+//! - [`error`]: the one error type ([`ApiError`]); [`unique`]: a
+//!   unique-constraint violation as the answer a feature chooses.
+//! - [`extract`]: JSON, query and path extractors whose rejections are
+//!   [`ApiError`]s, and [`AuthUser`](extract::AuthUser).
+//! - [`guard`]: the session guard of `/api/v1`, public routes listed.
+//! - [`page`]: page sizes, cursors and the page of a list.
+//! - [`select`]: "these ids or all", and the report of unknown ids.
+//! - [`check`]: ids and storable text.
+//! - [`rate_limit`]: the failed-attempt limiter.
 
 pub mod check;
 pub mod error;
 pub mod extract;
+pub mod guard;
+pub mod page;
 pub mod rate_limit;
+pub mod select;
+pub mod unique;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method, Uri};
-use axum::middleware::{self, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::Router;
-use tower_http::trace::TraceLayer;
 use youmi_protocol::api::{ErrorBody, ErrorDetail};
 
 use crate::http::error::ApiError;
-use crate::prometheus::count_responses;
-use crate::AppState;
 
 /// The largest request body of any route but the batch submit.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// The largest batch submit body: 100,000 tasks of a few hundred bytes each.
 pub const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Every route of the server.
-pub fn router(state: AppState) -> Router {
-    let router = Router::new()
-        .merge(crate::health::router())
-        .merge(crate::auth::router())
-        .merge(crate::operator_accounts::router())
-        .merge(crate::bind_codes::router())
-        .merge(crate::agent_bind::router())
-        .merge(crate::gateway::router())
-        .merge(crate::tasks::router())
-        .merge(crate::devices::router())
-        .merge(crate::notifications::router())
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        // While storage fails, writes are refused before any handler runs.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::health::refuse_writes,
-        ));
-    // With metrics on, every response is counted, the fallback's and the
-    // refused writes' included.
-    let router = match state.metrics.clone() {
-        Some(metrics) => router.layer(from_fn_with_state(metrics, count_responses)),
-        None => router,
-    };
-    router
-        // The batch route sets its own, larger limit; a route's own layer wins
-        // over this one because it runs later.
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::map_response(json_errors))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-async fn unknown_route(uri: Uri) -> ApiError {
+/// The answer of a path no route has: 404 `route_not_found`.
+pub async fn unknown_route(uri: Uri) -> ApiError {
     ApiError::not_found(
         "route_not_found",
         None,
@@ -69,7 +45,7 @@ async fn unknown_route(uri: Uri) -> ApiError {
 }
 
 /// A known path with a method it does not take (axum adds the `Allow` header).
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed {
         message: format!("{method} is not allowed on {}", uri.path()),
     }
@@ -81,7 +57,7 @@ const MAX_PLAIN_ERROR: usize = 1_024;
 /// Gives any error answer that is not JSON yet (a rejection axum or a layer
 /// made by itself) the JSON error body, keeping its status and other headers
 /// (`Allow`, `Retry-After`); its plain text becomes the message.
-async fn json_errors(response: Response) -> Response {
+pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response
         .headers()
@@ -137,8 +113,11 @@ async fn json_errors(response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::DefaultBodyLimit;
     use axum::http::{Request, StatusCode};
+    use axum::middleware;
     use axum::routing::post;
+    use axum::Router;
     use tower::ServiceExt;
 
     /// A router whose only route uses axum's own extractor and answers, the

@@ -14,6 +14,8 @@ use crate::db::now_ms;
 use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Query};
+use crate::http::page::PageRequest;
+use crate::http::select::Selection;
 use crate::AppState;
 
 /// Most ids one mark-read request may name.
@@ -32,9 +34,8 @@ async fn list(
     user: AuthUser,
     Query(query): Query<NotificationQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    let limit = check::page_limit(query.limit)?;
-    check::cursor(query.cursor)?;
-    Ok(Json(store::list(&state.db, &query, limit).await?))
+    let page = PageRequest::new(query.page)?;
+    Ok(Json(store::list(&state.db, &query, page).await?))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -43,32 +44,18 @@ async fn mark_read(
     user: AuthUser,
     Json(request): Json<MarkRead>,
 ) -> Result<Json<MarkedRead>, ApiError> {
-    let ids = match (request.ids.is_empty(), request.all) {
-        (true, false) => {
-            return Err(ApiError::bad_request(
-                "empty_selection",
-                Some("ids"),
-                "give ids or \"all\": true",
-            ))
-        }
-        (false, true) => {
-            return Err(ApiError::bad_request(
-                "ambiguous_selection",
-                Some("all"),
-                "give ids or \"all\": true, not both",
-            ))
-        }
-        (true, true) => None,
-        (false, false) => {
-            if request.ids.len() > MAX_MARK {
+    let ids = match Selection::new("ids", request.ids, request.all)? {
+        Selection::All => None,
+        Selection::Ids(ids) => {
+            if ids.len() > MAX_MARK {
                 return Err(ApiError::bad_request(
                     "too_many_ids",
                     Some("ids"),
                     format!("at most {MAX_MARK} ids at once; use \"all\": true for more"),
                 ));
             }
-            check::ids("ids", &request.ids)?;
-            Some(request.ids)
+            check::ids("ids", &ids)?;
+            Some(ids)
         }
     };
     let now = now_ms();

@@ -6,6 +6,7 @@ use sqlx::Row;
 use youmi_protocol::api::{Notification, NotificationPage, NotificationQuery};
 
 use crate::db::Db;
+use crate::http::page::PageRequest;
 
 const COLUMNS: &str =
     "id, kind, operator_account_id, device_id, task_id, message, created_at_ms, read_at_ms";
@@ -23,18 +24,18 @@ fn notification(row: &AnyRow) -> Result<Notification, sqlx::Error> {
     })
 }
 
-/// One page of notifications, newest first, and the unread count; `limit` is already checked.
-#[tracing::instrument(skip_all, fields(limit))]
+/// One page of notifications, newest first, and the unread count.
+#[tracing::instrument(skip_all, fields(limit = page.limit))]
 pub async fn list(
     db: &Db,
     query: &NotificationQuery,
-    limit: u32,
+    page: PageRequest,
 ) -> Result<NotificationPage, sqlx::Error> {
     let mut conditions = Vec::new();
     if query.unread {
         conditions.push("read_at_ms IS NULL".to_owned());
     }
-    if query.cursor.is_some() {
+    if page.cursor.is_some() {
         conditions.push("id < $1".to_owned());
     }
     let filter = if conditions.is_empty() {
@@ -42,36 +43,25 @@ pub async fn list(
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let limit_at = if query.cursor.is_some() { "$2" } else { "$1" };
+    let limit_at = if page.cursor.is_some() { "$2" } else { "$1" };
     let sql =
         format!("SELECT {COLUMNS} FROM notifications {filter} ORDER BY id DESC LIMIT {limit_at}");
     let mut statement = sqlx::query(&sql);
-    if let Some(cursor) = query.cursor {
+    if let Some(cursor) = page.cursor {
         statement = statement.bind(cursor);
     }
-    // One row more than the page tells whether there is a next page.
-    let rows = statement
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&db.read)
-        .await?;
-    let mut notifications = rows
+    let rows = statement.bind(page.rows()).fetch_all(&db.read).await?;
+    let notifications = rows
         .iter()
         .map(notification)
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if notifications.len() > limit as usize {
-        notifications.truncate(limit as usize);
-        notifications.last().map(|n| n.id)
-    } else {
-        None
-    };
     let unread: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE read_at_ms IS NULL")
             .fetch_one(&db.read)
             .await?;
     Ok(NotificationPage {
-        notifications,
         unread: unread.max(0) as u64,
-        next_cursor,
+        page: page.page(notifications, |n| n.id),
     })
 }
 

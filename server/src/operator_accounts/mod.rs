@@ -13,10 +13,11 @@ use youmi_protocol::api::{
 };
 use youmi_protocol::OperatorAccountId;
 
-use crate::db::{is_unique_violation, now_ms};
+use crate::db::now_ms;
 use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path};
+use crate::http::unique::on_unique;
 use crate::AppState;
 
 /// Longest name and WeCom user id, in characters.
@@ -76,21 +77,19 @@ fn remark(value: &str) -> Result<&str, ApiError> {
     Ok(trimmed)
 }
 
-fn map_unique(error: sqlx::Error) -> ApiError {
-    let taken = store::WECOM_USER_ID_KEYS
-        .iter()
-        .any(|(constraint, column)| is_unique_violation(&error, constraint, column));
-    if taken {
-        ApiError::Conflict {
-            code: "wecom_user_id_taken",
-            message: "another operator account has this wecom_user_id, in this or another \
-                      letter case"
-                .to_owned(),
-            field: Some("wecom_user_id".to_owned()),
-        }
-    } else {
-        error.into()
-    }
+/// The constraints that keep WeCom user ids unique: as written, and
+/// case-folded (`store::wecom_key`).
+const WECOM_USER_ID_UNIQUE: &[&str] = &[
+    "operator_accounts_wecom_user_id_key",
+    "operator_accounts_wecom_user_key",
+];
+
+fn wecom_user_id_taken() -> ApiError {
+    ApiError::conflict(
+        "wecom_user_id_taken",
+        Some("wecom_user_id"),
+        "another operator account has this wecom_user_id, in this or another letter case",
+    )
 }
 
 async fn tell_scheduler(state: &AppState, account: &OperatorAccount) -> Result<(), ApiError> {
@@ -115,7 +114,7 @@ async fn create(
     let remark = remark(&request.remark)?;
     let account = store::insert(&state.db, name, wecom_user_id, remark, now_ms())
         .await
-        .map_err(map_unique)?;
+        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?;
     tell_scheduler(&state, &account).await?;
     tracing::info!(operator_account_id = account.id, "operator account created");
     Ok((StatusCode::CREATED, Json(account)))
@@ -126,9 +125,9 @@ async fn list(
     State(state): State<AppState>,
     user: AuthUser,
 ) -> Result<Json<OperatorAccountList>, ApiError> {
-    Ok(Json(OperatorAccountList {
-        operator_accounts: store::list(&state.db).await?,
-    }))
+    Ok(Json(OperatorAccountList::all(
+        store::list(&state.db).await?,
+    )))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id, id = id))]
@@ -173,7 +172,7 @@ async fn update(
     };
     let account = store::update(&state.db, id, changes, now_ms())
         .await
-        .map_err(map_unique)?
+        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?
         .ok_or_else(|| not_found(id))?;
     if request.disabled.is_some() {
         tell_scheduler(&state, &account).await?;

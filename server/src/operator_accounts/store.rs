@@ -8,19 +8,6 @@ use youmi_protocol::OperatorAccountId;
 
 use crate::db::{flag, int_flag, Db};
 
-/// The constraints that keep WeCom user ids unique (as written, and
-/// case-folded), each with the column SQLite names in its message instead.
-pub const WECOM_USER_ID_KEYS: [(&str, &str); 2] = [
-    (
-        "operator_accounts_wecom_user_id_key",
-        "operator_accounts.wecom_user_id",
-    ),
-    (
-        "operator_accounts_wecom_user_key",
-        "operator_accounts.wecom_user_key",
-    ),
-];
-
 /// The key under which a WeCom user id is unique: the id with its letter
 /// case folded, in Rust so that both databases get the same key. Upper then
 /// lower case folds what a plain lower case does not (`ß` and `SS`).

@@ -25,6 +25,8 @@ use youmi_protocol::{
 use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path, Query};
+use crate::http::page::PageRequest;
+use crate::http::select::all_found;
 use crate::http::BATCH_BODY_LIMIT;
 use crate::{operator_accounts, AppState};
 
@@ -252,12 +254,11 @@ async fn list(
     user: AuthUser,
     Query(query): Query<TaskQuery>,
 ) -> Result<Json<TaskPage>, ApiError> {
-    let limit = check::page_limit(query.limit)?;
-    check::cursor(query.cursor)?;
+    let page = PageRequest::new(query.page)?;
     if let Some(id) = query.operator_account_id {
         check::id("operator_account_id", id)?;
     }
-    Ok(Json(store::list(&state.db, &query, limit).await?))
+    Ok(Json(store::list(&state.db, &query, page).await?))
 }
 
 /// A filter of the cancel request: absent is fine, present must name something.
@@ -305,44 +306,26 @@ async fn cancel(
     if let Some(ids) = &task_ids {
         let ids: Vec<TaskId> = ids.iter().copied().collect();
         let found = store::existing_tasks(&state.db, &ids).await?;
-        let mut missing: Vec<TaskId> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            return Err(ApiError::not_found(
-                "task_not_found",
-                Some("task_ids"),
-                format!("unknown task ids: {}", join(&missing)),
-            ));
-        }
+        all_found("task_not_found", "task_ids", "task", ids, |id| {
+            found.contains(id)
+        })?;
     }
     if let Some(ids) = &account_ids {
-        let ids: Vec<OperatorAccountId> = ids.iter().copied().collect();
-        let found = state.controller.accounts(ids.clone()).await?;
-        let mut missing: Vec<OperatorAccountId> = ids
-            .into_iter()
-            .filter(|id| !found.contains_key(id))
-            .collect();
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            return Err(ApiError::not_found(
-                "operator_account_not_found",
-                Some("operator_account_ids"),
-                format!("unknown operator account ids: {}", join(&missing)),
-            ));
-        }
+        let found = state
+            .controller
+            .accounts(ids.iter().copied().collect())
+            .await?;
+        let (code, field) = ("operator_account_not_found", "operator_account_ids");
+        all_found(code, field, "operator account", ids.iter().copied(), |id| {
+            found.contains_key(id)
+        })?;
     }
     if let Some(ids) = &device_ids {
         let ids: Vec<String> = ids.iter().cloned().collect();
         let found = store::existing_devices(&state.db, &ids).await?;
-        let mut missing: Vec<String> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            return Err(ApiError::not_found(
-                "device_not_found",
-                Some("device_ids"),
-                format!("unknown device ids: {}", missing.join(", ")),
-            ));
-        }
+        all_found("device_not_found", "device_ids", "device", ids, |id| {
+            found.contains(id)
+        })?;
     }
     let result = state
         .controller
@@ -359,14 +342,6 @@ async fn cancel(
         "tasks cancelled"
     );
     Ok(Json(result))
-}
-
-fn join<T: ToString>(values: &[T]) -> String {
-    values
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

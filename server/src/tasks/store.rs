@@ -10,6 +10,7 @@ use youmi_protocol::api::{TaskPage, TaskQuery, TaskView};
 use youmi_protocol::TaskId;
 
 use crate::db::{flag, Db};
+use crate::http::page::PageRequest;
 use crate::scheduler_store::{parse_error, parse_kind, parse_state, small};
 
 /// Values per `IN (...)` list: well within every backend's parameter limit.
@@ -59,9 +60,9 @@ pub async fn get(db: &Db, id: TaskId) -> Result<Option<TaskView>, sqlx::Error> {
         .transpose()
 }
 
-/// One page of tasks, newest first; `limit` is already checked.
-#[tracing::instrument(skip_all, fields(limit))]
-pub async fn list(db: &Db, query: &TaskQuery, limit: u32) -> Result<TaskPage, sqlx::Error> {
+/// One page of tasks, newest first.
+#[tracing::instrument(skip_all, fields(limit = page.limit))]
+pub async fn list(db: &Db, query: &TaskQuery, page: PageRequest) -> Result<TaskPage, sqlx::Error> {
     let mut conditions = Vec::new();
     let mut next = 1;
     let mut placeholder = || {
@@ -89,7 +90,7 @@ pub async fn list(db: &Db, query: &TaskQuery, limit: u32) -> Result<TaskPage, sq
     if query.kind.is_some() {
         conditions.push(format!("kind = {}", placeholder()));
     }
-    if query.cursor.is_some() {
+    if page.cursor.is_some() {
         conditions.push(format!("id < {}", placeholder()));
     }
     let filter = if conditions.is_empty() {
@@ -111,22 +112,12 @@ pub async fn list(db: &Db, query: &TaskQuery, limit: u32) -> Result<TaskPage, sq
     if let Some(kind) = query.kind {
         statement = statement.bind(kind.as_str());
     }
-    if let Some(cursor) = query.cursor {
+    if let Some(cursor) = page.cursor {
         statement = statement.bind(cursor);
     }
-    // One row more than the page tells whether there is a next page.
-    let rows = statement
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&db.read)
-        .await?;
-    let mut tasks = rows.iter().map(task_view).collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if tasks.len() > limit as usize {
-        tasks.truncate(limit as usize);
-        tasks.last().map(|task| task.id)
-    } else {
-        None
-    };
-    Ok(TaskPage { tasks, next_cursor })
+    let rows = statement.bind(page.rows()).fetch_all(&db.read).await?;
+    let tasks = rows.iter().map(task_view).collect::<Result<Vec<_>, _>>()?;
+    Ok(page.page(tasks, |task| task.id))
 }
 
 /// Which of `ids` name bound, unrevoked devices.

@@ -9,6 +9,7 @@ mod bind;
 mod devices;
 mod errors;
 mod gateway;
+mod guard;
 mod limits;
 mod notifications;
 mod ranges;

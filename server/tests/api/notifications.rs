@@ -103,6 +103,24 @@ async fn a_risk_control_failure_pauses_the_queue_until_resumed_by_hand() {
     assert!(note["message"].as_str().unwrap().contains("账号存在异常"));
     assert!(note.get("read_at_ms").is_none());
 
+    // The page's query: a cursor past the note shows it and no next page, a
+    // cursor at it shows nothing; a limit that is no number is a bad query.
+    let id = note["id"].as_i64().unwrap();
+    let page = app
+        .get(&format!(
+            "/api/v1/notifications?unread=true&limit=1&cursor={}",
+            id + 1
+        ))
+        .await;
+    assert_eq!(page.expect(200)["notifications"][0]["id"], id);
+    assert!(page.body.get("next_cursor").is_none(), "{}", page.body);
+    let page = app.get(&format!("/api/v1/notifications?cursor={id}")).await;
+    assert_eq!(page.expect(200)["notifications"], json!([]));
+    assert_eq!(page.body["unread"], 1);
+    app.get("/api/v1/notifications?limit=abc")
+        .await
+        .expect_error(400, "bad_query");
+
     // Bad input changes nothing.
     app.post("/api/v1/notifications/read", json!({}))
         .await

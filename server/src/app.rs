@@ -1,0 +1,79 @@
+//! The application: every feature's router mounted on one router, behind the
+//! kit's layers (the `/api/v1` session guard, the refusal of writes while
+//! storage fails, response counting, body limits, JSON error bodies). A new
+//! feature is one line in [`features`]; its `/api/v1` routes are guarded
+//! unless listed in [`PUBLIC`].
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
+use axum::middleware::{self, from_fn_with_state};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::http::guard::{guard, Guard};
+use crate::http::{json_errors, method_not_allowed, unknown_route, BODY_LIMIT};
+use crate::prometheus::count_responses;
+use crate::{
+    agent_bind, auth, bind_codes, devices, gateway, health, notifications, operator_accounts,
+    tasks, AppState,
+};
+
+/// The routes under `/api/v1` that take no session token: logging in.
+pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
+
+/// Every feature's routes, one line each.
+pub fn features() -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(auth::router())
+        .merge(operator_accounts::router())
+        .merge(bind_codes::router())
+        .merge(agent_bind::router())
+        .merge(gateway::router())
+        .merge(tasks::router())
+        .merge(devices::router())
+        .merge(notifications::router())
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    let session_guard = Guard {
+        public: PUBLIC,
+        lookup: auth::session_user,
+    };
+    let router = guard(features(), state.clone(), session_guard)
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        // While storage fails, writes are refused before any handler runs.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            health::refuse_writes,
+        ));
+    // With metrics on, every response is counted, the fallback's and the
+    // refused writes' included.
+    let router = match state.metrics.clone() {
+        Some(metrics) => router.layer(from_fn_with_state(metrics, count_responses)),
+        None => router,
+    };
+    router
+        // The batch route sets its own, larger limit; a route's own layer wins
+        // over this one because it runs later.
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::map_response(json_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Every path the server routes, read from the router itself (axum lists
+/// them in its debug form), so that a test can knock on each one.
+pub fn paths() -> Vec<String> {
+    let text = format!("{:?}", features());
+    let mut paths: Vec<String> = text
+        .split('"')
+        .filter(|part| part.starts_with('/') && !part.contains(' '))
+        .map(str::to_owned)
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
