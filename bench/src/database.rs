@@ -1,13 +1,13 @@
 //! A fresh database for each run: an SQLite file in the run's temporary
 //! directory, or a new `youmi_bench_<random>` database on the PostgreSQL server
-//! that `--database` names, dropped when the run ends.
+//! that `--database` names, dropped when the run ends. The PostgreSQL database
+//! is made and dropped by the test harness's routines (`youmi_tests::db`), the
+//! workspace's one copy of them.
 
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use rand::Rng;
-use sqlx::postgres::PgConnection;
-use sqlx::Connection;
+use youmi_tests::db::{create_database, database_url, drop_database};
 
 /// The database of one run.
 pub enum BenchDatabase {
@@ -37,16 +37,10 @@ impl BenchDatabase {
                 url: format!("sqlite://{}", dir.join("bench.db").display()),
             });
         };
-        let name = format!("youmi_bench_{:016x}", rand::thread_rng().gen::<u64>());
-        let url = database_url(base_url, &name)?;
-        let mut connection = PgConnection::connect(base_url)
+        check_url(base_url)?;
+        let (url, name) = create_database(base_url, "youmi_bench")
             .await
-            .context("cannot connect to the PostgreSQL server of --database")?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut connection)
-            .await
-            .with_context(|| format!("cannot create the database {name}"))?;
-        let _ = connection.close().await;
+            .context("--database")?;
         Ok(BenchDatabase::Postgres {
             base_url: base_url.to_owned(),
             name,
@@ -75,26 +69,13 @@ impl BenchDatabase {
         let BenchDatabase::Postgres { base_url, name, .. } = self else {
             return Ok(());
         };
-        let mut connection = PgConnection::connect(&base_url)
-            .await
-            .context("cannot connect to PostgreSQL to drop the run's database")?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut connection)
-            .await
-            .with_context(|| format!("cannot drop the database {name}"))?;
-        let _ = connection.close().await;
-        Ok(())
+        drop_database(&base_url, &name).await
     }
 }
 
 /// An error unless `base_url` is a PostgreSQL URL that names a host.
 pub fn check_url(base_url: &str) -> anyhow::Result<()> {
-    database_url(base_url, "youmi_bench").map(drop)
-}
-
-/// `base_url` with its database name replaced by `name`.
-fn database_url(base_url: &str, name: &str) -> anyhow::Result<String> {
-    let mut url = url::Url::parse(base_url)
+    let url = url::Url::parse(base_url)
         .with_context(|| format!("--database is not a URL: `{base_url}`"))?;
     if !matches!(url.scheme(), "postgres" | "postgresql") {
         bail!(
@@ -105,8 +86,7 @@ fn database_url(base_url: &str, name: &str) -> anyhow::Result<String> {
     if url.host_str().is_none_or(str::is_empty) {
         bail!("--database names no host: `{base_url}`");
     }
-    url.set_path(&format!("/{name}"));
-    Ok(url.into())
+    database_url(base_url, "youmi_bench").map(drop)
 }
 
 #[cfg(test)]
@@ -135,7 +115,7 @@ mod tests {
 
     #[test]
     fn other_urls_are_refused() {
-        let error = database_url("sqlite://x.db", "b").unwrap_err().to_string();
+        let error = check_url("sqlite://x.db").unwrap_err().to_string();
         assert!(error.contains("must be a postgres:// URL"), "{error}");
         assert!(database_url("not a url", "b").is_err());
     }

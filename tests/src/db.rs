@@ -1,13 +1,65 @@
 //! A fresh database per test: a new PostgreSQL database when
 //! `YOUMI_TEST_DATABASE_URL` names a server, otherwise an SQLite file in a
-//! temporary directory.
+//! temporary directory. The PostgreSQL routines ([`create_database`],
+//! [`drop_database`], [`database_url`]) are the only ones the workspace has:
+//! the benchmarks make their run's database with them too.
 
 use std::path::Path;
 use std::sync::Once;
 
+use anyhow::{bail, Context};
 use rand::Rng;
 use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
+
+/// Creates a new, empty database named `<prefix>_<16 random hex digits>` on
+/// the PostgreSQL server `admin_url` reaches (a database one may connect to and
+/// create databases from); gives its URL and its name.
+pub async fn create_database(admin_url: &str, prefix: &str) -> anyhow::Result<(String, String)> {
+    let name = format!("{prefix}_{:016x}", rand::thread_rng().gen::<u64>());
+    let url = database_url(admin_url, &name)?;
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("cannot connect to the PostgreSQL server to create {name}"))?;
+    admin
+        .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        .await
+        .with_context(|| format!("cannot create the database {name}"))?;
+    admin.close().await.ok();
+    Ok((url, name))
+}
+
+/// Drops database `name` from the server `admin_url` reaches, ending the
+/// connections a server that was not shut down may still hold.
+pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL to drop {name}"))?;
+    admin
+        .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
+        .await
+        .with_context(|| format!("cannot drop the database {name}"))?;
+    admin.close().await.ok();
+    Ok(())
+}
+
+/// `admin_url` with its database name replaced by `name`; an error unless it
+/// is a `postgres://` URL that names a host.
+pub fn database_url(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut url =
+        reqwest::Url::parse(admin_url).with_context(|| format!("not a URL: `{admin_url}`"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        bail!(
+            "a PostgreSQL server is named by a postgres:// URL, not a {}:// one",
+            url.scheme()
+        );
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        bail!("the URL names no host: `{admin_url}`");
+    }
+    url.set_path(&format!("/{name}"));
+    Ok(url.into())
+}
 
 /// The environment variable that points the suite at a PostgreSQL server: the
 /// URL of a database the suite may connect to and create databases from.
@@ -102,21 +154,12 @@ impl TestDb {
     /// A new database on the PostgreSQL server that `admin_url` reaches (a
     /// database the suite may connect to and create databases from).
     pub async fn postgres(admin_url: &str) -> TestDb {
-        let name = format!("youmi_t_{:016x}", rand::thread_rng().gen::<u64>());
-        let mut admin = PgConnection::connect(admin_url).await.unwrap_or_else(|e| {
-            panic!("connect to {DATABASE_URL_ENV} to create a test database: {e}")
-        });
-        admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+        let (url, name) = create_database(admin_url, "youmi_t")
             .await
-            .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
-        admin.close().await.ok();
-        let mut url = reqwest::Url::parse(admin_url)
-            .unwrap_or_else(|e| panic!("{DATABASE_URL_ENV} is not a URL: {e}"));
-        url.set_path(&format!("/{name}"));
+            .unwrap_or_else(|e| panic!("{DATABASE_URL_ENV}: create a test database: {e:#}"));
         TestDb {
             backend: Backend::Postgres,
-            url: url.to_string(),
+            url,
             dir: scratch_dir(),
             postgres: Some((admin_url.to_owned(), name)),
         }
@@ -137,6 +180,14 @@ impl TestDb {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Removes the database now, rather than when it is dropped (where a
+    /// PostgreSQL database is dropped from a thread of its own).
+    pub async fn remove(mut self) {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            let _ = drop_database(&admin_url, &name).await;
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -152,17 +203,9 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            runtime.block_on(async move {
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-                    .await
-                    .map_err(|e| format!("drop database {name}: {e}"))?;
-                admin.close().await.ok();
-                Ok::<(), String>(())
-            })
+            runtime
+                .block_on(drop_database(&admin_url, &name))
+                .map_err(|e| format!("{e:#}"))
         })
         .join();
         match outcome {

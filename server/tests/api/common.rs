@@ -1,17 +1,14 @@
-//! The test harness: the real server on port 0 with a fresh database (a new
-//! PostgreSQL database when `YOUMI_TEST_DATABASE_URL` is set, else a temporary
-//! SQLite file), an HTTP client logged in as the first admin, and a raw
-//! WebSocket agent.
+//! The API tests' harness: the real server on port 0 on a fresh database of
+//! the one test harness (`youmi_tests::TestDb`), an HTTP client logged in as
+//! the first admin that answers raw JSON (these tests look at bodies, headers
+//! and error codes), and a raw WebSocket agent.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor, PgConnection};
-use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -26,69 +23,16 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 /// How long a test waits for a frame that should come.
 pub const FRAME_WAIT: Duration = Duration::from_secs(10);
 
-/// One test's own database.
-pub struct TestDb {
-    /// The server's `database_url`.
-    pub url: String,
-    /// Holds the SQLite file.
-    pub dir: TempDir,
-    /// For PostgreSQL: the admin URL and the database to drop at the end.
-    postgres: Option<(String, String)>,
-}
-
-impl TestDb {
-    /// A fresh, empty database.
-    pub async fn create() -> TestDb {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        match std::env::var("YOUMI_TEST_DATABASE_URL") {
-            Ok(admin_url) if !admin_url.trim().is_empty() => {
-                let name = format!("youmi_t_{:016x}", rand::thread_rng().gen::<u64>());
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .expect("connect to YOUMI_TEST_DATABASE_URL");
-                admin
-                    .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-                    .await
-                    .expect("create the test database");
-                admin.close().await.ok();
-                let mut url = reqwest::Url::parse(&admin_url).expect("a database url");
-                url.set_path(&format!("/{name}"));
-                TestDb {
-                    url: url.to_string(),
-                    dir,
-                    postgres: Some((admin_url, name)),
-                }
-            }
-            _ => TestDb {
-                url: format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("youmi.db").display()
-                ),
-                dir,
-                postgres: None,
-            },
-        }
-    }
-
-    /// Drops the PostgreSQL database (the SQLite file goes with the directory).
-    pub async fn remove(self) {
-        if let Some((admin_url, name)) = self.postgres {
-            if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                let _ = admin
-                    .execute(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)").as_str())
-                    .await;
-                admin.close().await.ok();
-            }
-        }
-    }
-}
+/// One test's own database: the one harness's (`youmi_tests::TestDb`), on
+/// PostgreSQL when `YOUMI_TEST_DATABASE_URL` is set, else on SQLite.
+pub use youmi_tests::TestDb;
 
 /// The configuration of a test server on `db`.
 pub fn config(db: &TestDb) -> Config {
     let mut config = Config::defaults();
-    config.database_url = Some(db.url.clone());
+    config.database_url = Some(db.url().to_owned());
     config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = db.dir.path().to_path_buf();
+    config.data_dir = db.dir().to_path_buf();
     config.admin_password = Some(ADMIN_PASSWORD.to_owned());
     config.public_url = None;
     config.failed_attempts_per_minute = 5;

@@ -70,7 +70,7 @@ async fn a_deleted_sqlite_file_stops_every_acknowledged_write() {
     app.post("/api/v1/tasks", message(account, "before"))
         .await
         .expect(201);
-    let path = app.db.as_ref().unwrap().dir.path().join("youmi.db");
+    let path = app.db.as_ref().unwrap().dir().join("youmi.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -189,7 +189,7 @@ async fn a_full_disk_refuses_writes_then_recovers_without_losing_an_acknowledged
     }
     init_logging();
     let db = TestDb::create().await;
-    let mount = db.dir.path().to_path_buf();
+    let mount = db.dir().to_path_buf();
     if !mount_tmpfs(&mount, "size=4m") {
         eprintln!(
             "skipped: cannot mount a tmpfs on {} (needs root); CI runs it",
@@ -284,7 +284,7 @@ async fn a_full_disk_refuses_writes_then_recovers_without_losing_an_acknowledged
 
     // After a restart: every acknowledged task, no refused one.
     let db = app.stop().await;
-    let url = db.url.clone();
+    let url = db.url().to_owned();
     let mut app = TestApp::start(db, config_for(&mount)).await;
     let stored = stored_texts(&url).await;
     assert_eq!(stored, acknowledged);
@@ -316,7 +316,7 @@ async fn postgres_read_only_for_a_while_refuses_then_recovers() {
     }
     let app = TestApp::spawn().await;
     let account = app.account("pg").await;
-    let db_url = app.db.as_ref().unwrap().url.clone();
+    let db_url = app.db.as_ref().unwrap().url().to_owned();
     let name = db_url.rsplit('/').next().unwrap().to_owned();
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     let terminate = format!(

@@ -12,7 +12,7 @@ use crate::common::TestDb;
 
 async fn open() -> (TestDb, Db) {
     let test_db = TestDb::create().await;
-    let db = Db::open(&test_db.url).await.expect("open");
+    let db = Db::open(test_db.url()).await.expect("open");
     db.migrate().await.expect("migrate");
     // Migrations that already ran are skipped.
     db.migrate().await.expect("migrate again");

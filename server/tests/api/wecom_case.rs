@@ -101,7 +101,7 @@ async fn accounts_stored_before_the_rule_get_their_key_at_start() {
     app.account("Legacy").await;
     let db = app.stop().await;
     // As a row written before migration 0005: no key.
-    let store = youmi_server::db::Db::open(&db.url).await.unwrap();
+    let store = youmi_server::db::Db::open(db.url()).await.unwrap();
     sqlx::query("UPDATE operator_accounts SET wecom_user_key = NULL")
         .execute(&store.write)
         .await
