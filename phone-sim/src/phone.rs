@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ui::{Action, Node, Rect};
+pub use crate::ui::Tab;
+use crate::ui::{Action, Node, Rect, TagPurpose};
 
 /// The WeCom package name.
 pub const WECOM_PACKAGE: &str = "com.tencent.wework";
@@ -246,17 +247,6 @@ pub enum Input {
     },
 }
 
-/// The bottom tabs of WeCom's main screen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    /// 消息: the chat list.
-    Messages,
-    /// 通讯录: contacts.
-    Contacts,
-    /// 工作台: workbench.
-    Workbench,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Screen {
     Main(Tab),
@@ -325,15 +315,6 @@ enum Screen {
         chat: String,
         selected: Option<String>,
     },
-}
-
-/// What the tag picker's 确定 hands its tags to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TagPurpose {
-    /// The 标签 row of 发送添加邀请.
-    Request,
-    /// 可见的客户 > 按标签筛选.
-    Visibility,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
