@@ -15,7 +15,7 @@ use youmi_protocol::{AssignedTask, TaskPayload};
 
 use super::dialog::{self, Dialog, RISK_PHRASES};
 use super::evidence;
-use super::expr::EvalError;
+use super::failure::{phone_error, shorten, FailedUnit, Failure, Position, Stop};
 use super::file::{
     render, Action, Aim, Condition, FlowFile, InterruptAction, Locate, Near, SelectorTemplate,
     Step, NOT_SENT, RISK_CONTROL,
@@ -23,7 +23,7 @@ use super::file::{
 use crate::calls::{Calls, CALL_WAIT_POLL};
 use crate::delivery::{DeliveryMark, Mark, UnitKey};
 use crate::executor::{BoxFuture, TaskContext};
-use crate::phone::{Bounds, Key, Phone, PhoneError, Point, Selector, UiNode, UiTree};
+use crate::phone::{Bounds, Key, Phone, Point, Selector, UiNode, UiTree};
 
 /// How long to let a dismissed popup go away before reading the screen again.
 const DISMISS_SETTLE: Duration = Duration::from_millis(300);
@@ -45,109 +45,6 @@ const TYPE_CHECK_POLL: Duration = Duration::from_millis(300);
 const KEY_MOVE_END: u16 = 123;
 /// The most characters `clear` deletes (one key press each).
 const MAX_CLEAR_CHARS: usize = 500;
-
-/// Where in a flow a step is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Position {
-    /// The flow or procedure, e.g. `flow send_message` or `procedure open_chat`.
-    pub place: String,
-    /// The step's index in it, from 0.
-    pub index: usize,
-    /// The step's name.
-    pub name: String,
-    /// The whole way there, e.g. `mass_send#1 > send_to_one#2 > open_chat#4`.
-    pub path: String,
-    /// The step's number in the task's progress (1 for the first step run).
-    pub progress: u32,
-}
-
-/// Why a flow stopped before its end.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Failure {
-    /// The stable snake_case error code.
-    pub code: String,
-    /// What went wrong, for people.
-    pub message: String,
-    /// Whether running the task again may help.
-    pub retryable: bool,
-    /// The step that failed.
-    pub at: Option<Position>,
-    /// The phone cannot be reached: do not ask it for evidence.
-    pub phone_down: bool,
-    /// Raised by an interrupt (a risk-control warning, say): never skipped.
-    pub interrupt: bool,
-    /// The recipient and item being worked on, when there were any.
-    pub unit: Option<FailedUnit>,
-}
-
-/// The recipient and item a failure happened at, for people and reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FailedUnit {
-    /// Their numbers.
-    pub key: UnitKey,
-    /// The recipient as the task named it.
-    pub to: Option<Contact>,
-    /// E.g. `recipient 2 (李四), item 1 (text)`.
-    pub label: String,
-}
-
-impl Failure {
-    fn new(code: &str, message: impl Into<String>, retryable: bool) -> Failure {
-        Failure {
-            code: code.to_owned(),
-            message: message.into(),
-            retryable: retryable && code != RISK_CONTROL,
-            at: None,
-            phone_down: false,
-            interrupt: false,
-            unit: None,
-        }
-    }
-
-    fn phone(error: &PhoneError) -> Failure {
-        let mut failure = Failure::new(error.code(), error.to_string(), error.retryable());
-        failure.phone_down = matches!(
-            error,
-            PhoneError::Unreachable { .. }
-                | PhoneError::Timeout { .. }
-                | PhoneError::Truncated { .. }
-        );
-        failure
-    }
-}
-
-/// How a flow run ends early.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Stop {
-    /// The task was cancelled.
-    Cancelled,
-    /// A step failed.
-    Failed(Box<Failure>),
-}
-
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Self {
-        Stop::Failed(Box::new(failure))
-    }
-}
-
-impl From<EvalError> for Stop {
-    /// A template expression the task's values do not work for (an index
-    /// past the end of its list, a value that is not a number): the flow
-    /// does not fit this task, which running it again will not change.
-    fn from(error: EvalError) -> Self {
-        Failure::new(
-            "flow_error",
-            format!("a template expression cannot be worked out for this task: {error}"),
-            false,
-        )
-        .into()
-    }
-}
-
-fn phone_error(error: PhoneError) -> Stop {
-    Failure::phone(&error).into()
-}
 
 /// The loop variables in effect.
 #[derive(Debug, Clone, Copy, Default)]
@@ -313,19 +210,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The phone this run drives.
-    pub(crate) fn phone(&self) -> &'a dyn Phone {
-        self.phone
-    }
-
     /// The flow file in use.
     pub(crate) fn file(&self) -> &'a FlowFile {
         self.file
-    }
-
-    /// The task.
-    pub(crate) fn task(&self) -> &'a AssignedTask {
-        self.task
     }
 
     /// The installed app version.
@@ -333,9 +220,16 @@ impl<'a> Run<'a> {
         self.version
     }
 
-    /// Where evidence goes.
-    pub(crate) fn evidence_dir(&self) -> Option<&'a Path> {
-        self.places.evidence_dir
+    /// What the evidence of a failure is gathered from.
+    pub(crate) fn scene(&self) -> evidence::Scene<'_> {
+        evidence::Scene {
+            phone: self.phone,
+            last_tree: self.last_tree.as_ref(),
+            flow_file: self.file.source(),
+            app_version: self.version,
+            evidence_dir: self.places.evidence_dir,
+            task: self.task,
+        }
     }
 
     /// Has the run wait, before each step that touches the phone, while a
@@ -549,7 +443,7 @@ impl<'a> Run<'a> {
                                     self.skipped_units.insert(unit, failure.code.clone());
                                 }
                             }
-                            let evidence = super::evidence::collect(self, &failure).await;
+                            let evidence = super::evidence::collect(&self.scene(), &failure).await;
                             self.skipped.push(Skipped {
                                 entry: json!({
                                     "recipient": contact,
@@ -2047,17 +1941,6 @@ pub(crate) fn find<'t>(
     None
 }
 
-/// At most `max` characters of `text`, with an ellipsis when cut.
-pub(crate) fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_owned()
-    } else {
-        let mut out: String = text.chars().take(max).collect();
-        out.push('…');
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2140,19 +2023,5 @@ mod tests {
         assert!(code(media_file(Some(dir.path()), "m2")).starts_with("media_unavailable"));
         assert!(code(media_file(Some(dir.path()), "sub")).contains("not a file"));
         assert!(code(media_file(None, "m1")).contains("no media directory"));
-    }
-
-    #[test]
-    fn risk_control_failures_are_never_retryable() {
-        assert!(!Failure::new(RISK_CONTROL, "x", true).retryable);
-        assert!(Failure::new("element_not_found", "x", true).retryable);
-        let down = Failure::phone(&PhoneError::Unreachable {
-            serial: "s".into(),
-            reason: "gone".into(),
-        });
-        assert!(down.phone_down && down.retryable);
-        assert_eq!(down.code, "phone_unreachable");
-        assert_eq!(shorten("你好世界", 2), "你好…");
-        assert_eq!(shorten("你好", 2), "你好");
     }
 }
