@@ -21,7 +21,7 @@ use youmi_protocol::delivery::{Delivery, DeliveryOutcome};
 use youmi_protocol::task::{Contact, Item};
 use youmi_protocol::{TaskId, TaskPayload};
 
-use crate::executor::BoxFuture;
+use crate::future::BoxFuture;
 
 /// Which unit of a task: the recipient's and the item's numbers, from 1.
 /// Both absent is the whole task.

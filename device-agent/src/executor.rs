@@ -8,8 +8,6 @@
 //! kind of task on its phone. This issue ships [`crate::SimulatedPhone`]; an
 //! ADB executor comes later and plugs in here.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
@@ -17,11 +15,8 @@ use tokio::sync::{mpsc, watch};
 use youmi_protocol::{AssignedTask, FinishedReport, Outcome, TaskError, TaskId};
 
 use crate::delivery::{DeliveryMark, MarkSink, MemoryMarks};
+pub use crate::future::BoxFuture;
 use crate::phone::PhoneStatus;
-
-/// A boxed, sendable future: what [`Executor`]'s methods return, so that the
-/// trait stays object-safe (`Arc<dyn Executor>`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Drives one phone. The agent calls it for one task at a time.
 pub trait Executor: Send + Sync + 'static {

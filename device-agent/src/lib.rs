@@ -18,6 +18,8 @@
 //!   (before and after each send tap), which a retry resumes from.
 //! - [`executor`]: the [`Executor`] trait that drives a phone, and the
 //!   [`TaskContext`] a task reports progress and sees cancellation through.
+//! - `future` (private): [`BoxFuture`], which the executor, the phone and the
+//!   mark sinks all return.
 //! - [`flow`]: the flow engine: WeCom task flows as data files (built in
 //!   and from a directory), and [`flow::FlowExecutor`], the executor that runs
 //!   them on a real phone.
@@ -51,6 +53,7 @@ pub mod executor;
 pub mod fleet;
 pub mod flow;
 mod fsutil;
+mod future;
 pub mod journal;
 pub mod media;
 pub mod phone;

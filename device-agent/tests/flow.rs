@@ -1,6 +1,6 @@
 //! The built-in WeCom flows, run end to end by `FlowExecutor` on a scripted
 //! phone: a small state machine of WeCom's screens, built after the phone
-//! simulator's app (`phone-sim/src/phone.rs`: the same texts, content
+//! simulator's app (`phone-sim/src/phone/`: the same texts, content
 //! descriptions, widget classes and navigation), that answers `dump_ui` with
 //! uiautomator XML, hit-tests taps against its nodes, and records what it
 //! "sent". The simulator keeps its screens private (only `ui::hierarchy_xml`

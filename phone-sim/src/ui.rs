@@ -1,4 +1,5 @@
-//! UI trees as `uiautomator dump` reports them: nodes with bounds, and the XML they dump to.
+//! UI trees as `uiautomator dump` reports them: nodes with bounds, and the XML they dump to;
+//! and what a tap on a node does (its `Action`, with the tabs and pickers actions name).
 
 use std::fmt::Write as _;
 
@@ -33,11 +34,31 @@ impl Rect {
     }
 }
 
+/// The bottom tabs of WeCom's main screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// 消息: the chat list.
+    Messages,
+    /// 通讯录: contacts.
+    Contacts,
+    /// 工作台: workbench.
+    Workbench,
+}
+
+/// What the tag picker's 确定 hands its tags to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagPurpose {
+    /// The 标签 row of 发送添加邀请.
+    Request,
+    /// 可见的客户 > 按标签筛选.
+    Visibility,
+}
+
 /// What a tap on a node does; kept out of the dump, as a real app's listeners are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Action {
     LaunchWeCom,
-    Tab(crate::phone::Tab),
+    Tab(Tab),
     OpenChat(String),
     Back,
     FocusInput,
@@ -52,7 +73,7 @@ pub(crate) enum Action {
     /// The 备注 field of 发送添加邀请 or 通过验证: focuses it.
     FocusRemark,
     /// A 标签 or 按标签筛选 row: opens the tag picker.
-    OpenTags(crate::phone::TagPurpose),
+    OpenTags(TagPurpose),
     /// A tag chip of the picker: picks it (or unpicks it).
     ToggleTag(String),
     /// The tag picker's 确定: hands the picked tags back.

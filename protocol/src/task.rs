@@ -306,7 +306,7 @@ pub mod limits {
 
 type Check<T> = Result<T, PayloadError>;
 
-fn fail<T>(field: &str, message: impl Into<String>) -> Check<T> {
+pub(crate) fn fail<T>(field: &str, message: impl Into<String>) -> Check<T> {
     Err(PayloadError {
         field: field.to_owned(),
         message: message.into(),
@@ -563,19 +563,6 @@ impl TaskPayload {
                 remark: optional_string(map, "remark", P)?,
             },
         })
-    }
-
-    /// [`TaskPayload::parse`] of the payload in the JSON text `text`, without
-    /// building a tree of values when the payload is good (see
-    /// `payload_text`). Text that is not JSON fails at `payload`.
-    pub fn parse_text(kind: TaskKind, text: &str) -> Result<TaskPayload, PayloadError> {
-        if let Some(payload) = crate::payload_text::parse(kind, text) {
-            return Ok(payload);
-        }
-        match serde_json::from_str::<Value>(text) {
-            Ok(value) => TaskPayload::parse(kind, &value),
-            Err(error) => fail("payload", format!("is not JSON: {error}")),
-        }
     }
 
     /// Every text this payload would send or post, for keyword interception.

@@ -66,7 +66,7 @@ use youmi_protocol::DeviceInfo;
 
 pub use server::{list_phones, ListedPhone, DEFAULT_SERVER};
 
-use crate::executor::BoxFuture;
+use crate::future::BoxFuture;
 use crate::phone::{
     CallState, Foreground, Key, Phone, PhoneError, PhoneResult, PhoneStatus, Point, UiTree,
 };

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
-use youmi_protocol::TaskId;
+use youmi_protocol::{AssignedTask, TaskId};
 
-use super::run::{shorten, Failure, Run};
-use crate::phone::UiTree;
+use super::failure::{shorten, Failure};
+use crate::phone::{Phone, UiTree};
 
 /// The most screen texts a summary lists.
 const MAX_TEXTS: usize = 30;
@@ -39,14 +39,31 @@ pub(crate) fn screen_texts(tree: Option<&UiTree>) -> Vec<String> {
     texts
 }
 
+/// What the evidence of a failure is gathered from: the run's phone, the
+/// last screen it read, and what it was running.
+pub(crate) struct Scene<'r> {
+    /// The phone, for a fresh screen read and the screenshot.
+    pub phone: &'r dyn Phone,
+    /// The last screen the run read, if any.
+    pub last_tree: Option<&'r UiTree>,
+    /// Where the flow file in use came from.
+    pub flow_file: &'r str,
+    /// The installed app version.
+    pub app_version: &'r str,
+    /// Where evidence goes, if anywhere.
+    pub evidence_dir: Option<&'r Path>,
+    /// The task.
+    pub task: &'r AssignedTask,
+}
+
 /// Saves the evidence of `failure` and returns its summary.
-pub(crate) async fn collect(run: &Run<'_>, failure: &Failure) -> Value {
+pub(crate) async fn collect(scene: &Scene<'_>, failure: &Failure) -> Value {
     let mut errors: Vec<String> = Vec::new();
-    let phone = run.phone();
+    let phone = scene.phone;
     // The screen the step saw; a fresh read when it saw none (a failure
     // before the first read), unless the phone is out of reach.
     let fresh;
-    let tree = match (&run.last_tree, failure.phone_down) {
+    let tree = match (scene.last_tree, failure.phone_down) {
         (Some(tree), _) => Some(tree),
         (None, false) => match phone.dump_ui().await {
             Ok(tree) => {
@@ -63,8 +80,8 @@ pub(crate) async fn collect(run: &Run<'_>, failure: &Failure) -> Value {
     let texts = screen_texts(tree);
 
     let mut summary = Map::new();
-    summary.insert("flow_file".into(), json!(run.file().source()));
-    summary.insert("app_version".into(), json!(run.version()));
+    summary.insert("flow_file".into(), json!(scene.flow_file));
+    summary.insert("app_version".into(), json!(scene.app_version));
     if let Some(at) = &failure.at {
         summary.insert("step".into(), json!(at.name));
         summary.insert("step_number".into(), json!(at.index + 1));
@@ -84,8 +101,8 @@ pub(crate) async fn collect(run: &Run<'_>, failure: &Failure) -> Value {
     }
     summary.insert("screen".into(), json!(texts));
 
-    if let Some(root) = run.evidence_dir() {
-        let task = run.task();
+    if let Some(root) = scene.evidence_dir {
+        let task = scene.task;
         let dir = task_dir(root, task.id);
         let stem = match &failure.at {
             Some(at) => format!(

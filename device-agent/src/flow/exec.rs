@@ -11,7 +11,8 @@ use youmi_protocol::delivery::{Delivery, DeliveryOutcome};
 use youmi_protocol::{AssignedTask, TaskError, TaskKind, TaskPayload};
 
 use super::evidence;
-use super::run::{Binding, Failure, Places, Run, Stop};
+use super::failure::{Failure, Stop};
+use super::run::{Binding, Places, Run};
 use super::FlowSet;
 use crate::calls::{status_of, Calls, DEFAULT_CALL_WAIT};
 use crate::executor::{BoxFuture, Executor, TaskContext, TaskFailure};
@@ -200,7 +201,7 @@ impl FlowExecutor {
                 Err(TaskFailure::Cancelled)
             }
             Err(Stop::Failed(failure)) => {
-                let mut evidence = evidence::collect(&run, &failure).await;
+                let mut evidence = evidence::collect(&run.scene(), &failure).await;
                 evidence["deliveries"] = json!(deliveries(&run, &payload, Some(&failure.code)));
                 let error = TaskError {
                     code: failure.code.clone(),

@@ -22,6 +22,7 @@
 //! - `vars`: which variables each task kind and loop gives.
 //! - `version`: the versions a file covers.
 //! - `dialog`: what makes a screen a modal dialog, and the risk-control phrases.
+//! - `failure`: why a flow stops early (`Failure`, `Stop`).
 //! - `run`: running a flow's steps on a phone.
 //! - `evidence`: the UI dump, screenshot and summary of a failed step.
 //! - `exec`: [`FlowExecutor`], the [`crate::Executor`] over a phone.
@@ -30,6 +31,7 @@ mod dialog;
 mod evidence;
 mod exec;
 mod expr;
+mod failure;
 mod file;
 mod run;
 mod template;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use ui::{Bounds, Point, Selector, UiNode, UiTree};
 
-use crate::executor::BoxFuture;
+use crate::future::BoxFuture;
 
 /// The result of one phone operation.
 pub type PhoneResult<T> = Result<T, PhoneError>;
