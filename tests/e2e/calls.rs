@@ -73,6 +73,28 @@ fn typed_at(inputs: &[InputEvent]) -> usize {
         .unwrap_or_else(|| panic!("the message was never typed: {inputs:?}"))
 }
 
+/// A phone on `app` through `adb`, its agent waiting up to `call_wait` for
+/// a call to end, with the watcher running when `watched`.
+async fn phone(
+    app: &TestApp,
+    adb: &AdbServer,
+    serial: &str,
+    call_wait: Duration,
+    watched: bool,
+) -> PhoneAgent {
+    PhoneAgent::start_with(
+        app,
+        Route::Server(adb),
+        sim(serial),
+        patient(),
+        CallOptions {
+            call_wait,
+            watch: watched.then(watch),
+        },
+    )
+    .await
+}
+
 async fn adb_server() -> Option<AdbServer> {
     if !adb_on_path() {
         return None;
@@ -86,17 +108,7 @@ async fn a_call_pauses_the_task_until_it_ends_and_the_device_view_shows_it() {
         return;
     };
     let app = TestApp::spawn().await;
-    let p = PhoneAgent::start_with(
-        &app,
-        Route::Server(&adb),
-        sim("E2E-CALL-WAIT"),
-        patient(),
-        CallOptions {
-            call_wait: DEADLINE,
-            watch: Some(watch()),
-        },
-    )
-    .await;
+    let p = phone(&app, &adb, "E2E-CALL-WAIT", DEADLINE, true).await;
     let device = p.device_id().to_owned();
     app.wait_device(&device, "the idle phone's call state", DEADLINE, |d| {
         d.call == Some(CallStatus::Idle)
@@ -183,17 +195,7 @@ async fn a_call_longer_than_the_bound_fails_the_attempt_with_call_in_progress() 
     };
     let app = TestApp::spawn().await;
     // No watcher: the runner reads the call state by itself.
-    let p = PhoneAgent::start_with(
-        &app,
-        Route::Server(&adb),
-        sim("E2E-CALL-LONG"),
-        patient(),
-        CallOptions {
-            call_wait: Duration::from_secs(2),
-            watch: None,
-        },
-    )
-    .await;
+    let p = phone(&app, &adb, "E2E-CALL-LONG", Duration::from_secs(2), false).await;
     p.sim.set_fault(ring_when_typed());
     let id = p.submit(&app, TaskKind::SendMessage, hello()).await;
     let failed = eventually(
@@ -262,17 +264,7 @@ async fn with_auto_hang_up_on_the_call_is_hung_up_and_the_task_goes_on() {
         return;
     };
     let app = TestApp::spawn().await;
-    let p = PhoneAgent::start_with(
-        &app,
-        Route::Server(&adb),
-        sim("E2E-CALL-HANGUP"),
-        patient(),
-        CallOptions {
-            call_wait: DEADLINE,
-            watch: Some(watch()),
-        },
-    )
-    .await;
+    let p = phone(&app, &adb, "E2E-CALL-HANGUP", DEADLINE, true).await;
     let response = app
         .put_json(
             "/api/v1/devices/settings",

@@ -462,13 +462,7 @@ impl<'a> Run<'a> {
                 Ok(())
             }
             Action::Branch { .. } => {
-                self.ctx
-                    .step(&step.name, self.done, self.total)
-                    .await
-                    .map_err(|_| Stop::Cancelled)?;
-                self.done += 1;
-                let span =
-                    info_span!("step", number = self.done, name = %step.name, kind = step.kind);
+                let span = self.begin(step).await?;
                 self.expected = self.looked_for(step, binding);
                 let chosen = self.branch(step, binding).instrument(span).await;
                 self.expected.clear();
@@ -478,17 +472,21 @@ impl<'a> Run<'a> {
                 self.run_steps(procedure, steps, binding).await
             }
             _ => {
-                self.ctx
-                    .step(&step.name, self.done, self.total)
-                    .await
-                    .map_err(|_| Stop::Cancelled)?;
-                self.done += 1;
-                let span =
-                    info_span!("step", number = self.done, name = %step.name, kind = step.kind);
+                let span = self.begin(step).await?;
                 let result = self.leaf(step, binding).instrument(span).await;
                 result.map_err(|stop| self.place_failure(stop, place, index, step, binding))
             }
         }
+    }
+
+    /// Reports that `step` begins (its progress) and gives its span.
+    async fn begin(&mut self, step: &Step) -> Result<tracing::Span, Stop> {
+        self.ctx
+            .step(&step.name, self.done, self.total)
+            .await
+            .map_err(|_| Stop::Cancelled)?;
+        self.done += 1;
+        Ok(info_span!("step", number = self.done, name = %step.name, kind = step.kind))
     }
 
     /// Runs the whole flow of the task. For a kind that does one thing (a
