@@ -9,8 +9,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use youmi_controller::{
     AccountRecord, CancelFilter, Change, Controller, ControllerConfig, DeviceRecord, DeviceSink,
-    DeviceTarget, NewTask, SinkClosed, Snapshot, Store, StoreError, TaskOwner, TaskRecord,
-    TokioClock, WRITER_THREAD,
+    DeviceTarget, NewTask, SinkClosed, Snapshot, Store, StoreError, SubmitError, TaskOwner,
+    TaskRecord, TokioClock, WRITER_THREAD,
 };
 use youmi_protocol::{
     AgentMessage, AgentSettings, AutoResume, CallStatus, DeviceInfo, FinishedReport, Outcome,
@@ -871,6 +871,9 @@ async fn a_new_bind_moves_the_queue_and_revokes_the_old_phone() {
 #[tokio::test(start_paused = true)]
 async fn disabled_accounts_dispatch_nothing_until_enabled() {
     let (controller, _store) = start(snapshot(&[("d1", 1)]), config());
+    // Queued while the account was enabled (a disabled one takes no new
+    // tasks), then disabled before its phone came online.
+    controller.submit(vec![task(1, 5)]).await.unwrap();
     controller
         .account_changed(AccountRecord {
             id: 1,
@@ -879,7 +882,6 @@ async fn disabled_accounts_dispatch_nothing_until_enabled() {
         .await
         .unwrap();
     let mut phone = online(&controller, "d1", 1).await;
-    controller.submit(vec![task(1, 5)]).await.unwrap();
     assert!(phone.nothing_more().await);
     controller
         .account_changed(AccountRecord {
@@ -917,6 +919,59 @@ async fn the_scheduler_answers_which_accounts_exist_and_which_are_disabled() {
         .unwrap();
     let known = controller.accounts(vec![1, 3, 4]).await.unwrap();
     assert_eq!(known, HashMap::from([(1, true), (3, false)]));
+}
+
+/// One trip: the scheduler checks every task's account in the turn that would
+/// queue them and names the first task at fault; then nothing is queued, and
+/// no id is used up.
+#[tokio::test(start_paused = true)]
+async fn a_submission_naming_an_unknown_or_disabled_account_queues_nothing() {
+    let mut snap = snapshot(&[("d1", 1)]);
+    snap.accounts.push(AccountRecord {
+        id: 2,
+        disabled: true,
+    });
+    let (controller, store) = start(snap, config());
+    let mut phone = online(&controller, "d1", 1).await;
+    assert_eq!(
+        controller
+            .submit(vec![task(1, 5), task(3, 5), task(2, 5)])
+            .await,
+        Err(SubmitError::UnknownAccount {
+            index: 1,
+            account: 3
+        })
+    );
+    assert_eq!(
+        controller
+            .submit(vec![task(1, 5), task(1, 5), task(2, 5), task(3, 5)])
+            .await,
+        Err(SubmitError::AccountDisabled {
+            index: 2,
+            account: 2
+        })
+    );
+    assert!(phone.nothing_more().await, "nothing was dispatched");
+    assert!(
+        !store
+            .changes()
+            .iter()
+            .any(|c| matches!(c, Change::TaskInserted { .. })),
+        "nothing was stored"
+    );
+
+    controller
+        .account_changed(AccountRecord {
+            id: 2,
+            disabled: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        controller.submit(vec![task(2, 5), task(1, 5)]).await,
+        Ok(vec![1, 2])
+    );
+    assert_eq!(phone.expect_assign().await, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -977,7 +1032,12 @@ async fn a_failing_store_stops_the_controller() {
     let (controller, store) = start(snapshot(&[("d1", 1)]), config());
     store.inner.lock().unwrap().fail = true;
     let submitted = controller.submit(vec![task(1, 5)]).await;
-    assert_eq!(submitted, Err(youmi_controller::ControllerError::Stopped));
+    assert_eq!(
+        submitted,
+        Err(SubmitError::Controller(
+            youmi_controller::ControllerError::Stopped
+        ))
+    );
     assert!(controller.failed().await.contains("disk full"));
 }
 

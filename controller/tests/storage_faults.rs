@@ -10,7 +10,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use youmi_controller::{
     AccountRecord, Change, Controller, ControllerConfig, ControllerError, DeviceRecord, DeviceSink,
-    NewTask, SinkClosed, Snapshot, StorageStatus, Store, StoreError, TaskOwner, TokioClock,
+    NewTask, SinkClosed, Snapshot, StorageStatus, Store, StoreError, SubmitError, TaskOwner,
+    TokioClock,
 };
 use youmi_protocol::{
     AgentMessage, AgentSettings, DeviceInfo, FinishedReport, Outcome, ServerMessage, TaskKind,
@@ -254,11 +255,23 @@ async fn a_transient_failure_is_retried_until_it_commits_and_nothing_is_told_bef
         panic!("degraded: {:?}", controller.storage_status());
     };
     assert!(reason.contains("disk I/O error"), "{reason}");
-    // New writes are refused before the scheduler takes them in.
+    // New writes are refused before the scheduler queues them, after the
+    // accounts' check: a bad account is told so whatever the store's state.
     assert!(matches!(
         controller.submit(vec![task()]).await,
-        Err(ControllerError::StorageUnavailable(_))
+        Err(SubmitError::Controller(
+            ControllerError::StorageUnavailable(_)
+        ))
     ));
+    let mut unknown = task();
+    unknown.operator_account_id = 9;
+    assert_eq!(
+        controller.submit(vec![task(), unknown]).await,
+        Err(SubmitError::UnknownAccount {
+            index: 1,
+            account: 9
+        })
+    );
 
     store.set(Fault::None);
     let ids = submitting.await.unwrap().unwrap();
@@ -391,7 +404,10 @@ async fn a_permanent_failure_stops_the_controller_after_transient_ones() {
 
     store.set(Fault::Permanent);
     assert!(controller.failed().await.contains("no such table"));
-    assert_eq!(submitting.await.unwrap(), Err(ControllerError::Stopped));
+    assert_eq!(
+        submitting.await.unwrap(),
+        Err(SubmitError::Controller(ControllerError::Stopped))
+    );
     assert!(matches!(
         controller.storage_status(),
         StorageStatus::Failed { .. }

@@ -4,7 +4,7 @@
 
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::value::RawValue;
-use youmi_controller::{CancelFilter, NewTask};
+use youmi_controller::{CancelFilter, NewTask, SubmitError};
 use youmi_protocol::agent::{assign_frame_len_bound, json_shape};
 use youmi_protocol::api::{
     CancelResult, CancelTasks, SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask, TaskPage,
@@ -142,39 +142,21 @@ pub fn check_task(task: &IncomingTask) -> Result<NewTask, ApiError> {
     })
 }
 
-/// Checks that every account the tasks name exists and is enabled, with one
-/// question to the scheduler for all of them. `field_of(i)` names task `i` in errors.
-async fn check_accounts(
-    state: &AppState,
-    tasks: &[NewTask],
-    field_of: impl Fn(usize) -> String,
-) -> Result<(), ApiError> {
-    let mut distinct: Vec<OperatorAccountId> = tasks
-        .iter()
-        .map(|task| task.operator_account_id)
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    distinct.sort_unstable();
-    let disabled: HashMap<OperatorAccountId, bool> = state.controller.accounts(distinct).await?;
-    for (index, task) in tasks.iter().enumerate() {
-        let id = task.operator_account_id;
-        match disabled.get(&id) {
-            None => {
-                return Err(operator_accounts::not_found(id)
-                    .with_field(format!("{}operator_account_id", field_of(index))))
-            }
-            Some(true) => {
-                return Err(ApiError::unprocessable(
-                    "operator_account_disabled",
-                    Some(&format!("{}operator_account_id", field_of(index))),
-                    format!("operator account {id} is disabled"),
-                ))
-            }
-            Some(false) => {}
-        }
+/// The answer to a submission the scheduler refused: the first task whose
+/// account does not exist or is disabled (the scheduler checks them in the
+/// same trip that queues the tasks), or why it could not take any.
+/// `field_of(i)` names task `i` in errors.
+fn submit_error(error: SubmitError, field_of: impl Fn(usize) -> String) -> ApiError {
+    match error {
+        SubmitError::UnknownAccount { index, account } => operator_accounts::not_found(account)
+            .with_field(format!("{}operator_account_id", field_of(index))),
+        SubmitError::AccountDisabled { index, account } => ApiError::unprocessable(
+            "operator_account_disabled",
+            Some(&format!("{}operator_account_id", field_of(index))),
+            format!("operator account {account} is disabled"),
+        ),
+        SubmitError::Controller(error) => error.into(),
     }
-    Ok(())
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -184,8 +166,8 @@ async fn submit(
     Json(task): Json<IncomingTask>,
 ) -> Result<(StatusCode, Json<SubmittedTask>), ApiError> {
     let task = check_task(&task)?;
-    check_accounts(&state, std::slice::from_ref(&task), |_| String::new()).await?;
-    let ids = state.controller.submit(vec![task]).await?;
+    let ids = (state.controller.submit(vec![task]).await)
+        .map_err(|error| submit_error(error, |_| String::new()))?;
     let id = ids
         .first()
         .copied()
@@ -230,8 +212,8 @@ async fn submit_batch(
         })
         .collect::<Result<Vec<_>, _>>()?;
     drop(batch);
-    check_accounts(&state, &tasks, field_of).await?;
-    let ids = state.controller.submit(tasks).await?;
+    let ids =
+        (state.controller.submit(tasks).await).map_err(|error| submit_error(error, field_of))?;
     tracing::info!(tasks = ids.len(), "batch submitted");
     Ok((StatusCode::CREATED, Json(SubmittedBatch { ids })))
 }
