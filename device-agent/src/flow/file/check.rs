@@ -129,6 +129,7 @@ impl FlowFile {
             if let Some(sends) = &step.sends {
                 self.check_sends(place, (i, step.line), sends, scope, stores, stack, called)?;
             }
+            let mut runs: Vec<(&String, Scope)> = Vec::new();
             match &step.action {
                 Action::Tap {
                     aim: Aim::Stored(name),
@@ -151,15 +152,7 @@ impl FlowFile {
                 }
                 Action::Call(_) | Action::Branch { .. } => {
                     for procedure in step.action.called() {
-                        self.enter(
-                            place,
-                            (i, step.line),
-                            procedure,
-                            scope,
-                            stores,
-                            stack,
-                            called,
-                        )?;
+                        runs.push((procedure, scope.clone()));
                     }
                 }
                 Action::ForEachRecipient { procedure, .. } => {
@@ -173,15 +166,7 @@ impl FlowFile {
                     let mut inner = scope.clone();
                     inner.in_recipient = true;
                     inner.vars.extend(vars::RECIPIENT);
-                    self.enter(
-                        place,
-                        (i, step.line),
-                        procedure,
-                        &inner,
-                        stores,
-                        stack,
-                        called,
-                    )?;
+                    runs.push((procedure, inner));
                 }
                 Action::ForEachItem {
                     text,
@@ -203,15 +188,7 @@ impl FlowFile {
                         inner.media_source = media;
                         inner.vars.extend(vars::ITEM);
                         inner.vars.extend(extra);
-                        self.enter(
-                            place,
-                            (i, step.line),
-                            procedure,
-                            &inner,
-                            stores,
-                            stack,
-                            called,
-                        )?;
+                        runs.push((procedure, inner));
                     }
                 }
                 Action::ForEachMedia(procedure) => {
@@ -222,15 +199,7 @@ impl FlowFile {
                     inner.in_media = true;
                     inner.media_source = true;
                     inner.vars.extend(vars::MEDIA);
-                    self.enter(
-                        place,
-                        (i, step.line),
-                        procedure,
-                        &inner,
-                        stores,
-                        stack,
-                        called,
-                    )?;
+                    runs.push((procedure, inner));
                 }
                 Action::ForEachTag(procedure) => {
                     if !scope.collections.tags || scope.in_tag {
@@ -239,17 +208,21 @@ impl FlowFile {
                     let mut inner = scope.clone();
                     inner.in_tag = true;
                     inner.vars.extend(vars::TAG);
-                    self.enter(
-                        place,
-                        (i, step.line),
-                        procedure,
-                        &inner,
-                        stores,
-                        stack,
-                        called,
-                    )?;
+                    runs.push((procedure, inner));
                 }
                 _ => {}
+            }
+            // The procedures the step runs, each in the scope it runs in.
+            for (procedure, inner) in runs {
+                self.enter(
+                    place,
+                    (i, step.line),
+                    procedure,
+                    &inner,
+                    stores,
+                    stack,
+                    called,
+                )?;
             }
         }
         Ok(())
