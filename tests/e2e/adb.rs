@@ -21,7 +21,7 @@ use youmi_phone_sim::{
 };
 use youmi_protocol::api::{NotificationPage, TaskView};
 use youmi_protocol::{TaskId, TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, AdbServer, PhoneAgent, Route};
 use youmi_tests::{eventually, expect_json, TestApp};
 
 /// The longest one task may take, retries included, before the test calls it
@@ -121,12 +121,6 @@ async fn first_attempt_failed(app: &TestApp, id: TaskId, code: &str) -> TaskView
 }
 
 /// A private adb server, or `None` (with the SKIPPED line) when adb is missing.
-async fn adb_server() -> Option<AdbServer> {
-    if !adb_on_path() {
-        return None;
-    }
-    Some(AdbServer::start().await)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_task_kind_reaches_the_phone() {

@@ -18,7 +18,7 @@ use youmi_agent::watch::WatchOptions;
 use youmi_phone_sim::{Fault, Input, InputEvent, SentEvent, SimConfig};
 use youmi_protocol::task_error::CALL_IN_PROGRESS;
 use youmi_protocol::{CallStatus, TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, CallOptions, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, AdbServer, CallOptions, PhoneAgent, Route};
 use youmi_tests::{eventually, TestApp};
 
 /// Far above what any task or wait here needs: only a hang reaches it.
@@ -93,13 +93,6 @@ async fn phone(
         },
     )
     .await
-}
-
-async fn adb_server() -> Option<AdbServer> {
-    if !adb_on_path() {
-        return None;
-    }
-    Some(AdbServer::start().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use youmi_agent::adb::AdbConfig;
 use youmi_agent::flow::{FlowFile, FlowSet};
 use youmi_phone_sim::{Input, SentEvent, SimConfig};
 use youmi_protocol::{TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, PhoneAgent, Route};
 use youmi_tests::TestApp;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -36,10 +36,9 @@ fn swipes(p: &PhoneAgent, since: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_below_the_fold_is_scrolled_to_and_a_missing_one_ends_at_the_list_end() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     // 25 chats above 张三 and 李四: the list is almost three screens long.
     let sim = SimConfig {
@@ -140,10 +139,9 @@ unsupported = [{ do = "fail", code = "flow_failed", message = "text only" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_file_with_branch_nth_inside_fail_on_and_expressions_runs() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let sim = SimConfig {
         serial: "E2E-CONSTRUCTS".to_owned(),

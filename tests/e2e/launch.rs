@@ -10,7 +10,7 @@ use youmi_agent::adb::AdbConfig;
 use youmi_agent::flow::FlowSet;
 use youmi_phone_sim::{Fault, Input, Labels, SimConfig};
 use youmi_protocol::{TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, PhoneAgent, Route};
 use youmi_tests::TestApp;
 
 /// The longest one task may take, retries included, before the test calls it
@@ -41,10 +41,9 @@ fn hello(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_screen_the_flows_do_not_recognise_costs_each_attempt_a_few_backs() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn_with(|config| config.retry_delay_ms = 200).await;
     // The phone: tabs that are text, and a flows file (an older one)
     // whose start screen is the tab 消息 as a content description.
@@ -106,10 +105,9 @@ async fn a_start_screen_the_flows_do_not_recognise_costs_each_attempt_a_few_back
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_phone_slow_to_get_idle_still_runs_its_task() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let sim = SimConfig {
         serial: "E2E-SLOW-IDLE".to_owned(),

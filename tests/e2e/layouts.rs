@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use youmi_agent::adb::AdbConfig;
 use youmi_phone_sim::{Labels, SimConfig};
 use youmi_protocol::{TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, PhoneAgent, Route};
 use youmi_tests::TestApp;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -47,10 +47,9 @@ async fn every_task_kind_runs_when_the_chat_list_is_long_and_labels_are_text() {
 }
 
 async fn every_task_kind_runs_on(sim: SimConfig) {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let config = AdbConfig {
         command_timeout: Duration::from_secs(15),

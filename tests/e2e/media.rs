@@ -8,7 +8,7 @@ use serde_json::json;
 use youmi_agent::adb::AdbConfig;
 use youmi_phone_sim::{SentEvent, SimConfig};
 use youmi_protocol::{TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, PhoneAgent, Route};
 use youmi_tests::TestApp;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -39,10 +39,9 @@ fn config() -> AdbConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_under_bare_ids_reach_the_album_and_each_task_sees_only_its_own() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let sim = SimConfig {
         serial: "E2E-MEDIA".to_owned(),

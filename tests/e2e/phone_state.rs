@@ -8,7 +8,7 @@ use serde_json::json;
 use youmi_agent::adb::AdbConfig;
 use youmi_phone_sim::{Fault, SimConfig, ADB_KEYBOARD_IME};
 use youmi_protocol::{TaskKind, TaskState};
-use youmi_tests::phones::{adb_on_path, AdbServer, PhoneAgent, Route};
+use youmi_tests::phones::{adb_server, PhoneAgent, Route};
 use youmi_tests::TestApp;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -36,10 +36,9 @@ fn hello(name: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn do_not_disturb_goes_back_to_the_phones_own_state_after_a_failed_restore() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let p = PhoneAgent::start(&app, Route::Server(&adb), sim("E2E-DND"), impatient()).await;
     assert_eq!(p.sim.zen_mode(), 0, "the phone's own state: off");
@@ -64,10 +63,9 @@ async fn do_not_disturb_goes_back_to_the_phones_own_state_after_a_failed_restore
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_selects_adbkeyboard_again_when_someone_switched_keyboards() {
-    if !adb_on_path() {
+    let Some(adb) = adb_server().await else {
         return;
-    }
-    let adb = AdbServer::start().await;
+    };
     let app = TestApp::spawn().await;
     let p = PhoneAgent::start(&app, Route::Server(&adb), sim("E2E-IME"), impatient()).await;
     let first = p

@@ -24,6 +24,15 @@ use youmi_protocol::{OperatorAccountId, TaskId, TaskKind};
 
 use crate::app::TestApp;
 
+/// An adb server of the test's own, or `None` where adb is not installed
+/// (the phone tests then pass without running; CI installs adb).
+pub async fn adb_server() -> Option<AdbServer> {
+    if !adb_on_path() {
+        return None;
+    }
+    Some(AdbServer::start().await)
+}
+
 /// How a [`PhoneAgent`] reaches its phone.
 #[derive(Clone, Copy)]
 pub enum Route<'a> {
