@@ -473,10 +473,7 @@ fn parse_step(f: &mut Fields) -> Result<Step, String> {
             let cases = f.cases("cases")?.ok_or(
                 "`branch` needs `cases`, such as [{ present = { text = \"发消息\" }, call = \"chat\" }]",
             )?;
-            let poll = f.millis("poll_ms", MAX_TIMEOUT_MS)?.unwrap_or(DEFAULT_POLL);
-            if poll < Duration::from_millis(MIN_POLL_MS) {
-                return Err(format!("`poll_ms` must be at least {MIN_POLL_MS}"));
-            }
+            let poll = poll(f)?;
             Action::Branch {
                 cases,
                 otherwise: f.string("otherwise")?,
@@ -532,10 +529,7 @@ pub(super) fn locate(
     let timeout = f
         .millis("timeout_ms", MAX_TIMEOUT_MS)?
         .unwrap_or(default_timeout);
-    let poll = f.millis("poll_ms", MAX_TIMEOUT_MS)?.unwrap_or(DEFAULT_POLL);
-    if poll < Duration::from_millis(MIN_POLL_MS) {
-        return Err(format!("`poll_ms` must be at least {MIN_POLL_MS}"));
-    }
+    let poll = poll(f)?;
     Ok(Some(Box::new(Locate {
         target,
         near: near(f)?,
@@ -544,6 +538,15 @@ pub(super) fn locate(
         timeout,
         poll,
     })))
+}
+
+/// `poll_ms`: how long to wait between screen reads, at least [`MIN_POLL_MS`].
+fn poll(f: &mut Fields) -> Result<Duration, String> {
+    let poll = f.millis("poll_ms", MAX_TIMEOUT_MS)?.unwrap_or(DEFAULT_POLL);
+    if poll < Duration::from_millis(MIN_POLL_MS) {
+        return Err(format!("`poll_ms` must be at least {MIN_POLL_MS}"));
+    }
+    Ok(poll)
 }
 
 pub(super) fn scroll(f: &mut Fields) -> Result<Option<Scroll>, String> {
