@@ -1,27 +1,24 @@
-//! The HTTP client of the server's API, as an admin uses it: log in, create
-//! operator accounts and bind codes, bind simulated phones, submit tasks.
+//! What the bench asks of the server's API, as an admin, through the test
+//! harness's typed client (`youmi_tests::Api`): log in, create operator
+//! accounts and bind codes, bind simulated phones, submit tasks.
 
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use youmi_protocol::api::{
-    BindCode, CreateOperatorAccount, DeviceList, LoginRequest, LoginResponse, OperatorAccount,
-    SubmitBatch, SubmitTask, SubmittedBatch, SubmittedTask,
+    BindCode, CreateOperatorAccount, DeviceList, OperatorAccount, SubmitBatch, SubmitTask,
+    SubmittedBatch, SubmittedTask,
 };
 use youmi_protocol::{BindRequest, BindResponse, DeviceInfo, OperatorAccountId, TaskId, TaskKind};
+use youmi_tests::{http_client, Api};
 
-/// A logged-in admin's client; cheap to clone (the connection pool is shared).
+/// A logged-in admin's client (the test harness's typed [`Api`]); cheap to
+/// clone (the connection pool is shared).
 #[derive(Clone)]
 pub struct ApiClient {
-    /// The pooled HTTP client.
-    http: reqwest::Client,
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
-    base: String,
-    /// The admin's session token.
-    token: String,
+    api: Api,
 }
 
 /// One phone bound to one account: what a simulated agent needs to connect.
@@ -38,82 +35,56 @@ pub struct BoundAgent {
 impl ApiClient {
     /// Logs in as `admin` with `password` on the server at `base`.
     pub async fn login(base: &str, password: &str) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            // A 100,000-task batch takes a while to commit; only a hung server
-            // should hit this.
-            .timeout(Duration::from_secs(300))
-            .build()
-            .context("cannot build the HTTP client")?;
-        let login: LoginResponse = decode(
-            http.post(format!("{base}/api/v1/auth/login"))
-                .json(&LoginRequest {
-                    job_no: "admin".to_owned(),
-                    password: password.to_owned(),
-                })
-                .send()
-                .await
-                .context("cannot reach the server to log in")?,
-        )
-        .await
-        .context("login as admin failed")?;
-        Ok(ApiClient {
-            http,
-            base: base.to_owned(),
-            token: login.token,
-        })
-    }
-
-    async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-    ) -> anyhow::Result<T> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
+        // A 100,000-task batch takes a while to commit; only a hung server
+        // should hit this timeout.
+        let http = http_client(Duration::from_secs(300));
+        let api = Api::login(http, base.to_owned(), "admin", password)
             .await
-            .with_context(|| format!("POST {path} failed"))?;
-        decode(response)
-            .await
-            .with_context(|| format!("POST {path} refused"))
+            .context("login as admin failed")?;
+        Ok(ApiClient { api })
     }
 
     /// Creates account number `index`, makes a bind code for it and binds a
     /// simulated phone with it through `POST /agent/v1/bind`.
     pub async fn bind_agent(&self, index: usize) -> anyhow::Result<BoundAgent> {
         let account: OperatorAccount = self
-            .post(
+            .api
+            .try_call(
+                Method::POST,
                 "/api/v1/operator-accounts",
                 &CreateOperatorAccount {
                     name: format!("Bench {index:05}"),
                     wecom_user_id: format!("bench{index:05}"),
                     remark: String::new(),
                 },
+                StatusCode::CREATED,
             )
-            .await?;
+            .await
+            .context("creating an operator account")?;
         let code: BindCode = self
-            .post(
+            .api
+            .try_call(
+                Method::POST,
                 &format!("/api/v1/operator-accounts/{}/bind-codes", account.id),
                 &json!({}),
+                StatusCode::CREATED,
             )
-            .await?;
+            .await
+            .context("making a bind code")?;
         let device = bench_device(index);
         // The bind route is the agent's, not the admin's: no bearer token.
-        let response = self
-            .http
-            .post(format!("{}/agent/v1/bind", self.base))
-            .json(&BindRequest {
-                code: code.code,
-                device: device.clone(),
-            })
-            .send()
-            .await
-            .context("POST /agent/v1/bind failed")?;
-        let bound: BindResponse = decode(response)
+        let bound: BindResponse = self
+            .api
+            .anonymous()
+            .try_call(
+                Method::POST,
+                "/agent/v1/bind",
+                &BindRequest {
+                    code: code.code,
+                    device: device.clone(),
+                },
+                StatusCode::OK,
+            )
             .await
             .context("POST /agent/v1/bind refused")?;
         Ok(BoundAgent {
@@ -127,8 +98,15 @@ impl ApiClient {
     pub async fn submit_batch(&self, tasks: Vec<SubmitTask>) -> anyhow::Result<Vec<TaskId>> {
         let expected = tasks.len();
         let submitted: SubmittedBatch = self
-            .post("/api/v1/tasks/batch", &SubmitBatch { tasks })
-            .await?;
+            .api
+            .try_call(
+                Method::POST,
+                "/api/v1/tasks/batch",
+                &SubmitBatch { tasks },
+                StatusCode::CREATED,
+            )
+            .await
+            .context("POST /api/v1/tasks/batch")?;
         if submitted.ids.len() != expected {
             bail!(
                 "the batch API took {expected} tasks but answered {} ids",
@@ -140,37 +118,24 @@ impl ApiClient {
 
     /// How many bound devices the server counts as online.
     pub async fn online_devices(&self) -> anyhow::Result<usize> {
-        let response = self
-            .http
-            .get(format!("{}/api/v1/devices", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .context("GET /api/v1/devices failed")?;
-        let list: DeviceList = decode(response)
-            .await
-            .context("GET /api/v1/devices refused")?;
+        let list: DeviceList = self
+            .api
+            .send(Method::GET, "/api/v1/devices", None)
+            .await?
+            .parse(StatusCode::OK)
+            .context("GET /api/v1/devices")?;
         Ok(list.items.iter().filter(|device| device.online).count())
     }
 
     /// Submits one task through `POST /api/v1/tasks`; returns its id.
     pub async fn submit(&self, task: &SubmitTask) -> anyhow::Result<TaskId> {
-        let submitted: SubmittedTask = self.post("/api/v1/tasks", task).await?;
+        let submitted: SubmittedTask = self
+            .api
+            .try_call(Method::POST, "/api/v1/tasks", task, StatusCode::CREATED)
+            .await
+            .context("POST /api/v1/tasks")?;
         Ok(submitted.id)
     }
-}
-
-/// The body of a successful answer, or an error carrying the status and body.
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> anyhow::Result<T> {
-    let status = response.status();
-    if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
-        bail!("the server answered {status}: {body}");
-    }
-    response
-        .json()
-        .await
-        .context("the server's answer is not the expected JSON")
 }
 
 /// The description of simulated phone number `index`.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::time::Instant;
 use youmi_protocol::api::{
     Affected, BindCode, CancelResult, CancelTasks, CreateOperatorAccount, DeviceList, DeviceView,
@@ -17,6 +17,7 @@ use youmi_protocol::api::{
 };
 use youmi_protocol::{BindRequest, BindResponse, OperatorAccountId, TaskId, TaskState};
 
+use crate::answer::{Answer, CallError};
 use crate::raw::raw_device;
 
 /// The first admin's password in every test database.
@@ -60,24 +61,28 @@ where
     }
 }
 
-/// A client of one server's HTTP API with the admin's session token.
+/// A client of one server's HTTP API as one employee (the admin, unless made
+/// by [`Api::login_as`]). Its typed helpers panic on an unexpected answer, as
+/// tests want; [`Api::login`], [`Api::try_call`] and [`Api::send`] report
+/// instead, for tools such as the bench.
 #[derive(Clone)]
 pub struct Api {
     /// The HTTP client (without credentials).
     pub client: reqwest::Client,
     /// `http://host:port` of the server.
     pub base_url: String,
-    /// The admin's bearer token.
+    /// The employee's bearer token.
     pub token: String,
 }
 
 impl Api {
     /// A client of `base_url` using `token`.
     pub fn new(base_url: String, token: String) -> Api {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client");
+        Api::with_client(http_client(Duration::from_secs(30)), base_url, token)
+    }
+
+    /// A client of `base_url` using `token` over `client` (its pool and timeouts).
+    pub fn with_client(client: reqwest::Client, base_url: String, token: String) -> Api {
         Api {
             client,
             base_url,
@@ -87,11 +92,88 @@ impl Api {
 
     /// Logs in as the admin at `base_url`.
     pub async fn login_admin(base_url: String) -> Api {
-        let mut api = Api::new(base_url, String::new());
-        api.token = login(&api.client, &api.base_url, "admin", ADMIN_PASSWORD)
+        Api::login(
+            http_client(Duration::from_secs(30)),
+            base_url,
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("admin login: {e}"))
+    }
+
+    /// Logs in as `job_no` at `base_url` over `client`.
+    pub async fn login(
+        client: reqwest::Client,
+        base_url: String,
+        job_no: &str,
+        password: &str,
+    ) -> Result<Api, CallError> {
+        let token = login(&client, &base_url, job_no, password)
             .await
-            .expect("admin login");
-        api
+            .map_err(CallError::Transport)?;
+        Ok(Api::with_client(client, base_url, token))
+    }
+
+    /// A client of the same server logged in as another employee; panics
+    /// unless the login succeeds (a refused login is an [`Answer`] of
+    /// [`Api::send`] on `/api/v1/auth/login`).
+    pub async fn login_as(&self, job_no: &str, password: &str) -> Api {
+        Api::login(self.client.clone(), self.base_url.clone(), job_no, password)
+            .await
+            .unwrap_or_else(|e| panic!("login as {job_no}: {e}"))
+    }
+
+    /// A client of the same server without a session (the agent's routes, or
+    /// what a stranger gets).
+    pub fn anonymous(&self) -> Api {
+        Api::with_client(self.client.clone(), self.base_url.clone(), String::new())
+    }
+
+    /// `method path` with an optional JSON body, answered whole. The token
+    /// goes along unless this client is [`Api::anonymous`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, CallError> {
+        let mut request = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base_url));
+        if !self.token.is_empty() {
+            request = request.bearer_auth(&self.token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CallError::Transport(format!("{method} {path}: {e}")))?;
+        Answer::read(response).await
+    }
+
+    /// [`Api::send`], panicking if the server cannot be reached.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.send(method.clone(), path, body.as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// `method path` with `body` as JSON, expecting `status` and a `T`.
+    pub async fn try_call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+        status: StatusCode,
+    ) -> Result<T, CallError> {
+        let body = serde_json::to_value(body).map_err(|e| CallError::Decode {
+            reason: e.to_string(),
+            body: String::new(),
+        })?;
+        self.send(method, path, Some(&body)).await?.parse(status)
     }
 
     /// A request with the admin's bearer token.
@@ -378,6 +460,15 @@ impl Api {
         )
         .await
     }
+}
+
+/// An HTTP client whose requests give up after `timeout`.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .timeout(timeout)
+        .build()
+        .expect("http client")
 }
 
 /// Logs in and returns the session token.

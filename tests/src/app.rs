@@ -154,6 +154,19 @@ fn sim_device(serial: &str) -> DeviceInfo {
     }
 }
 
+/// The configuration of a test server on `db`: port 0, the admin's password
+/// [`ADMIN_PASSWORD`], its data under the database's directory, short retries.
+pub fn test_config(db: &TestDb) -> Config {
+    let mut config = Config::defaults();
+    config.database_url = Some(db.url().to_owned());
+    config.data_dir = db.dir().join("data");
+    config.listen = "127.0.0.1:0".parse().expect("listen address");
+    config.admin_password = Some(ADMIN_PASSWORD.to_owned());
+    config.public_url = None;
+    config.retry_delay_ms = 200;
+    config
+}
+
 /// The server under test, with a fresh database and a logged-in admin.
 pub struct TestApp {
     /// The admin's API client; its base URL follows restarts.
@@ -191,14 +204,14 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         init_test_logging();
         let db = TestDb::create().await;
-        let mut config = Config::defaults();
-        config.database_url = Some(db.url().to_owned());
-        config.data_dir = db.dir().join("data");
-        config.listen = "127.0.0.1:0".parse().expect("listen address");
-        config.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        config.public_url = None;
-        config.retry_delay_ms = 200;
+        let mut config = test_config(&db);
         adjust(&mut config);
+        Self::start(db, config).await
+    }
+
+    /// A server with `config` on `db` (one that an earlier server left, say).
+    pub async fn start(db: TestDb, config: Config) -> TestApp {
+        init_test_logging();
         let server = Server::start(config.clone())
             .await
             .expect("start the server under test");
@@ -269,10 +282,22 @@ impl TestApp {
     }
 
     /// Shuts the server down gracefully.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// Shuts the server down gracefully and hands back its database, to
+    /// start another server on it with [`TestApp::start`].
+    pub async fn stop(mut self) -> TestDb {
         if let Some(server) = self.server.take() {
             server.shutdown().await.expect("graceful shutdown");
         }
+        self.db
+    }
+
+    /// Shuts the server down and removes its database.
+    pub async fn finish(self) {
+        self.stop().await.remove().await;
     }
 
     /// A new directory for an agent's state, removed when the test ends.

@@ -9,8 +9,10 @@
 //!
 //! # Layout
 //! - [`db`]: [`TestDb`], one fresh database per test, dropped at the end.
-//! - [`api`]: [`Api`], a typed client of the HTTP API logged in as the admin:
-//!   submit tasks, wait for states, pause, cancel, list devices.
+//! - [`api`]: [`Api`], a typed client of the HTTP API logged in as the admin
+//!   (or as any employee: [`Api::login_as`]): submit tasks, wait for states,
+//!   pause, cancel, list devices; raw calls answered as an [`Answer`].
+//! - [`answer`]: [`Answer`], one response read whole, and [`CallError`].
 //! - [`app`]: [`TestApp`], the server started in-process on port 0 (derefs to
 //!   its [`Api`]), and helpers to bind raw and in-process agents.
 //! - [`raw`]: [`RawAgent`], a bare protocol client for what a real agent would
@@ -24,6 +26,7 @@
 //! - [`phones`]: the phone simulator behind a private adb server, and
 //!   in-process agents running the built-in WeCom flows on it over ADB.
 
+pub mod answer;
 pub mod api;
 pub mod app;
 pub mod db;
@@ -34,8 +37,11 @@ pub mod proxy;
 pub mod raw;
 pub mod scrape;
 
-pub use api::{eventually, expect_error, expect_json, now_ms, unique, Api, ADMIN_PASSWORD};
-pub use app::{AgentSpec, TestAgent, TestApp};
+pub use answer::{Answer, CallError};
+pub use api::{
+    eventually, expect_error, expect_json, http_client, now_ms, unique, Api, ADMIN_PASSWORD,
+};
+pub use app::{test_config, AgentSpec, TestAgent, TestApp};
 pub use db::{Backend, TestDb};
 pub use process::{ChildGuard, ServerProcess};
 pub use proxy::Proxy;

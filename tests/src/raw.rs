@@ -62,6 +62,8 @@ pub struct RawAgent {
     /// Frames that helpers such as [`RawAgent::recv_assign`] skipped over, in
     /// order, so a test can still look at them.
     pub skipped: Vec<ServerMessage>,
+    /// The code of the server's close frame, once one came.
+    pub close_code: Option<u16>,
 }
 
 /// The device description raw agents send.
@@ -98,6 +100,7 @@ impl RawAgent {
             Ok((ws, _)) => Ok(RawAgent {
                 ws,
                 skipped: Vec::new(),
+                close_code: None,
             }),
             Err(tungstenite::Error::Http(response)) => Err(ConnectError::Http {
                 status: response.status().as_u16(),
@@ -219,7 +222,8 @@ impl RawAgent {
                     return Incoming::Message(message);
                 }
                 Message::Close(frame) => {
-                    return Incoming::Closed(frame.map(|f| f.reason.as_str().to_owned()))
+                    self.close_code = frame.as_ref().map(|f| u16::from(f.code));
+                    return Incoming::Closed(frame.map(|f| f.reason.as_str().to_owned()));
                 }
                 Message::Binary(bytes) => {
                     panic!("server sent a binary frame of {} bytes", bytes.len())

@@ -190,7 +190,7 @@ async fn an_expired_session_is_refused() {
     let app = TestApp::spawn().await;
     app.get("/api/v1/auth/me").await.expect(200);
     // Age every session past its expiry, as if the TTL had run out.
-    let db = youmi_server::db::Db::open(app.db.as_ref().unwrap().url())
+    let db = youmi_server::db::Db::open(app.db().url())
         .await
         .expect("open the server's database");
     sqlx::query("UPDATE sessions SET expires_at_ms = $1")

@@ -29,7 +29,7 @@ async fn a_code_binds_one_phone_once() {
     assert!((now + 590_000..=now + 610_000).contains(&expires_at));
 
     let qr = app
-        .http
+        .client
         .get(app.url(&format!(
             "/api/v1/operator-accounts/{account}/bind-codes/{code}/qr.png"
         )))
@@ -90,7 +90,7 @@ async fn codes_for_unknown_or_disabled_accounts_are_refused() {
         .await
         .expect_error(404, "operator_account_not_found");
     let account = app.account("disabled").await;
-    let code = app.bind_code(account).await;
+    let code = app.bind_code(account).await.code;
     app.post(
         &format!("/api/v1/operator-accounts/{account}/disable"),
         json!({}),
@@ -134,7 +134,7 @@ async fn codes_for_unknown_or_disabled_accounts_are_refused() {
 async fn expired_codes_do_not_bind() {
     let app = TestApp::spawn_with(|config| config.bind_code_ttl_secs = 0).await;
     let account = app.account("expired").await;
-    let code = app.bind_code(account).await;
+    let code = app.bind_code(account).await.code;
     app.call(
         Method::POST,
         "/agent/v1/bind",
@@ -150,7 +150,7 @@ async fn expired_codes_do_not_bind() {
 async fn failed_binds_are_rate_limited() {
     let app = TestApp::spawn_with(|config| config.failed_attempts_per_minute = 3).await;
     let account = app.account("limited").await;
-    let good = app.bind_code(account).await;
+    let good = app.bind_code(account).await.code;
     for guess in ["AAAAAAAAAA", "BBBBBBBBBB", ""] {
         app.call(
             Method::POST,
@@ -217,11 +217,9 @@ async fn rebinding_revokes_the_old_phone_and_keeps_its_settings_and_pause() {
     let (new_device, new_token) = app.bind(account).await;
     assert_ne!(old_device, new_device);
     match app.ws(&old_token).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 401)
-        }
+        Err(youmi_tests::ConnectError::Http { status, .. }) => assert_eq!(status, 401),
         Ok(_) => panic!("a revoked token connected"),
-        Err(other) => panic!("expected 401, got {other}"),
+        Err(other) => panic!("expected 401, got {other:?}"),
     }
     app.ws(&new_token).await.expect("the new phone connects");
 
@@ -240,10 +238,10 @@ async fn concurrent_binds_of_one_account_leave_one_phone() {
     let account = app.account("race").await;
     let mut codes = Vec::new();
     for _ in 0..6 {
-        codes.push(app.bind_code(account).await);
+        codes.push(app.bind_code(account).await.code);
     }
     let binds = codes.into_iter().map(|code| {
-        let http = app.http.clone();
+        let http = app.client.clone();
         let url = app.url("/agent/v1/bind");
         async move {
             http.post(url)

@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 use youmi_protocol::ServerMessage;
 
-use crate::common::TestApp;
+use crate::common::{device_info, TestApp};
 
 #[tokio::test]
 async fn devices_are_listed_paused_resumed_and_configured() {
@@ -20,7 +20,7 @@ async fn devices_are_listed_paused_resumed_and_configured() {
     assert_eq!(device["operator_account_id"], account);
     assert_eq!(device["online"], true);
     assert_eq!(device["queue_paused"], false);
-    assert_eq!(device["device"]["model"], "Simulated");
+    assert_eq!(device["device"]["model"], device_info().model.as_str());
     assert_eq!(device["settings"]["open_on_boot"], true);
     assert_eq!(device["queued_tasks"], 0);
 
@@ -49,7 +49,7 @@ async fn devices_are_listed_paused_resumed_and_configured() {
         .post("/api/v1/devices/pause", json!({"device_ids": [device_id]}))
         .await;
     assert_eq!(paused.expect(200)["affected"], 1);
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Queue { paused, .. } => assert!(paused),
         other => panic!("expected queue, got {other:?}"),
     }
@@ -62,7 +62,7 @@ async fn devices_are_listed_paused_resumed_and_configured() {
         .post("/api/v1/devices/resume", json!({"all": true}))
         .await;
     assert_eq!(resumed.expect(200)["affected"], 1);
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Queue { paused, .. } => assert!(!paused),
         other => panic!("expected queue, got {other:?}"),
     }
@@ -96,7 +96,7 @@ async fn devices_are_listed_paused_resumed_and_configured() {
         )
         .await;
     assert_eq!(set.expect(200)["affected"], 1);
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Settings { settings } => {
             assert_eq!(settings.auto_resume_after_min.minutes(), 5)
         }

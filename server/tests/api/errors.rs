@@ -66,7 +66,7 @@ async fn a_wrong_method_on_any_route_is_a_json_405() {
         for method in methods.iter().filter(|m| !allowed.contains(m)) {
             // With and without a session: the method is wrong either way.
             for token in [None, Some(app.token.as_str())] {
-                let mut request = app.http.request(
+                let mut request = app.client.request(
                     Method::from_bytes(method.as_bytes()).unwrap(),
                     app.url(path),
                 );
@@ -91,7 +91,7 @@ async fn a_wrong_method_on_any_route_is_a_json_405() {
 #[tokio::test]
 async fn errors_axum_makes_by_itself_are_json() {
     let app = TestApp::spawn().await;
-    let post = |path: &str| app.http.post(app.url(path)).bearer_auth(&app.token);
+    let post = |path: &str| app.client.post(app.url(path)).bearer_auth(&app.token);
     let accounts = "/api/v1/operator-accounts";
     // Too large, before and after the body is read.
     let big = format!(r#"{{"name":"{}"}}"#, "x".repeat(3 << 20));
@@ -116,7 +116,7 @@ async fn errors_axum_makes_by_itself_are_json() {
         "/api/v1/tasks/%FF",
         "/api/v1/operator-accounts/x",
     ] {
-        let request = app.http.get(app.url(path)).bearer_auth(&app.token);
+        let request = app.client.get(app.url(path)).bearer_auth(&app.token);
         assert_eq!(
             raw(&app, request, 400).await.error.code,
             "bad_path",
@@ -125,7 +125,7 @@ async fn errors_axum_makes_by_itself_are_json() {
     }
     for query in ["state=nope", "limit=abc", "kind=1", "unknown=1", "cursor=x"] {
         let request = app
-            .http
+            .client
             .get(app.url(&format!("/api/v1/tasks?{query}")))
             .bearer_auth(&app.token);
         assert_eq!(
@@ -135,9 +135,9 @@ async fn errors_axum_makes_by_itself_are_json() {
         );
     }
     // The WebSocket route without an upgrade, and an unknown route.
-    let request = app.http.get(app.url("/agent/v1/ws"));
+    let request = app.client.get(app.url("/agent/v1/ws"));
     raw(&app, request, 401).await;
-    let request = app.http.get(app.url("/nothing"));
+    let request = app.client.get(app.url("/nothing"));
     raw(&app, request, 404).await;
     app.finish().await;
 }

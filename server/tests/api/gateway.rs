@@ -1,10 +1,10 @@
 //! The agent WebSocket: the handshake, frames both ways, bad frames, limits.
 
-use futures_util::SinkExt;
 use reqwest::Method;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 use youmi_protocol::{AgentMessage, FinishedReport, Outcome, ServerMessage};
+
+use youmi_tests::Incoming;
 
 use crate::common::TestApp;
 
@@ -12,14 +12,13 @@ use crate::common::TestApp;
 async fn bad_tokens_are_refused_before_the_upgrade() {
     let app = TestApp::spawn().await;
     match app.ws("not-a-token").await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 401);
-            let body: serde_json::Value =
-                serde_json::from_slice(response.body().as_deref().unwrap_or(b"null")).unwrap();
+        Err(youmi_tests::ConnectError::Http { status, body }) => {
+            assert_eq!(status, 401);
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(body["error"]["code"], "unauthorized");
         }
         Ok(_) => panic!("a bad token connected"),
-        Err(other) => panic!("expected 401, got {other}"),
+        Err(other) => panic!("expected 401, got {other:?}"),
     }
     // No token at all, as plain HTTP.
     app.call(Method::GET, "/agent/v1/ws", None, None)
@@ -57,7 +56,7 @@ async fn a_submitted_task_is_assigned_after_hello_and_acked_when_finished() {
     assert_eq!(submitted["state"], "queued");
     let task_id = submitted["id"].as_i64().unwrap();
 
-    let task = match agent.recv().await {
+    let task = match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Assign { task } => task,
         other => panic!("expected assign, got {other:?}"),
     };
@@ -74,7 +73,7 @@ async fn a_submitted_task_is_assigned_after_hello_and_acked_when_finished() {
             result: Some(json!({"sent": 1})),
         }))
         .await;
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Ack { task_id: acked } => assert_eq!(acked, task_id),
         other => panic!("expected ack, got {other:?}"),
     }
@@ -94,24 +93,20 @@ async fn bad_frames_are_answered_and_the_connection_stays() {
     let (_, mut agent) = app.connected_agent(account).await;
 
     agent.send_text("{not json").await;
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, .. } => assert_eq!(code, "bad_message"),
         other => panic!("expected an error, got {other:?}"),
     }
     agent.send_text(r#"{"type":"teleport","to":"mars"}"#).await;
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, message } => {
             assert_eq!(code, "bad_message");
             assert!(message.contains("teleport"), "{message}");
         }
         other => panic!("expected an error, got {other:?}"),
     }
-    agent
-        .socket
-        .send(Message::binary(vec![1u8, 2, 3]))
-        .await
-        .unwrap();
-    match agent.recv().await {
+    agent.send_binary(vec![1u8, 2, 3]).await;
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, .. } => assert_eq!(code, "bad_message"),
         other => panic!("expected an error, got {other:?}"),
     }
@@ -127,7 +122,7 @@ async fn bad_frames_are_answered_and_the_connection_stays() {
         )
         .await;
     let task_id = submitted.expect(201)["id"].as_i64().unwrap();
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Assign { task } => assert_eq!(task.id, task_id),
         other => panic!("expected assign, got {other:?}"),
     }
@@ -148,28 +143,21 @@ async fn frames_over_one_mebibyte_end_the_connection_with_1009() {
             "x".repeat(size)
         );
         // The send itself may fail once the server hangs up.
-        let _ = agent.socket.send(Message::text(huge)).await;
+        agent.try_send_text(huge).await;
         let mut error_frame = false;
-        let close = loop {
-            match tokio::time::timeout(
-                crate::common::FRAME_WAIT,
-                futures_util::StreamExt::next(&mut agent.socket),
-            )
-            .await
-            .expect("the server reacts")
-            {
-                Some(Ok(Message::Text(text))) => {
-                    assert!(text.contains("frame_too_large"), "{text}");
+        loop {
+            match agent.next(crate::common::FRAME_WAIT).await {
+                Incoming::Message(ServerMessage::Error { code, .. }) => {
+                    assert_eq!(code, "frame_too_large");
                     error_frame = true;
                 }
-                Some(Ok(Message::Close(frame))) => break frame,
-                Some(Ok(_)) => {}
-                other => panic!("the connection ended without a close frame: {other:?}"),
+                Incoming::Message(_) => {}
+                Incoming::Closed(_) => break,
+                Incoming::Timeout => panic!("the server did not react to the frame"),
             }
-        };
+        }
         assert!(error_frame, "an error frame names the reason first");
-        let close = close.expect("a close code");
-        assert_eq!(u16::from(close.code), 1009, "{close:?}");
+        assert_eq!(agent.close_code, Some(1009), "a close frame with 1009");
         if size == youmi_protocol::MAX_FRAME_BYTES + 1 {
             let (_, again) = app.connected_agent(account).await;
             agent = again;
@@ -184,16 +172,14 @@ async fn a_second_connection_replaces_the_first() {
     let account = app.account("twice").await;
     let (_, token) = app.bind(account).await;
     let mut first = app.ws(&token).await.unwrap();
-    first.hello().await;
-    assert!(matches!(first.recv().await, ServerMessage::Welcome { .. }));
+    first.hello(vec![], vec![]).await;
     let mut second = app.ws(&token).await.unwrap();
-    match first.recv().await {
+    match first.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, .. } => assert_eq!(code, "replaced"),
         other => panic!("expected the replaced error, got {other:?}"),
     }
-    first.closed().await;
-    second.hello().await;
-    assert!(matches!(second.recv().await, ServerMessage::Welcome { .. }));
+    first.wait_closed(crate::common::FRAME_WAIT).await;
+    second.hello(vec![], vec![]).await;
     app.finish().await;
 }
 
@@ -206,22 +192,21 @@ async fn connections_are_capped() {
     let (_, second) = app.bind(two).await;
     let _held = app.ws(&first).await.unwrap();
     match app.ws(&second).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert_eq!(response.status().as_u16(), 503)
-        }
+        Err(youmi_tests::ConnectError::Http { status, .. }) => assert_eq!(status, 503),
         Ok(_) => panic!("the cap let a second connection in"),
-        Err(other) => panic!("expected 503, got {other}"),
+        Err(other) => panic!("expected 503, got {other:?}"),
     }
     app.finish().await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_agent_sockets() {
-    let mut app = TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     let account = app.account("bye").await;
     let (_, mut agent) = app.connected_agent(account).await;
     let db = app.stop().await;
-    assert_eq!(agent.closed().await, Some(1001));
+    agent.wait_closed(crate::common::FRAME_WAIT).await;
+    assert_eq!(agent.close_code, Some(1001));
     db.remove().await;
 }
 
@@ -244,16 +229,17 @@ async fn a_silent_connection_is_closed_and_frames_keep_one_open() {
         tokio::time::sleep(std::time::Duration::from_millis(330)).await;
         chatty.send(&heartbeat).await;
     }
-    match silent.recv().await {
+    match silent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, .. } => assert_eq!(code, "idle_timeout"),
         other => panic!("expected the idle error, got {other:?}"),
     }
-    assert_eq!(silent.closed().await, Some(1008));
+    silent.wait_closed(crate::common::FRAME_WAIT).await;
+    assert_eq!(silent.close_code, Some(1008));
     // The chatty one is still served.
     chatty
         .send(&AgentMessage::Accepted { task_id: 999_999 })
         .await;
-    match chatty.recv().await {
+    match chatty.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Error { code, .. } => assert_eq!(code, "not_your_task"),
         other => panic!("expected an error frame, got {other:?}"),
     }

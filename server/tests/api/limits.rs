@@ -66,7 +66,7 @@ async fn parallel_wrong_binds_are_checked_exactly_limit_times() {
     for limit in [1, 4, 10] {
         let app = TestApp::spawn_with(|config| config.failed_attempts_per_minute = limit).await;
         let account = app.account("guessed").await;
-        let good = app.bind_code(account).await;
+        let good = app.bind_code(account).await.code;
         let checked = burst(
             &app,
             "/agent/v1/bind",

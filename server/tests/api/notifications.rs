@@ -34,11 +34,14 @@ async fn a_risk_control_failure_pauses_the_queue_until_resumed_by_hand() {
     )
     .await
     .expect(200);
-    assert!(matches!(agent.recv().await, ServerMessage::Settings { .. }));
+    assert!(matches!(
+        agent.recv(crate::common::FRAME_WAIT).await,
+        ServerMessage::Settings { .. }
+    ));
 
     let first = submit(&app, account, "one").await;
     let second = submit(&app, account, "two").await;
-    match agent.recv().await {
+    match agent.recv(crate::common::FRAME_WAIT).await {
         ServerMessage::Assign { task } => assert_eq!(task.id, first),
         other => panic!("expected assign, got {other:?}"),
     }
@@ -59,7 +62,7 @@ async fn a_risk_control_failure_pauses_the_queue_until_resumed_by_hand() {
     let mut acked = false;
     let mut paused = false;
     while !(acked && paused) {
-        match agent.recv().await {
+        match agent.recv(crate::common::FRAME_WAIT).await {
             ServerMessage::Ack { task_id } => {
                 assert_eq!(task_id, first);
                 acked = true;
@@ -166,7 +169,7 @@ async fn a_risk_control_failure_pauses_the_queue_until_resumed_by_hand() {
         .expect(200);
     let mut assigned = false;
     while !assigned {
-        match agent.recv().await {
+        match agent.recv(crate::common::FRAME_WAIT).await {
             ServerMessage::Queue { paused: false, .. } => {}
             ServerMessage::Assign { task } => {
                 assert_eq!(task.id, second);

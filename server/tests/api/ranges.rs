@@ -34,7 +34,7 @@ fn value_of(text: &str) -> i128 {
 /// A POST of raw JSON text as the admin.
 async fn post_text(app: &TestApp, path: &str, body: String) -> Answer {
     let response = app
-        .http
+        .client
         .request(Method::POST, app.url(path))
         .bearer_auth(&app.token)
         .header("content-type", "application/json")

@@ -70,7 +70,7 @@ async fn a_deleted_sqlite_file_stops_every_acknowledged_write() {
     app.post("/api/v1/tasks", message(account, "before"))
         .await
         .expect(201);
-    let path = app.db.as_ref().unwrap().dir().join("youmi.db");
+    let path = app.db().dir().join("youmi.db");
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -197,7 +197,7 @@ async fn a_full_disk_refuses_writes_then_recovers_without_losing_an_acknowledged
         );
         return;
     }
-    let mut app = TestApp::start(db, config_for(&mount)).await;
+    let app = TestApp::start(db, config_for(&mount)).await;
     let account = app.account("full").await;
     // Fill the file system, leaving the database's files as they are.
     let filler = mount.join("filler");
@@ -216,7 +216,7 @@ async fn a_full_disk_refuses_writes_then_recovers_without_losing_an_acknowledged
     for i in 0..2_000 {
         let marker = format!("{i}:{text}");
         let submit = {
-            let http = app.http.clone();
+            let http = app.client.clone();
             let url = app.url("/api/v1/tasks");
             let token = app.token.clone();
             let body = message(account, &marker);
@@ -285,7 +285,7 @@ async fn a_full_disk_refuses_writes_then_recovers_without_losing_an_acknowledged
     // After a restart: every acknowledged task, no refused one.
     let db = app.stop().await;
     let url = db.url().to_owned();
-    let mut app = TestApp::start(db, config_for(&mount)).await;
+    let app = TestApp::start(db, config_for(&mount)).await;
     let stored = stored_texts(&url).await;
     assert_eq!(stored, acknowledged);
     assert!(stored.is_disjoint(&refused));
@@ -316,7 +316,7 @@ async fn postgres_read_only_for_a_while_refuses_then_recovers() {
     }
     let app = TestApp::spawn().await;
     let account = app.account("pg").await;
-    let db_url = app.db.as_ref().unwrap().url().to_owned();
+    let db_url = app.db().url().to_owned();
     let name = db_url.rsplit('/').next().unwrap().to_owned();
     let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
     let terminate = format!(
@@ -337,7 +337,7 @@ async fn postgres_read_only_for_a_while_refuses_then_recovers() {
     for i in 0..50 {
         let marker = format!("pg {i}");
         let mut submit = {
-            let http = app.http.clone();
+            let http = app.client.clone();
             let url = app.url("/api/v1/tasks");
             let token = app.token.clone();
             let body = message(account, &marker);

@@ -248,7 +248,7 @@ async fn cancel_checks_its_filters_and_cancels_queued_tasks() {
 
 #[tokio::test]
 async fn tasks_and_ids_survive_a_restart() {
-    let mut app = TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     let account = app.account("durable").await;
     let first = app
         .post("/api/v1/tasks", message(account, "x"))
@@ -281,7 +281,7 @@ async fn a_batch_of_100_000_tasks_is_taken_whole() {
     let body = serde_json::to_vec(&json!({"tasks": tasks})).unwrap();
     let started = std::time::Instant::now();
     let response = app
-        .http
+        .client
         .post(app.url("/api/v1/tasks/batch"))
         .bearer_auth(&app.token)
         .header("content-type", "application/json")

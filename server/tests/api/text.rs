@@ -114,7 +114,7 @@ async fn check_text(app: &TestApp, account: i64, text: &str) {
         answer.expect_error(404, "bind_code_invalid");
     }
     for field in ["serial", "model", "android_version", "agent_version"] {
-        let code = app.bind_code(account).await;
+        let code = app.bind_code(account).await.code;
         let mut device = serde_json::to_value(device_info()).unwrap();
         device[field] = json!(text);
         let answer = app

@@ -97,7 +97,7 @@ fn wecom_user_ids_differing_only_in_case_are_taken() {
 
 #[tokio::test]
 async fn accounts_stored_before_the_rule_get_their_key_at_start() {
-    let mut app = TestApp::spawn().await;
+    let app = TestApp::spawn().await;
     app.account("Legacy").await;
     let db = app.stop().await;
     // As a row written before migration 0005: no key.
