@@ -36,6 +36,19 @@ async fn the_first_admin_logs_in_and_out() {
         .expect_error(401, "unauthorized");
     // The other session is untouched.
     app.get("/api/v1/auth/me").await.expect(200);
+
+    // The harness's second client of the same employee: a session of its own.
+    let second = app.login_as("admin", ADMIN_PASSWORD).await;
+    assert_ne!(second.token, app.token);
+    second
+        .call(Method::POST, "/api/v1/auth/logout", None)
+        .await
+        .expect(204);
+    second
+        .call(Method::GET, "/api/v1/auth/me", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.get("/api/v1/auth/me").await.expect(200);
     app.finish().await;
 }
 
