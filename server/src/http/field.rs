@@ -87,7 +87,11 @@ impl From<FieldErrors> for ApiError {
 }
 
 /// A required text field: storable, trimmed, 1 to `max` characters.
-pub fn required<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, FieldError> {
+pub fn required<'a>(
+    field: &'static str,
+    value: &'a str,
+    max: usize,
+) -> Result<&'a str, FieldError> {
     let trimmed = optional(field, value, max)?;
     if trimmed.is_empty() {
         return Err(FieldError {
@@ -99,7 +103,11 @@ pub fn required<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&
 }
 
 /// An optional text field: storable, trimmed, at most `max` characters.
-pub fn optional<'a>(field: &'static str, value: &'a str, max: usize) -> Result<&'a str, FieldError> {
+pub fn optional<'a>(
+    field: &'static str,
+    value: &'a str,
+    max: usize,
+) -> Result<&'a str, FieldError> {
     check_storable(field, value).map_err(|error| FieldError {
         field,
         problem: Problem::NotStorable(error.to_string()),
@@ -121,7 +129,10 @@ mod tests {
     #[test]
     fn rules_hold_at_both_ends() {
         assert_eq!(required("name", "  ab ", 2), Ok("ab"));
-        assert_eq!(required("name", "   ", 2).unwrap_err().problem, Problem::Empty);
+        assert_eq!(
+            required("name", "   ", 2).unwrap_err().problem,
+            Problem::Empty
+        );
         assert_eq!(
             required("name", "abc", 2).unwrap_err().problem,
             Problem::TooLong { max: 2 }
@@ -138,7 +149,10 @@ mod tests {
         let mut errors = FieldErrors::default();
         assert_eq!(errors.take(required("name", "", 5)), None);
         assert_eq!(errors.take(required("wecom_user_id", "x\0", 5)), None);
-        assert_eq!(errors.of("wecom_user_id").map(|e| e.field), Some("wecom_user_id"));
+        assert_eq!(
+            errors.of("wecom_user_id").map(|e| e.field),
+            Some("wecom_user_id")
+        );
         let api: ApiError = errors.into();
         assert_eq!((api.code(), api.field()), ("invalid_field", Some("name")));
         let api: ApiError = required("remark", "a\0", 5).unwrap_err().into();

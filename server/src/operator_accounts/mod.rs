@@ -2,8 +2,9 @@
 //! scheduler hears of every account that is created, disabled or enabled.
 //! The rules and changes ([`check_new`], [`create_account`], [`check_update`],
 //! [`update_account`], [`set_disabled`]) are written once here; the API's
-//! handlers below and the console's pages both call them.
+//! handlers below and the console's [`pages`] both call them.
 
+pub mod pages;
 pub mod store;
 
 use axum::extract::State;
@@ -111,15 +112,9 @@ pub async fn create_account(
     state: &AppState,
     new: NewAccount<'_>,
 ) -> Result<OperatorAccount, ApiError> {
-    let account = store::insert(
-        &state.db,
-        new.name,
-        new.wecom_user_id,
-        new.remark,
-        now_ms(),
-    )
-    .await
-    .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?;
+    let account = store::insert(&state.db, new.name, new.wecom_user_id, new.remark, now_ms())
+        .await
+        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?;
     tell_scheduler(state, &account).await?;
     tracing::info!(operator_account_id = account.id, "operator account created");
     Ok(account)
