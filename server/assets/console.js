@@ -9,8 +9,19 @@
 (function () {
   "use strict";
 
+  /* Each element is enhanced once, however often htmx reports it loaded. */
+  function fresh(root, selector) {
+    var found = Array.prototype.slice.call(root.querySelectorAll(selector));
+    if (root.matches && root.matches(selector)) found.push(root);
+    return found.filter(function (el) {
+      if (el.hasAttribute("data-enhanced")) return false;
+      el.setAttribute("data-enhanced", "");
+      return true;
+    });
+  }
+
   function localTimes(root) {
-    root.querySelectorAll("time[datetime]").forEach(function (el) {
+    fresh(root, "time[datetime]").forEach(function (el) {
       var date = new Date(el.getAttribute("datetime"));
       if (!isNaN(date)) {
         el.textContent = date.toLocaleString(document.documentElement.lang, {
@@ -22,7 +33,7 @@
   }
 
   function countdowns(root) {
-    root.querySelectorAll("[data-remaining-ms]").forEach(function (el) {
+    fresh(root, "[data-remaining-ms]").forEach(function (el) {
       var deadline = Date.now() + Number(el.getAttribute("data-remaining-ms"));
       function tick() {
         if (!el.isConnected) return;
@@ -55,9 +66,11 @@
 
   document.addEventListener("DOMContentLoaded", function () { enhance(document); });
 
-  document.addEventListener("htmx:afterSwap", function (event) {
-    enhance(event.detail.target);
-    var heading = event.detail.target.querySelector("h2[tabindex='-1']");
+  /* New content from htmx (a row, a panel): enhance it, and move the focus
+   * to a panel's heading so that keyboard and screen reader users land there. */
+  document.addEventListener("htmx:load", function (event) {
+    enhance(event.detail.elt);
+    var heading = event.detail.elt.querySelector && event.detail.elt.querySelector("h2[tabindex='-1']");
     if (heading) heading.focus();
   });
 
