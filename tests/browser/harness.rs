@@ -55,7 +55,9 @@ impl Browser {
                 std::env::var("YOUMI_REQUIRE_BROWSER").as_deref() != Ok("1"),
                 "browser test {test}: chromium or chromedriver missing and YOUMI_REQUIRE_BROWSER=1; {how}"
             );
-            println!("browser test {test} skipped: chromium or chromedriver missing; {how} to run it");
+            println!(
+                "browser test {test} skipped: chromium or chromedriver missing; {how} to run it"
+            );
             return None;
         };
         let port = free_port();

@@ -49,7 +49,10 @@ async fn a_visitor_logs_in_comes_back_to_the_page_and_logs_out() {
     browser.log_in().await;
     browser.wait_location("/operator-accounts?limit=20").await;
     assert!(browser.text(".user").await.contains("Administrator"));
-    assert_eq!(browser.text("nav.sections a[aria-current=page]").await, "运营号");
+    assert_eq!(
+        browser.text("nav.sections a[aria-current=page]").await,
+        "运营号"
+    );
     let session = browser.cookie("youmi_session").await;
     assert_eq!(session.http_only(), Some(true));
     assert_eq!(format!("{:?}", session.same_site()), "Some(Strict)");
@@ -68,7 +71,11 @@ async fn a_visitor_logs_in_comes_back_to_the_page_and_logs_out() {
         .send()
         .await
         .unwrap();
-    assert!(answer.url().path().starts_with("/login"), "{}", answer.url());
+    assert!(
+        answer.url().path().starts_with("/login"),
+        "{}",
+        answer.url()
+    );
     browser.close().await;
     app.shutdown().await;
 }
@@ -98,7 +105,9 @@ async fn accounts_are_created_edited_disabled_and_bad_input_changes_nothing() {
     browser.fill("#wecom_user_id", &long).await;
     browser.fill("#remark", "早班").await;
     browser.click("#save").await;
-    browser.wait_text("#wecom_user_id-error", "最多 64 个字符").await;
+    browser
+        .wait_text("#wecom_user_id-error", "最多 64 个字符")
+        .await;
     assert_eq!(browser.count("#name-error").await, 0);
     assert_eq!(browser.value("#name").await, "华东一号");
     assert_eq!(browser.value("#wecom_user_id").await, long);
@@ -117,7 +126,11 @@ async fn accounts_are_created_edited_disabled_and_bad_input_changes_nothing() {
     assert_eq!(stored.len(), 1);
     let account = &stored[0];
     assert_eq!(
-        (account.name.as_str(), account.wecom_user_id.as_str(), account.remark.as_str()),
+        (
+            account.name.as_str(),
+            account.wecom_user_id.as_str(),
+            account.remark.as_str()
+        ),
         ("华东一号", "huadong01", "早班")
     );
     let row = format!("#account-{}", account.id);
@@ -150,10 +163,15 @@ async fn accounts_are_created_edited_disabled_and_bad_input_changes_nothing() {
         .wait_location("/operator-accounts?notice=updated")
         .await;
     let edited = app.account(account.id).await;
-    assert_eq!((edited.name.as_str(), edited.remark.as_str()), ("华东一号（晚班）", ""));
+    assert_eq!(
+        (edited.name.as_str(), edited.remark.as_str()),
+        ("华东一号（晚班）", "")
+    );
 
     // Disable and enable from the row, without a reload (htmx swaps the row).
-    let marker = browser.script("window.notReloaded = true; return true;").await;
+    let marker = browser
+        .script("window.notReloaded = true; return true;")
+        .await;
     assert_eq!(marker, serde_json::Value::Bool(true));
     browser.click(&format!("{row} [data-action=disable]")).await;
     browser.wait_text(&format!("{row} .badge"), "已停用").await;
@@ -202,7 +220,10 @@ async fn a_bind_code_shows_its_code_qr_and_countdown_and_binds_a_phone() {
     // The countdown runs: m:ss, and it changes.
     let first = browser.text("#bind-countdown").await;
     let (minutes, seconds) = first.split_once(':').expect("m:ss");
-    assert!(minutes.parse::<u32>().is_ok() && seconds.len() == 2, "{first}");
+    assert!(
+        minutes.parse::<u32>().is_ok() && seconds.len() == 2,
+        "{first}"
+    );
     eventually("the countdown to move", Duration::from_secs(10), || async {
         (browser.text("#bind-countdown").await != first).then_some(())
     })
@@ -249,7 +270,11 @@ async fn posts_without_the_csrf_token_are_refused_and_change_nothing() {
     ] {
         let answer = post(body.clone()).await.unwrap();
         assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{body}");
-        assert!(answer.text().await.unwrap().contains("这个表单已失效或来源不明"));
+        assert!(answer
+            .text()
+            .await
+            .unwrap()
+            .contains("这个表单已失效或来源不明"));
     }
     assert!(accounts(&app).await.is_empty());
     // The same post with the page's token goes through: the refusals above
@@ -295,7 +320,9 @@ async fn the_console_switches_to_english_and_back() {
     browser.goto("/operator-accounts").await;
     assert_eq!(browser.text("h1").await, "Operator accounts");
     assert_eq!(
-        browser.script("return document.documentElement.lang;").await,
+        browser
+            .script("return document.documentElement.lang;")
+            .await,
         serde_json::Value::String("en".to_owned())
     );
     browser.screenshot("accounts").await;

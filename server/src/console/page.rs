@@ -161,20 +161,21 @@ pub fn is_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
 
-/// A page that failed: its error page, ready to answer.
+/// A page that failed: its error page, ready to answer (boxed: a response
+/// is large, and this travels in every page's `Result`).
 #[derive(Debug)]
-pub struct PageError(Response);
+pub struct PageError(Box<Response>);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
 impl Ctx {
     /// The error page of `error`, in the page's language.
     pub fn fail(&self, error: &ApiError) -> PageError {
-        PageError(error_page_in(self.clone(), error))
+        PageError(Box::new(error_page_in(self.clone(), error)))
     }
 }
 

@@ -64,7 +64,10 @@ async fn form_login(app: &TestApp) -> String {
 async fn cookies_are_http_only_strict_and_secure_behind_https() {
     let app = TestApp::spawn().await;
     let session = form_login(&app).await;
-    assert!(session.contains("; HttpOnly") && session.contains("; SameSite=Strict"), "{session}");
+    assert!(
+        session.contains("; HttpOnly") && session.contains("; SameSite=Strict"),
+        "{session}"
+    );
     assert!(!session.contains("Secure"), "{session}");
     // The console's session opens no API route: the API wants its bearer token.
     let cookie = session.split(';').next().unwrap().to_owned();
@@ -106,7 +109,10 @@ async fn assets_are_served_from_hashed_urls_with_a_long_cache() {
             "public, max-age=31536000, immutable"
         );
         let kind = answer.headers()[CONTENT_TYPE].to_str().unwrap().to_owned();
-        assert!(kind.starts_with("text/css") || kind.starts_with("text/javascript"), "{kind}");
+        assert!(
+            kind.starts_with("text/css") || kind.starts_with("text/javascript"),
+            "{kind}"
+        );
         found += 1;
     }
     assert_eq!(found, 3, "htmx, the stylesheet and the script: {html}");

@@ -109,12 +109,25 @@ async fn every_console_page_but_the_public_ones_sends_a_visitor_to_login() {
     let paths = app::paths();
     let console: Vec<&String> = paths
         .iter()
-        .filter(|p| !["/api/", "/agent/", "/health/"].iter().any(|prefix| p.starts_with(prefix)))
+        .filter(|p| {
+            !["/api/", "/agent/", "/health/"]
+                .iter()
+                .any(|prefix| p.starts_with(prefix))
+        })
         // axum's own catch-all of a merged router is no route of ours.
         .filter(|p| !p.contains("__private__"))
         .collect();
-    for known in ["/", "/login", "/logout", "/operator-accounts", "/assets/{file}"] {
-        assert!(console.iter().any(|p| *p == known), "{known} not in {console:?}");
+    for known in [
+        "/",
+        "/login",
+        "/logout",
+        "/operator-accounts",
+        "/assets/{file}",
+    ] {
+        assert!(
+            console.iter().any(|p| *p == known),
+            "{known} not in {console:?}"
+        );
     }
     for (_, path) in app::CONSOLE_PUBLIC {
         assert!(paths.iter().any(|p| p == path), "public {path} is no route");
@@ -160,7 +173,12 @@ async fn every_console_page_but_the_public_ones_sends_a_visitor_to_login() {
     }
     // Nothing the posts asked for happened.
     let accounts = app
-        .call(Method::GET, "/api/v1/operator-accounts", None, Some(&app.token))
+        .call(
+            Method::GET,
+            "/api/v1/operator-accounts",
+            None,
+            Some(&app.token),
+        )
         .await;
     assert_eq!(accounts.expect(200)["operator_accounts"], json!([]));
     app.finish().await;
