@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -22,6 +22,7 @@ use crate::console::i18n::Lang;
 use crate::console::nav::Section;
 use crate::console::page;
 use crate::http::extract::{token_hash, AuthUser};
+use crate::http::guard::route_path;
 use crate::{auth, secrets, AppState};
 
 /// The session cookie: a session token, as the API's bearer token is.
@@ -69,11 +70,7 @@ async fn require_session(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
+    let path = route_path(&request);
     request.extensions_mut().insert(Arc::clone(&console));
     if NOT_CONSOLE.iter().any(|prefix| path.starts_with(prefix)) {
         return next.run(request).await;
