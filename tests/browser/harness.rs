@@ -8,6 +8,7 @@
 //! was skipped and how to enable it, and passes; with
 //! `YOUMI_REQUIRE_BROWSER=1` (CI sets it) it fails instead.
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
