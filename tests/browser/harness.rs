@@ -56,7 +56,10 @@ impl Browser {
                 std::env::var("YOUMI_REQUIRE_BROWSER").as_deref() != Ok("1"),
                 "browser test {test}: chromium or chromedriver missing and YOUMI_REQUIRE_BROWSER=1; {how}"
             );
-            println!(
+            // Straight to stderr, past the test harness's capture, so that a
+            // passing run shows it.
+            let _ = writeln!(
+                std::io::stderr(),
                 "browser test {test} skipped: chromium or chromedriver missing; {how} to run it"
             );
             return None;
