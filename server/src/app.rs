@@ -1,8 +1,10 @@
-//! The application: every feature's router mounted on one router, behind the
-//! kit's layers (the `/api/v1` session guard, the refusal of writes while
-//! storage fails, response counting, body limits, JSON error bodies). A new
-//! feature is one line in [`features`]; its `/api/v1` routes are guarded
-//! unless listed in [`PUBLIC`].
+//! The application: every feature's router and pages mounted on one router,
+//! behind the kit's layers (the `/api/v1` session guard, the console's
+//! cookie-session guard, the refusal of writes while storage fails, response
+//! counting, body limits, JSON error bodies). A new feature is one line in
+//! [`features`]; its `/api/v1` routes are guarded unless listed in
+//! [`PUBLIC`], its pages unless listed in [`CONSOLE_PUBLIC`]; its section of
+//! the console's header is one line in [`NAV`].
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
@@ -10,18 +12,31 @@ use axum::middleware::{self, from_fn_with_state};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
+use crate::console::nav::Section;
+use crate::console::session::{self, Console};
 use crate::http::guard::{guard, Guard};
 use crate::http::{json_errors, method_not_allowed, unknown_route, BODY_LIMIT};
 use crate::prometheus::count_responses;
 use crate::{
-    agent_bind, auth, bind_codes, devices, gateway, health, notifications, operator_accounts,
-    tasks, AppState,
+    agent_bind, auth, bind_codes, console, devices, gateway, health, notifications,
+    operator_accounts, tasks, AppState,
 };
 
 /// The routes under `/api/v1` that take no session token: logging in.
 pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
 
-/// Every feature's routes, one line each.
+/// The console's routes that need no session: the kit's (login, assets,
+/// the language switch).
+pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
+
+/// The console header's sections, in the seed's order: only those with a
+/// page (RPA助手管理, 任务 and 通知 come with theirs).
+pub const NAV: &[Section] = &[Section {
+    label: "nav.operator_accounts",
+    path: operator_accounts::pages::PATH,
+}];
+
+/// Every feature's routes and pages, one line each.
 pub fn features() -> Router<AppState> {
     Router::new()
         .merge(health::router())
@@ -33,6 +48,8 @@ pub fn features() -> Router<AppState> {
         .merge(tasks::router())
         .merge(devices::router())
         .merge(notifications::router())
+        .merge(console::router())
+        .merge(operator_accounts::pages::router())
 }
 
 /// Every route of the server.
@@ -41,7 +58,16 @@ pub fn router(state: AppState) -> Router {
         public: PUBLIC,
         lookup: auth::session_user,
     };
-    let router = guard(features(), state.clone(), session_guard)
+    let console = Console {
+        public: CONSOLE_PUBLIC,
+        nav: NAV,
+    };
+    let routes = session::guard(
+        guard(features(), state.clone(), session_guard),
+        state.clone(),
+        console,
+    );
+    let router = routes
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         // While storage fails, writes are refused before any handler runs.

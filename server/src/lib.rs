@@ -15,7 +15,10 @@
 //!   session guard and [`AuthUser`](http::extract::AuthUser), pages,
 //!   selections, unique-constraint answers, the failed-attempt limiter); it
 //!   imports no feature.
-//! - [`app`]: every feature's router mounted behind the kit's layers.
+//! - [`console`]: the web console's kit (sessions in cookies, CSRF, the
+//!   languages, the layout, assets); each feature keeps its pages in its
+//!   own `pages.rs`.
+//! - [`app`]: every feature's router and pages mounted behind the kit's layers.
 //! - One module per feature, each with its router and handlers in `mod.rs`
 //!   and its SQL in `store.rs`, built with the kit: [`auth`], [`operator_accounts`],
 //!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`],
@@ -43,6 +46,7 @@ pub mod bind_codes;
 pub mod checkpointer;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod devices;
 pub mod gateway;

@@ -3,7 +3,7 @@
 
 pub mod store;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -97,27 +97,33 @@ pub async fn bootstrap_admin(db: &Db, password: Option<&str>) -> Result<(), ApiE
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(job_no = %request.job_no))]
-async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Json(request): Json<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
+/// Checks a job number and password and opens a session: the one login of
+/// the API and the console. Failures count against the caller's address
+/// (`login_limiter`, 429 past the limit); a wrong job number or password is
+/// 401 `invalid_credentials` either way, a disabled employee 403
+/// `employee_disabled`. The answer holds the session's token, to hand out once.
+#[tracing::instrument(skip_all, fields(job_no = %job_no))]
+pub async fn log_in(
+    state: &AppState,
+    client: IpAddr,
+    job_no: &str,
+    password: String,
+) -> Result<LoginResponse, ApiError> {
     // Text no stored job number or password can hold is refused before it
     // counts as an attempt: it could never match.
-    check::text("job_no", &request.job_no)?;
-    check::text("password", &request.password)?;
+    check::text("job_no", job_no)?;
+    check::text("password", &password)?;
     // The slot is taken before the lookup and the hash, so that parallel
     // guesses cannot all pass the check before any of them has failed.
-    let attempt = state.login_limiter.begin(client.ip())?;
-    let found = store::credentials(&state.db, request.job_no.trim()).await?;
+    let attempt = state.login_limiter.begin(client)?;
+    let found = store::credentials(&state.db, job_no.trim()).await?;
     // An unknown job number is checked against a dummy hash, so that the
     // answer takes as long as for a known one and reveals nothing.
     let hash = match &found {
         Some(credentials) => credentials.password_hash.clone(),
         None => state.dummy_hash.to_string(),
     };
-    let matches = verify_password(hash, request.password).await?;
+    let matches = verify_password(hash, password).await?;
     let credentials = match found {
         Some(credentials) if matches => credentials,
         _ => {
@@ -144,11 +150,21 @@ async fn login(
     )
     .await?;
     tracing::info!(employee_id = credentials.employee.id, "logged in");
-    Ok(Json(LoginResponse {
+    Ok(LoginResponse {
         token,
         expires_at_ms,
         employee: credentials.employee,
-    }))
+    })
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    log_in(&state, client.ip(), &request.job_no, request.password)
+        .await
+        .map(Json)
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]

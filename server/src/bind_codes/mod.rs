@@ -45,12 +45,15 @@ struct QrContent<'a> {
     code: &'a str,
 }
 
-#[tracing::instrument(skip_all, fields(employee_id = user.employee.id, operator_account_id = id))]
-async fn create(
-    State(state): State<AppState>,
-    user: AuthUser,
-    Path(id): Path<OperatorAccountId>,
-) -> Result<(StatusCode, Json<BindCode>), ApiError> {
+/// Makes a bind code for account `id`, created by `employee_id`: 404 for an
+/// unknown account, 422 `operator_account_disabled` for a disabled one. The
+/// one rule of the API's route and the console's button.
+#[tracing::instrument(skip_all, fields(employee_id = employee_id, operator_account_id = id))]
+pub async fn create_code(
+    state: &AppState,
+    id: OperatorAccountId,
+    employee_id: i64,
+) -> Result<BindCode, ApiError> {
     match store::account_disabled(&state.db, id).await? {
         None => return Err(operator_accounts::not_found(id)),
         Some(true) => {
@@ -69,10 +72,10 @@ async fn create(
     let mut attempts = 0;
     loop {
         let code = secrets::bind_code();
-        match store::insert(&state.db, &code, id, user.employee.id, now, expires_at).await {
+        match store::insert(&state.db, &code, id, employee_id, now, expires_at).await {
             Ok(()) => {
                 tracing::info!("bind code created");
-                return Ok((StatusCode::CREATED, Json(BindCode { code, expires_at })));
+                return Ok(BindCode { code, expires_at });
             }
             Err(error) if attempts < 3 && unique::violates(&error, "bind_codes_pkey") => {
                 attempts += 1;
@@ -82,8 +85,20 @@ async fn create(
     }
 }
 
+async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<OperatorAccountId>,
+) -> Result<(StatusCode, Json<BindCode>), ApiError> {
+    let code = create_code(&state, id, user.employee.id).await?;
+    Ok((StatusCode::CREATED, Json(code)))
+}
+
+/// The PNG of a live bind code's QR (404 `bind_code_not_found` for an
+/// unknown, used or expired one). The console mounts this same handler
+/// beside its page: its session guard hands it the caller as well.
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id, operator_account_id = id))]
-async fn qr_png(
+pub async fn qr_png(
     State(state): State<AppState>,
     user: AuthUser,
     Path((id, code)): Path<(OperatorAccountId, String)>,

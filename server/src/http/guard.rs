@@ -61,16 +61,22 @@ pub fn guard<S: Clone + Send + Sync + 'static>(
     ))
 }
 
+/// The path of the route a request matched, as the router has it
+/// (`/api/v1/tasks/{id}`), or its own path where it matched none.
+pub fn route_path(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| request.uri().path().to_owned())
+}
+
 async fn require_session<S: Clone + Send + Sync + 'static>(
     State((state, guard)): State<(S, Arc<Guard<S>>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let path = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
+    let path = route_path(&request);
     if guard.is_public(request.method(), &path) {
         return next.run(request).await;
     }

@@ -11,12 +11,14 @@
 //! - [`guard`]: the session guard of `/api/v1`, public routes listed.
 //! - [`page`]: page sizes, cursors and the page of a list.
 //! - [`select`]: "these ids or all", and the report of unknown ids.
-//! - [`check`]: ids and storable text.
+//! - [`check`]: ids and storable text; [`field`]: the rules of text fields
+//!   (required, optional, length) as typed errors the console also shows.
 //! - [`rate_limit`]: the failed-attempt limiter.
 
 pub mod check;
 pub mod error;
 pub mod extract;
+pub mod field;
 pub mod guard;
 pub mod page;
 pub mod rate_limit;
@@ -59,11 +61,15 @@ const MAX_PLAIN_ERROR: usize = 1_024;
 /// (`Allow`, `Retry-After`); its plain text becomes the message.
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    // The console's own error pages are HTML, made for a person; they stay.
+    let has_body_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|value| {
+            let value = value.as_bytes();
+            value.starts_with(b"application/json") || value.starts_with(b"text/html")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || has_body_type {
         return response;
     }
     let (mut parts, body) = response.into_parts();

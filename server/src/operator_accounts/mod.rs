@@ -1,6 +1,10 @@
 //! Operator accounts (运营号): create, list, get, update, disable, enable. The
 //! scheduler hears of every account that is created, disabled or enabled.
+//! The rules and changes ([`check_new`], [`create_account`], [`check_update`],
+//! [`update_account`], [`set_disabled`]) are written once here; the API's
+//! handlers below and the console's [`pages`] both call them.
 
+pub mod pages;
 pub mod store;
 
 use axum::extract::State;
@@ -14,9 +18,9 @@ use youmi_protocol::api::{
 use youmi_protocol::OperatorAccountId;
 
 use crate::db::now_ms;
-use crate::http::check;
 use crate::http::error::ApiError;
 use crate::http::extract::{AuthUser, Json, Path};
+use crate::http::field::{self, FieldErrors};
 use crate::http::unique::on_unique;
 use crate::AppState;
 
@@ -41,40 +45,6 @@ pub fn not_found(id: OperatorAccountId) -> ApiError {
         None,
         format!("no operator account with id {id}"),
     )
-}
-
-/// Checks a name-like field: storable, trimmed, 1 to 64 characters.
-fn short_text<'a>(value: &'a str, field: &str) -> Result<&'a str, ApiError> {
-    check::text(field, value)?;
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            Some(field),
-            format!("{field} must not be empty"),
-        ));
-    }
-    if trimmed.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            Some(field),
-            format!("{field} must be at most {MAX_NAME_CHARS} characters"),
-        ));
-    }
-    Ok(trimmed)
-}
-
-fn remark(value: &str) -> Result<&str, ApiError> {
-    check::text("remark", value)?;
-    let trimmed = value.trim();
-    if trimmed.chars().count() > MAX_REMARK_CHARS {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            Some("remark"),
-            format!("remark must be at most {MAX_REMARK_CHARS} characters"),
-        ));
-    }
-    Ok(trimmed)
 }
 
 /// The constraints that keep WeCom user ids unique: as written, and
@@ -103,20 +73,107 @@ async fn tell_scheduler(state: &AppState, account: &OperatorAccount) -> Result<(
     Ok(())
 }
 
+/// A new account's fields, checked by [`check_new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewAccount<'a> {
+    /// Display name, trimmed.
+    pub name: &'a str,
+    /// WeCom user id, trimmed.
+    pub wecom_user_id: &'a str,
+    /// Remark, trimmed; may be empty.
+    pub remark: &'a str,
+}
+
+/// The rules of a new account: a name and a WeCom user id of 1 to
+/// [`MAX_NAME_CHARS`] characters, a remark of at most [`MAX_REMARK_CHARS`];
+/// every field at fault is named.
+pub fn check_new(request: &CreateOperatorAccount) -> Result<NewAccount<'_>, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let name = errors.take(field::required("name", &request.name, MAX_NAME_CHARS));
+    let wecom_user_id = errors.take(field::required(
+        "wecom_user_id",
+        &request.wecom_user_id,
+        MAX_NAME_CHARS,
+    ));
+    let remark = errors.take(field::optional("remark", &request.remark, MAX_REMARK_CHARS));
+    match (name, wecom_user_id, remark) {
+        (Some(name), Some(wecom_user_id), Some(remark)) => Ok(NewAccount {
+            name,
+            wecom_user_id,
+            remark,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Stores a checked new account and tells the scheduler; 409
+/// `wecom_user_id_taken` when another account has its WeCom user id.
+pub async fn create_account(
+    state: &AppState,
+    new: NewAccount<'_>,
+) -> Result<OperatorAccount, ApiError> {
+    let account = store::insert(&state.db, new.name, new.wecom_user_id, new.remark, now_ms())
+        .await
+        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?;
+    tell_scheduler(state, &account).await?;
+    tracing::info!(operator_account_id = account.id, "operator account created");
+    Ok(account)
+}
+
+/// The rules of an update: each field given follows the rules of
+/// [`check_new`]; every field at fault is named.
+pub fn check_update(request: &UpdateOperatorAccount) -> Result<store::Update<'_>, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let mut changes = store::Update {
+        disabled: request.disabled,
+        ..store::Update::default()
+    };
+    if let Some(name) = &request.name {
+        changes.name = errors.take(field::required("name", name, MAX_NAME_CHARS));
+    }
+    if let Some(wecom_user_id) = &request.wecom_user_id {
+        changes.wecom_user_id = errors.take(field::required(
+            "wecom_user_id",
+            wecom_user_id,
+            MAX_NAME_CHARS,
+        ));
+    }
+    if let Some(remark) = &request.remark {
+        changes.remark = errors.take(field::optional("remark", remark, MAX_REMARK_CHARS));
+    }
+    if errors.0.is_empty() {
+        Ok(changes)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Changes an account with checked fields, telling the scheduler when its
+/// disabled flag is set; 404 for an unknown id, 409 `wecom_user_id_taken`.
+pub async fn update_account(
+    state: &AppState,
+    id: OperatorAccountId,
+    changes: store::Update<'_>,
+) -> Result<OperatorAccount, ApiError> {
+    let tell = changes.disabled.is_some();
+    let account = store::update(&state.db, id, changes, now_ms())
+        .await
+        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?
+        .ok_or_else(|| not_found(id))?;
+    if tell {
+        tell_scheduler(state, &account).await?;
+    }
+    Ok(account)
+}
+
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
 async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     Json(request): Json<CreateOperatorAccount>,
 ) -> Result<(StatusCode, Json<OperatorAccount>), ApiError> {
-    let name = short_text(&request.name, "name")?;
-    let wecom_user_id = short_text(&request.wecom_user_id, "wecom_user_id")?;
-    let remark = remark(&request.remark)?;
-    let account = store::insert(&state.db, name, wecom_user_id, remark, now_ms())
-        .await
-        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?;
-    tell_scheduler(&state, &account).await?;
-    tracing::info!(operator_account_id = account.id, "operator account created");
+    let new = check_new(&request)?;
+    let account = create_account(&state, new).await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 
@@ -156,45 +213,24 @@ async fn update(
             "give at least one of name, wecom_user_id, remark, disabled",
         ));
     }
-    let changes = store::Update {
-        name: request
-            .name
-            .as_deref()
-            .map(|name| short_text(name, "name"))
-            .transpose()?,
-        wecom_user_id: request
-            .wecom_user_id
-            .as_deref()
-            .map(|id| short_text(id, "wecom_user_id"))
-            .transpose()?,
-        remark: request.remark.as_deref().map(remark).transpose()?,
-        disabled: request.disabled,
-    };
-    let account = store::update(&state.db, id, changes, now_ms())
-        .await
-        .map_err(on_unique(WECOM_USER_ID_UNIQUE, wecom_user_id_taken))?
-        .ok_or_else(|| not_found(id))?;
-    if request.disabled.is_some() {
-        tell_scheduler(&state, &account).await?;
-    }
-    Ok(Json(account))
+    let changes = check_update(&request)?;
+    update_account(&state, id, changes).await.map(Json)
 }
 
-async fn set_disabled(
+/// Disables or enables an account and tells the scheduler; 404 for an
+/// unknown id.
+pub async fn set_disabled(
     state: &AppState,
     id: OperatorAccountId,
     disabled: bool,
-) -> Result<Json<OperatorAccount>, ApiError> {
+) -> Result<OperatorAccount, ApiError> {
     let changes = store::Update {
         disabled: Some(disabled),
         ..store::Update::default()
     };
-    let account = store::update(&state.db, id, changes, now_ms())
-        .await?
-        .ok_or_else(|| not_found(id))?;
-    tell_scheduler(state, &account).await?;
+    let account = update_account(state, id, changes).await?;
     tracing::info!(disabled, "operator account changed");
-    Ok(Json(account))
+    Ok(account)
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id, id = id))]
@@ -203,7 +239,7 @@ async fn disable(
     user: AuthUser,
     Path(id): Path<OperatorAccountId>,
 ) -> Result<Json<OperatorAccount>, ApiError> {
-    set_disabled(&state, id, true).await
+    set_disabled(&state, id, true).await.map(Json)
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id, id = id))]
@@ -212,5 +248,5 @@ async fn enable(
     user: AuthUser,
     Path(id): Path<OperatorAccountId>,
 ) -> Result<Json<OperatorAccount>, ApiError> {
-    set_disabled(&state, id, false).await
+    set_disabled(&state, id, false).await.map(Json)
 }

@@ -7,6 +7,7 @@ use youmi_protocol::api::OperatorAccount;
 use youmi_protocol::OperatorAccountId;
 
 use crate::db::{flag, int_flag, Db};
+use crate::http::page::PageRequest;
 
 /// The key under which a WeCom user id is unique: the id with its letter
 /// case folded, in Rust so that both databases get the same key. Upper then
@@ -79,6 +80,20 @@ pub async fn list(db: &Db) -> Result<Vec<OperatorAccount>, sqlx::Error> {
     let rows = sqlx::query(&format!("{SELECT} ORDER BY a.id"))
         .fetch_all(&db.read)
         .await?;
+    rows.iter().map(account).collect()
+}
+
+/// One page of accounts, newest first: the rows a [`PageRequest`] reads
+/// (one more than the page), before its cursor.
+#[tracing::instrument(skip_all)]
+pub async fn page(db: &Db, request: &PageRequest) -> Result<Vec<OperatorAccount>, sqlx::Error> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE a.id < $1 ORDER BY a.id DESC LIMIT $2"
+    ))
+    .bind(request.cursor.unwrap_or(i64::MAX))
+    .bind(request.rows())
+    .fetch_all(&db.read)
+    .await?;
     rows.iter().map(account).collect()
 }
 

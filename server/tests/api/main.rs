@@ -6,6 +6,7 @@ mod common;
 mod accounts;
 mod auth;
 mod bind;
+mod console;
 mod devices;
 mod errors;
 mod gateway;
