@@ -103,8 +103,8 @@ use tokio::sync::{broadcast, watch};
 
 pub use local::{LocalError, LocalPhone};
 pub use phone::{
-    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, Notification, Popup,
-    SentEvent, Tab, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
+    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, Notification, Popup, SentEvent,
+    Tab, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
 };
 
 /// How to start a simulator.

@@ -9,9 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
-use crate::phone::{
-    Input, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE,
-};
+use crate::phone::{Input, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE};
 use crate::Shared;
 
 /// Output of a running command, in order, as the stream forwards it.

@@ -137,7 +137,10 @@ impl Phone {
 
     /// Shows the first popup scripted for `moment`; whether there was one.
     fn show_popup(&mut self, moment: &Moment<'_>) -> bool {
-        match self.take_fault(|f| f.due(moment)).and_then(Fault::into_overlay) {
+        match self
+            .take_fault(|f| f.due(moment))
+            .and_then(Fault::into_overlay)
+        {
             Some(overlay) => {
                 self.overlay = Some(overlay);
                 true

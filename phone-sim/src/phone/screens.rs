@@ -6,8 +6,8 @@ use super::widgets::{
     back_button, clipped, entry, grid_item, remark_row, row, title_bar, value_text,
 };
 use super::{
-    DialogFault, DialogStyle, Fault, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE, PERMISSION_PACKAGE,
-    SCREEN_H, SCREEN_W, WECOM_PACKAGE,
+    DialogFault, DialogStyle, Fault, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE,
+    PERMISSION_PACKAGE, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
 };
 
 use crate::ui::Tab;

@@ -85,7 +85,10 @@ pub(super) enum Screen {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Overlay {
-    Risk { title: String, message: String },
+    Risk {
+        title: String,
+        message: String,
+    },
     Dialog(DialogFault),
     Update {
         /// Only "立即更新", and BACK does not close it.
