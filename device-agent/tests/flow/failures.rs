@@ -11,7 +11,10 @@ use youmi_agent::flow::FlowSet;
 use youmi_phone_sim::{Fault, Input, SentEvent};
 use youmi_protocol::{AssignedTask, TaskKind};
 
-use super::{evidenced, files_in, message_payload, plain_failure, run, setup, setup_with, task};
+use super::{
+    evidenced, fails, files_in, message_payload, plain_failure, run, setup, setup_with, succeeds,
+    task,
+};
 
 #[tokio::test(start_paused = true)]
 async fn an_element_that_never_appears_names_the_step() {
@@ -19,14 +22,7 @@ async fn an_element_that_never_appears_names_the_step() {
     s.sim.set_fault(Fault::MissingText {
         text: "发消息".into(),
     });
-    let (error, evidence) = evidenced(
-        run(
-            &s,
-            &task(19, TaskKind::SendMessage, message_payload("张三")),
-        )
-        .await
-        .0,
-    );
+    let (error, evidence) = fails(&s, 19, TaskKind::SendMessage, message_payload("张三")).await;
     assert_eq!(error.code, "element_not_found");
     assert!(error.retryable);
     assert!(
@@ -58,7 +54,7 @@ async fn an_element_that_never_appears_names_the_step() {
 async fn missing_media_fails_without_retry() {
     let s = setup();
     let payload = json!({"to": {"name": "张三"}, "items": [{"type": "image", "media_id": "gone"}]});
-    let (error, evidence) = evidenced(run(&s, &task(20, TaskKind::SendMessage, payload)).await.0);
+    let (error, evidence) = fails(&s, 20, TaskKind::SendMessage, payload).await;
     assert_eq!(error.code, "media_unavailable");
     assert!(!error.retryable);
     assert_eq!(evidence["step"], "push_image");
@@ -170,14 +166,8 @@ steps = [
     assert!(flows.files().iter().all(|f| f.source() != builtin.source()));
 
     let s = setup_with(flows);
-    let (error, evidence) = evidenced(
-        run(
-            &s,
-            &task(25, TaskKind::DeleteChat, json!({"with": {"name": "李四"}})),
-        )
-        .await
-        .0,
-    );
+    let with = json!({"with": {"name": "李四"}});
+    let (error, evidence) = fails(&s, 25, TaskKind::DeleteChat, with.clone()).await;
     assert_eq!(error.code, "flow_failed");
     assert!(
         error.message.contains("the directory's flow ran for 李四"),
@@ -192,19 +182,11 @@ steps = [
 
     // WeCom 4.2 now has flows, with no new agent.
     s.sim.set_wecom_version("4.2.5");
-    run(
-        &s,
-        &task(26, TaskKind::DeleteChat, json!({"with": {"name": "李四"}})),
-    )
-    .await
-    .0
-    .unwrap();
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::ChatDeleted {
-            with: "李四".into()
-        }]
-    );
+    succeeds(&s, 26, TaskKind::DeleteChat, with).await;
+    let deleted = SentEvent::ChatDeleted {
+        with: "李四".into(),
+    };
+    assert_eq!(s.sim.sent(), vec![deleted]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -259,14 +241,8 @@ async fn a_retry_resumes_after_what_earlier_attempts_sent() {
     assert_eq!(
         s.sim.sent(),
         vec![
-            SentEvent::Message {
-                to: "张三".into(),
-                text: "第二条".into()
-            },
-            SentEvent::Message {
-                to: "张三".into(),
-                text: "第四条".into()
-            },
+            SentEvent::message("张三", "第二条"),
+            SentEvent::message("张三", "第四条")
         ]
     );
     let outcomes: Vec<(String, Value)> = result["deliveries"]

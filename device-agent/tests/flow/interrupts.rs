@@ -8,7 +8,9 @@ use serde_json::json;
 use youmi_phone_sim::{DialogWhen, Fault, Popup, SentEvent};
 use youmi_protocol::TaskKind;
 
-use super::{evidenced, files_in, hit, message_payload, on_phone, run, setup, task};
+use super::{
+    fails, files_in, hit, message_payload, on_phone, setup, succeeds, text_to, touched_on,
+};
 
 #[tokio::test(start_paused = true)]
 async fn a_risk_control_warning_ends_the_task_with_evidence() {
@@ -21,12 +23,7 @@ async fn a_risk_control_warning_ends_the_task_with_evidence() {
         },
         when: DialogWhen::Change(2),
     });
-    let (result, _) = run(
-        &s,
-        &task(15, TaskKind::SendMessage, message_payload("张三")),
-    )
-    .await;
-    let (error, evidence) = evidenced(result);
+    let (error, evidence) = fails(&s, 15, TaskKind::SendMessage, message_payload("张三")).await;
     assert_eq!(error.code, "risk_control");
     assert!(!error.retryable);
     assert!(error.message.contains("risk-control"), "{}", error.message);
@@ -74,23 +71,11 @@ async fn an_update_prompt_is_postponed_and_the_flow_goes_on() {
         popup: Popup::UpdatePrompt { forced: false },
         when: DialogWhen::Screen("profile"),
     });
-    let payload = json!({"to": {"name": "张三"}, "items": [{"type": "text", "text": "你好"}]});
-    run(&s, &task(16, TaskKind::SendMessage, payload.clone()))
-        .await
-        .0
-        .unwrap();
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::Message {
-            to: "张三".into(),
-            text: "你好".into()
-        }]
-    );
+    let payload = text_to("张三", "你好");
+    succeeds(&s, 16, TaskKind::SendMessage, payload.clone()).await;
+    assert_eq!(s.sim.sent(), vec![SentEvent::message("张三", "你好")]);
     assert!(
-        s.sim
-            .inputs()
-            .iter()
-            .any(|e| e.screen == "profile:张三+update_prompt" && hit(e, "以后再说")),
+        touched_on(&s.sim, "profile:张三+update_prompt", "以后再说"),
         "{:?}",
         s.sim.inputs()
     );
@@ -101,7 +86,7 @@ async fn an_update_prompt_is_postponed_and_the_flow_goes_on() {
         popup: Popup::UpdatePrompt { forced: true },
         when: DialogWhen::Screen("profile"),
     });
-    let (error, evidence) = evidenced(run(&s, &task(17, TaskKind::SendMessage, payload)).await.0);
+    let (error, evidence) = fails(&s, 17, TaskKind::SendMessage, payload).await;
     assert_eq!(error.code, "app_update_prompt");
     assert!(!error.retryable);
     assert_eq!(evidence["step"], "message_contact");
@@ -117,15 +102,9 @@ async fn a_permission_dialog_is_allowed_and_the_flow_goes_on() {
         when: DialogWhen::Screen("media_picker"),
     });
     let payload = json!({"text": "周年庆", "media_ids": ["m2"]});
-    run(&s, &task(18, TaskKind::MomentsPost, payload))
-        .await
-        .0
-        .unwrap();
+    succeeds(&s, 18, TaskKind::MomentsPost, payload).await;
     assert!(
-        s.sim
-            .inputs()
-            .iter()
-            .any(|e| e.screen == "media_picker+permission_dialog" && hit(e, "允许")),
+        touched_on(&s.sim, "media_picker+permission_dialog", "允许"),
         "{:?}",
         s.sim.inputs()
     );

@@ -8,7 +8,7 @@ use serde_json::json;
 use youmi_phone_sim::{Input, SentEvent};
 use youmi_protocol::TaskKind;
 
-use super::{evidenced, hit, message_payload, on_phone, run, setup, task};
+use super::{accepted, fails, hit, message_payload, on_phone, run, setup, succeeds, task};
 
 #[tokio::test(start_paused = true)]
 async fn send_message_sends_every_item_type_in_order() {
@@ -19,14 +19,8 @@ async fn send_message_sends_every_item_type_in_order() {
     assert_eq!(
         s.sim.sent(),
         vec![
-            SentEvent::Message {
-                to: "张三".into(),
-                text: "新品到货，欢迎选购".into()
-            },
-            SentEvent::Message {
-                to: "张三".into(),
-                text: "新品目录 https://example.com/p/1".into()
-            },
+            SentEvent::message("张三", "新品到货，欢迎选购"),
+            SentEvent::message("张三", "新品目录 https://example.com/p/1"),
             SentEvent::Image {
                 to: "张三".into(),
                 path: on_phone("m1.jpg")
@@ -59,16 +53,10 @@ async fn smart_marketing_sends_its_items_like_send_message() {
         "flow_id": 7, "step": 2, "to": {"name": "李四"},
         "items": [{"type": "text", "text": "第二步：限时优惠"}],
     });
-    run(&s, &task(2, TaskKind::SmartMarketing, payload))
-        .await
-        .0
-        .unwrap();
+    succeeds(&s, 2, TaskKind::SmartMarketing, payload).await;
     assert_eq!(
         s.sim.sent(),
-        vec![SentEvent::Message {
-            to: "李四".into(),
-            text: "第二步：限时优惠".into()
-        }]
+        vec![SentEvent::message("李四", "第二步：限时优惠")]
     );
 }
 
@@ -81,25 +69,17 @@ async fn mass_send_reaches_each_recipient_and_skips_unknown_ones() {
     });
     let (result, progress) = run(&s, &task(3, TaskKind::MassSend, payload)).await;
     let result = result.unwrap().unwrap();
+    let picture = |to: &str| SentEvent::Image {
+        to: to.to_owned(),
+        path: on_phone("m2.jpg"),
+    };
     assert_eq!(
         s.sim.sent(),
         vec![
-            SentEvent::Message {
-                to: "张三".into(),
-                text: "周末活动".into()
-            },
-            SentEvent::Image {
-                to: "张三".into(),
-                path: on_phone("m2.jpg")
-            },
-            SentEvent::Message {
-                to: "李四".into(),
-                text: "周末活动".into()
-            },
-            SentEvent::Image {
-                to: "李四".into(),
-                path: on_phone("m2.jpg")
-            },
+            SentEvent::message("张三", "周末活动"),
+            picture("张三"),
+            SentEvent::message("李四", "周末活动"),
+            picture("李四"),
         ]
     );
     assert_eq!(result["reached"], 2);
@@ -130,7 +110,7 @@ async fn a_mass_send_that_reaches_nobody_fails() {
     let s = setup();
     let payload =
         json!({"recipients": [{"name": "无名氏"}], "items": [{"type": "text", "text": "hi"}]});
-    let (error, evidence) = evidenced(run(&s, &task(4, TaskKind::MassSend, payload)).await.0);
+    let (error, evidence) = fails(&s, 4, TaskKind::MassSend, payload).await;
     assert_eq!(error.code, "contact_not_found");
     assert!(!error.retryable);
     assert!(
@@ -146,10 +126,7 @@ async fn a_mass_send_that_reaches_nobody_fails() {
 async fn moments_post_with_text_and_pictures() {
     let s = setup();
     let payload = json!({"text": "新品上市", "media_ids": ["m1", "m2"]});
-    run(&s, &task(5, TaskKind::MomentsPost, payload))
-        .await
-        .0
-        .unwrap();
+    succeeds(&s, 5, TaskKind::MomentsPost, payload).await;
     assert_eq!(
         s.sim.sent(),
         vec![SentEvent::MomentPost {
@@ -162,13 +139,7 @@ async fn moments_post_with_text_and_pictures() {
 
     // Pictures only: no text is typed.
     let s = setup();
-    run(
-        &s,
-        &task(6, TaskKind::MomentsPost, json!({"media_ids": ["m1"]})),
-    )
-    .await
-    .0
-    .unwrap();
+    succeeds(&s, 6, TaskKind::MomentsPost, json!({"media_ids": ["m1"]})).await;
     assert!(!s
         .sim
         .inputs()
@@ -188,10 +159,7 @@ async fn moments_post_with_text_and_pictures() {
 async fn a_post_for_tagged_customers_picks_the_tags_under_visible_customers() {
     let s = setup();
     let payload = json!({"text": "会员专享", "visible_to_tags": ["VIP", "重要客户"]});
-    run(&s, &task(7, TaskKind::MomentsPost, payload))
-        .await
-        .0
-        .unwrap();
+    succeeds(&s, 7, TaskKind::MomentsPost, payload).await;
     assert_eq!(
         s.sim.sent(),
         vec![SentEvent::MomentPost {
@@ -206,7 +174,7 @@ async fn a_post_for_tagged_customers_picks_the_tags_under_visible_customers() {
 async fn a_tag_the_enterprise_lacks_fails_the_post_without_making_it_public() {
     let s = setup();
     let payload = json!({"text": "会员专享", "visible_to_tags": ["VIP", "钻石会员"]});
-    let (error, evidence) = evidenced(run(&s, &task(7, TaskKind::MomentsPost, payload)).await.0);
+    let (error, evidence) = fails(&s, 7, TaskKind::MomentsPost, payload).await;
     assert_eq!(error.code, "tag_not_found");
     assert!(!error.retryable);
     assert!(error.message.contains("钻石会员"), "{}", error.message);
@@ -224,10 +192,7 @@ async fn friend_add_replaces_the_greeting() {
         "remark": "王总-官网",
         "tags": ["新客户", "VIP"],
     });
-    run(&s, &task(8, TaskKind::FriendAdd, payload))
-        .await
-        .0
-        .unwrap();
+    succeeds(&s, 8, TaskKind::FriendAdd, payload).await;
     assert_eq!(
         s.sim.sent(),
         vec![SentEvent::FriendRequestSent {
@@ -241,17 +206,8 @@ async fn friend_add_replaces_the_greeting() {
 
     // Without a greeting, WeCom's own stays.
     let s = setup();
-    run(
-        &s,
-        &task(
-            9,
-            TaskKind::FriendAdd,
-            json!({"target": {"phone": "13900139000"}}),
-        ),
-    )
-    .await
-    .0
-    .unwrap();
+    let payload = json!({"target": {"phone": "13900139000"}});
+    succeeds(&s, 9, TaskKind::FriendAdd, payload).await;
     assert_eq!(
         s.sim.sent(),
         vec![SentEvent::FriendRequestSent {
@@ -266,7 +222,7 @@ async fn friend_add_replaces_the_greeting() {
     // A tag the enterprise does not have: no request goes out.
     let s = setup();
     let payload = json!({"target": {"phone": "13900139000"}, "tags": ["老朋友"]});
-    let (error, _) = evidenced(run(&s, &task(9, TaskKind::FriendAdd, payload)).await.0);
+    let (error, _) = fails(&s, 9, TaskKind::FriendAdd, payload).await;
     assert_eq!(error.code, "tag_not_found");
     assert!(error.message.contains("老朋友"), "{}", error.message);
     assert!(s.sim.sent().is_empty());
@@ -277,7 +233,7 @@ async fn friend_add_for_nobody_fails_as_soon_as_wecom_says_so() {
     let s = setup();
     let started = tokio::time::Instant::now();
     let payload = json!({"target": {"wecom_id": "nobody!"}});
-    let (error, evidence) = evidenced(run(&s, &task(10, TaskKind::FriendAdd, payload)).await.0);
+    let (error, evidence) = fails(&s, 10, TaskKind::FriendAdd, payload).await;
     assert_eq!(error.code, "friend_not_found");
     assert!(!error.retryable);
     assert!(
@@ -296,62 +252,28 @@ async fn friend_add_for_nobody_fails_as_soon_as_wecom_says_so() {
 #[tokio::test(start_paused = true)]
 async fn accept_friend_request_taps_the_button_in_the_right_row() {
     let s = setup();
-    run(
-        &s,
-        &task(
-            11,
-            TaskKind::AcceptFriendRequest,
-            json!({"from": {"name": "周八"}}),
-        ),
-    )
-    .await
-    .0
-    .unwrap();
+    let from = json!({"from": {"name": "周八"}});
+    succeeds(&s, 11, TaskKind::AcceptFriendRequest, from).await;
     // Without a remark WeCom's own, the requester's name, stays.
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::FriendRequestAccepted {
-            name: "周八".into(),
-            remark: "周八".into(),
-        }]
-    );
+    assert_eq!(s.sim.sent(), vec![accepted("周八", "周八")]);
     assert_eq!(s.sim.screen().name, "friend_requests");
 
     // With one, 通过验证's 备注 is replaced.
     let s = setup();
     let payload = json!({"from": {"name": "周八"}, "remark": "周八-课程咨询"});
-    run(&s, &task(11, TaskKind::AcceptFriendRequest, payload))
-        .await
-        .0
-        .unwrap();
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::FriendRequestAccepted {
-            name: "周八".into(),
-            remark: "周八-课程咨询".into(),
-        }]
-    );
+    succeeds(&s, 11, TaskKind::AcceptFriendRequest, payload).await;
+    assert_eq!(s.sim.sent(), vec![accepted("周八", "周八-课程咨询")]);
 
     // 陈七's request is accepted first; then there is nothing to tap in that row.
     let s = setup();
     let from = json!({"from": {"name": "陈七"}});
-    run(&s, &task(12, TaskKind::AcceptFriendRequest, from.clone()))
-        .await
-        .0
-        .unwrap();
-    let (error, _) = evidenced(
-        run(&s, &task(13, TaskKind::AcceptFriendRequest, from))
-            .await
-            .0,
-    );
+    succeeds(&s, 12, TaskKind::AcceptFriendRequest, from.clone()).await;
+    let (error, _) = fails(&s, 13, TaskKind::AcceptFriendRequest, from).await;
     assert_eq!(error.code, "friend_request_not_found");
     assert!(!error.retryable);
     assert_eq!(
         s.sim.sent(),
-        vec![SentEvent::FriendRequestAccepted {
-            name: "陈七".into(),
-            remark: "陈七".into(),
-        }],
+        vec![accepted("陈七", "陈七")],
         "周八's request must not be accepted instead"
     );
 }
@@ -359,19 +281,17 @@ async fn accept_friend_request_taps_the_button_in_the_right_row() {
 #[tokio::test(start_paused = true)]
 async fn delete_chat_long_presses_and_confirms() {
     let s = setup();
-    run(
+    succeeds(
         &s,
-        &task(13, TaskKind::DeleteChat, json!({"with": {"name": "李四"}})),
+        13,
+        TaskKind::DeleteChat,
+        json!({"with": {"name": "李四"}}),
     )
-    .await
-    .0
-    .unwrap();
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::ChatDeleted {
-            with: "李四".into()
-        }]
-    );
+    .await;
+    let deleted = SentEvent::ChatDeleted {
+        with: "李四".into(),
+    };
+    assert_eq!(s.sim.sent(), vec![deleted]);
     assert!(s
         .sim
         .inputs()
@@ -383,13 +303,12 @@ async fn delete_chat_long_presses_and_confirms() {
     assert!(chats.tree.find_text("张三").is_some(), "{}", chats.xml);
 
     let s = setup();
-    let (error, _) = evidenced(
-        run(
-            &s,
-            &task(14, TaskKind::DeleteChat, json!({"with": {"name": "王五"}})),
-        )
-        .await
-        .0,
-    );
+    let (error, _) = fails(
+        &s,
+        14,
+        TaskKind::DeleteChat,
+        json!({"with": {"name": "王五"}}),
+    )
+    .await;
     assert_eq!(error.code, "chat_not_found");
 }

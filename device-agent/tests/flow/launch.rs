@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use youmi_agent::flow::FlowSet;
-use youmi_phone_sim::{Fault, Input, LocalPhone, SentEvent};
+use youmi_phone_sim::{Fault, Input, LocalPhone};
 use youmi_protocol::TaskKind;
 
-use super::{evidenced, run, setup, setup_with, task};
+use super::{accepted, fails, setup, setup_with, succeeds, text_to};
 
 /// Taps the middle of the last view on screen labelled `label` (by text or
 /// content description: the tab bar is drawn after the title), as a person
@@ -67,24 +67,9 @@ async fn launch_backs_out_of_a_deep_screen_to_the_main_tabs() {
     assert_eq!(s.sim.screen().name, "chat:李四");
     let before = s.sim.inputs().len();
     // (delete_chat restarts WeCom instead, so another kind shows the backing out.)
-    run(
-        &s,
-        &task(
-            27,
-            TaskKind::AcceptFriendRequest,
-            json!({"from": {"name": "周八"}}),
-        ),
-    )
-    .await
-    .0
-    .unwrap();
-    assert_eq!(
-        s.sim.sent(),
-        vec![SentEvent::FriendRequestAccepted {
-            name: "周八".into(),
-            remark: "周八".into(),
-        }]
-    );
+    let from = json!({"from": {"name": "周八"}});
+    succeeds(&s, 27, TaskKind::AcceptFriendRequest, from).await;
+    assert_eq!(s.sim.sent(), vec![accepted("周八", "周八")]);
     // The panel, the chat, the profile and the search: four presses of BACK.
     let (backs, _) = backs_and_launches(&s.sim, before);
     assert_eq!(backs, 4, "{:?}", s.sim.inputs());
@@ -104,18 +89,7 @@ steps = [
 "#,
     ));
     let started = tokio::time::Instant::now();
-    let (error, evidence) = evidenced(
-        run(
-            &s,
-            &task(
-                40,
-                TaskKind::SendMessage,
-                json!({"to": {"name": "张三"}, "items": [{"type": "text", "text": "你好"}]}),
-            ),
-        )
-        .await
-        .0,
-    );
+    let (error, evidence) = fails(&s, 40, TaskKind::SendMessage, text_to("张三", "你好")).await;
     assert_eq!(error.code, "start_screen_not_reached");
     assert!(error.retryable);
     // BACK on WeCom's first screen leaves it; it is started again, twice
@@ -174,7 +148,7 @@ one = [
         "recipients": [{"name": "张三"}, {"name": "李四"}, {"name": "王五"}],
         "items": [{"type": "text", "text": "你好"}],
     });
-    let (error, evidence) = evidenced(run(&s, &task(41, TaskKind::MassSend, payload)).await.0);
+    let (error, evidence) = fails(&s, 41, TaskKind::MassSend, payload).await;
     assert_eq!(error.code, "start_screen_not_reached", "{}", error.message);
     let (backs, launches) = backs_and_launches(&s.sim, 0);
     // The first recipient's launch: four BACKs, each leaving WeCom and each
@@ -211,18 +185,7 @@ steps = [
     assert_eq!(s.sim.screen().name, "profile:李四");
     s.sim.set_fault(Fault::BackIgnored);
     let before = s.sim.inputs().len();
-    let (error, _) = evidenced(
-        run(
-            &s,
-            &task(
-                42,
-                TaskKind::SendMessage,
-                json!({"to": {"name": "李四"}, "items": [{"type": "text", "text": "你好"}]}),
-            ),
-        )
-        .await
-        .0,
-    );
+    let (error, _) = fails(&s, 42, TaskKind::SendMessage, text_to("李四", "你好")).await;
     assert_eq!(error.code, "start_screen_not_reached");
     assert!(
         error

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use youmi_agent::adb::MEDIA_DIR;
 use youmi_agent::executor::{Executor, Progress, TaskContext, TaskFailure};
 use youmi_agent::flow::{FlowExecutor, FlowOptions, FlowSet};
-use youmi_phone_sim::{Input, InputEvent, LocalPhone, SimConfig, Simulator};
+use youmi_phone_sim::{Input, InputEvent, LocalPhone, SentEvent, SimConfig, Simulator};
 use youmi_protocol::{AssignedTask, TaskKind};
 
 use sim_phone::SimPhone;
@@ -123,6 +123,25 @@ async fn run(
     (result, progress)
 }
 
+/// Runs a task that must succeed; its result.
+async fn succeeds(setup: &Setup, id: i64, kind: TaskKind, payload: Value) -> Value {
+    let (result, _) = run(setup, &task(id, kind, payload)).await;
+    match result {
+        Ok(Some(result)) => result,
+        other => panic!("task {id} ({kind}) was to succeed with a result: {other:?}"),
+    }
+}
+
+/// Runs a task that must fail with evidence; its error and evidence.
+async fn fails(
+    setup: &Setup,
+    id: i64,
+    kind: TaskKind,
+    payload: Value,
+) -> (youmi_protocol::TaskError, Value) {
+    evidenced(run(setup, &task(id, kind, payload)).await.0)
+}
+
 /// The error and evidence of a failure with evidence.
 fn evidenced(result: Result<Option<Value>, TaskFailure>) -> (youmi_protocol::TaskError, Value) {
     match result {
@@ -146,6 +165,19 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// A message of one text to `to`.
+fn text_to(to: &str, text: &str) -> Value {
+    json!({"to": {"name": to}, "items": [{"type": "text", "text": text}]})
+}
+
+/// What the simulator records for `name`'s request accepted with `remark`.
+fn accepted(name: &str, remark: &str) -> SentEvent {
+    SentEvent::FriendRequestAccepted {
+        name: name.to_owned(),
+        remark: remark.to_owned(),
+    }
+}
+
 fn message_payload(to: &str) -> Value {
     json!({
         "to": {"name": to},
@@ -156,6 +188,13 @@ fn message_payload(to: &str) -> Value {
             {"type": "file", "media_id": "doc1"},
         ],
     })
+}
+
+/// Whether a tap or long press landed on `label` while the screen was `screen`.
+fn touched_on(sim: &LocalPhone, screen: &str, label: &str) -> bool {
+    sim.inputs()
+        .iter()
+        .any(|e| e.screen == screen && hit(e, label))
 }
 
 /// Whether a tap or long press landed on `label` (see `InputEvent::hit`).

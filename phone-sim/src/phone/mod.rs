@@ -124,6 +124,16 @@ pub enum SentEvent {
     },
 }
 
+impl SentEvent {
+    /// A [`SentEvent::Message`] of `text` to `to`.
+    pub fn message(to: &str, text: &str) -> Self {
+        SentEvent::Message {
+            to: to.to_owned(),
+            text: text.to_owned(),
+        }
+    }
+}
+
 /// One input the phone received, with what was on screen when it came: the
 /// simulator's action log.
 #[derive(Debug, Clone, PartialEq, Eq)]
