@@ -742,29 +742,12 @@ async fn sync(sim: &Arc<Shared>, stream: &mut Stream) -> Result<(), Closed> {
             }
             ID_STA2 | ID_LST2 => stream.write(&stat_v2(cmd, lstat(sim, &path))).await?,
             ID_LIST | ID_LIS2 => {
-                let entries: Vec<(String, (u32, u64, u32))> = {
-                    let phone = sim.phone();
-                    let dir = crate::phone::Phone::norm_path(&path);
-                    let prefix = if dir == "/" {
-                        "/".to_owned()
-                    } else {
-                        format!("{dir}/")
-                    };
-                    let mut names: Vec<String> = phone
-                        .files
-                        .keys()
-                        .chain(phone.dirs.iter())
-                        .filter_map(|k| k.strip_prefix(prefix.as_str()))
-                        .filter(|r| !r.is_empty() && !r.contains('/'))
-                        .map(str::to_owned)
-                        .collect();
-                    names.sort_unstable();
-                    drop(phone);
-                    names
-                        .into_iter()
-                        .filter_map(|n| lstat(sim, &format!("{prefix}{n}")).map(|s| (n, s)))
-                        .collect()
-                };
+                let names = sim.phone().list_dir(&path).unwrap_or_default();
+                let dir = path.trim_end_matches('/');
+                let entries: Vec<(String, (u32, u64, u32))> = names
+                    .into_iter()
+                    .filter_map(|n| lstat(sim, &format!("{dir}/{n}")).map(|s| (n, s)))
+                    .collect();
                 for (name, st) in entries {
                     let mut p = if cmd == ID_LIST {
                         le(&[ID_DENT, st.0, st.1 as u32, st.2])

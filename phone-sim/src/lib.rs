@@ -14,6 +14,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same phone runs in process, without a socket or a runtime, for tests of code
+//! written against a phone trait rather than ADB ([`Simulator::local`], [`LocalPhone`]):
+//!
+//! ```
+//! use youmi_phone_sim::{SimConfig, Simulator};
+//! let phone = Simulator::local(SimConfig::default());
+//! phone.launch_wecom().unwrap();
+//! assert!(phone.dump().unwrap().contains("content-desc=\"通讯录\""));
+//! ```
+//!
 //! # Layout
 //! - `adb`: the transport (message headers, CNXN, OPEN/OKAY/WRTE/CLSE) and the services
 //!   `shell:` (raw), `shell,v2:` (shell protocol with exit codes), `exec:` and `sync:`.
@@ -21,7 +31,10 @@
 //!   Android commands: `input`, `am`, `monkey`, `uiautomator dump`, `dumpsys`, `settings`,
 //!   `cmd notification`, `ime`, `screencap`, `getevent`, `getprop` and a few coreutils.
 //! - `phone`: the app's screens and navigation, text fields and focus, storage, settings,
-//!   scripted faults and the record of what was sent.
+//!   scripted faults and the record of what was sent; and the calls that Android's
+//!   commands make on it, which the shell and [`LocalPhone`] share.
+//! - `local`: [`LocalPhone`], the phone driven and inspected in process, each call the
+//!   model call of the matching shell command; a [`SimHandle`] dereferences to one.
 //! - `ui`: view-hierarchy nodes, hit testing and the `uiautomator` XML.
 //! - `render`: `screencap -p` as a PNG of boxes.
 //! - [`adb_server`]: test support for driving the simulator through the real `adb`
@@ -53,9 +66,28 @@
 //!   选择标签, which lists [`SimConfig::tags`] (and only those) as chips; "确定(N)" hands
 //!   the picked ones back. [`SentEvent::FriendRequestSent`],
 //!   [`SentEvent::FriendRequestAccepted`] and [`SentEvent::MomentPost`] record them.
+//! - Notifications: `cmd notification post [FLAGS] TAG TEXT` posts one
+//!   ([`LocalPhone::notifications`]); `cmd notification set_dnd MODE` and
+//!   `settings get global zen_mode` set and read do-not-disturb.
+//! - Starting WeCom: `monkey -p com.tencent.wework -c android.intent.category.LAUNCHER 1`
+//!   or `am start -n COMPONENT` (`-S` force-stops it first), each an [`Input::Launch`]
+//!   in the action log; `pm path` and `dumpsys package` know it only while it is
+//!   installed ([`LocalPhone::uninstall_wecom`]).
+//! - The action log ([`LocalPhone::inputs`]): every input with the screen it came to
+//!   and, for a touch, what it hit ([`InputEvent::hit`]).
+//!
+//! # In process
+//! [`LocalPhone`] offers what the executor does over ADB, each call through the same
+//! model call as its shell command: the screen as uiautomator XML
+//! ([`LocalPhone::dump`]) and as a PNG, taps, long presses, swipes, key events,
+//! starting and stopping WeCom, the foreground window, WeCom's version, typing as
+//! ADBKeyBoard does, pushing a file and the media scanner's broadcast, listing and
+//! removing files, do-not-disturb, notifications and calls; and for tests, the
+//! record, faults, and a hook on typed text ([`LocalPhone::when_typed`]).
 
 mod adb;
 pub mod adb_server;
+mod local;
 mod phone;
 mod render;
 mod shell;
@@ -69,9 +101,10 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
+pub use local::{LocalError, LocalPhone};
 pub use phone::{
-    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, SentEvent, Tab,
-    ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
+    DialogFault, DialogStyle, DialogWhen, Fault, Input, InputEvent, Notification, Popup, SentEvent,
+    Tab, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
 };
 
 /// How to start a simulator.
@@ -159,6 +192,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(config: &SimConfig) -> Self {
+        Self {
+            phone: Mutex::new(phone::Phone::new(config)),
+            keys: broadcast::channel(64).0,
+            drops: broadcast::channel(4).0,
+            started: Instant::now(),
+            serial: config.serial.clone(),
+        }
+    }
+
     /// The phone's state. A panic while holding the lock cannot leave the simulated phone
     /// in a state worse than a test failure, so a poisoned lock is simply taken over.
     pub(crate) fn phone(&self) -> MutexGuard<'_, phone::Phone> {
@@ -184,29 +227,33 @@ impl Simulator {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared {
-            phone: Mutex::new(phone::Phone::new(&config)),
-            keys: broadcast::channel(64).0,
-            drops: broadcast::channel(4).0,
-            started: Instant::now(),
-            serial: config.serial.clone(),
-        });
+        let phone = Simulator::local(config);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(adb::serve(listener, shared.clone(), stop_rx));
+        let task = tokio::spawn(adb::serve(listener, phone.shared.clone(), stop_rx));
         tracing::info!(%addr, "phone simulator listening");
         Ok(SimHandle {
             addr,
-            shared,
+            phone,
             stop: stop_tx,
             task: Some(task),
         })
     }
+
+    /// A phone driven in process only, with no socket and no runtime: the same
+    /// phone [`Simulator::start`] serves (`config.listen` is not used).
+    pub fn local(config: SimConfig) -> LocalPhone {
+        LocalPhone {
+            shared: Arc::new(Shared::new(&config)),
+        }
+    }
 }
 
-/// A running simulator. Dropping it stops the server too.
+/// A running simulator: a [`LocalPhone`] (which it dereferences to, for the
+/// record, faults and in-process calls) served over ADB. Dropping it stops the
+/// server too.
 pub struct SimHandle {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    phone: LocalPhone,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -216,6 +263,14 @@ impl std::fmt::Debug for SimHandle {
         f.debug_struct("SimHandle")
             .field("addr", &self.addr)
             .finish()
+    }
+}
+
+impl std::ops::Deref for SimHandle {
+    type Target = LocalPhone;
+
+    fn deref(&self) -> &LocalPhone {
+        &self.phone
     }
 }
 
@@ -238,115 +293,9 @@ impl SimHandle {
         self.addr
     }
 
-    /// Everything the app sent so far, oldest first.
-    pub fn sent(&self) -> Vec<SentEvent> {
-        self.shared.phone().sent()
-    }
-
-    /// Every input the phone received (taps, keys, text, launches), oldest first,
-    /// each with the screen it came to: the action log.
-    pub fn inputs(&self) -> Vec<InputEvent> {
-        self.shared.phone().inputs()
-    }
-
-    /// Arms a fault; see [`Fault`] for when each one fires.
-    pub fn set_fault(&self, fault: Fault) {
-        tracing::info!(?fault, "fault armed");
-        self.shared.phone().faults.push(fault);
-    }
-
-    /// Disarms every fault that has not fired yet.
-    pub fn clear_faults(&self) {
-        self.shared.phone().faults.clear();
-    }
-
     /// Closes every open ADB connection now, as a phone that drops off Wi-Fi would.
     pub fn drop_connections(&self) {
-        let _ = self.shared.drops.send(());
-    }
-
-    /// Presses a hardware key (24 volume up, 25 volume down, 26 power): open `getevent`
-    /// streams report it. `input keyevent` does not, as on a real phone.
-    pub fn press_hardware_key(&self, keycode: u16) {
-        let _ = self.shared.keys.send(keycode);
-    }
-
-    /// Starts ringing an incoming call from `number` (`dumpsys telephony.registry` shows
-    /// `mCallState=1` until `input keyevent 6` hangs up).
-    pub fn ring(&self, number: &str) {
-        self.shared.phone().ring(number);
-    }
-
-    /// Answers the ringing call, as the person at the phone would: `mCallState=2`
-    /// (off-hook) until the call ends. Nothing happens without a call.
-    pub fn answer_call(&self) {
-        let mut phone = self.shared.phone();
-        if phone.incoming_call.is_some() {
-            phone.call_answered = true;
-        }
-    }
-
-    /// Ends the call from the other side (the caller gives up, or hangs up after
-    /// talking): `mCallState=0` again.
-    pub fn end_call(&self) {
-        self.shared.phone().end_call();
-    }
-
-    /// `mCallState` as `dumpsys telephony.registry` reports it: 0 idle, 1
-    /// ringing, 2 off-hook.
-    pub fn call_state(&self) -> u8 {
-        self.shared.phone().call_state()
-    }
-
-    /// Sets the battery level `dumpsys battery` reports.
-    pub fn set_battery_level(&self, level: u8) {
-        self.shared.phone().battery_level = level.min(100);
-    }
-
-    /// Changes the WeCom `versionName` that `dumpsys package` reports from now on, as
-    /// updating (or downgrading) the app by hand would.
-    pub fn set_wecom_version(&self, version: &str) {
-        self.shared.phone().wecom_version = version.to_owned();
-    }
-
-    /// Switches the input method to the phone's stock keyboard, as a person
-    /// who picked another keyboard would; the agent must select ADBKeyBoard again.
-    pub fn switch_to_stock_keyboard(&self) {
-        self.shared.phone().default_ime = phone::STOCK_IME.to_owned();
-    }
-
-    /// The input method in use.
-    pub fn input_method(&self) -> String {
-        self.shared.phone().default_ime.clone()
-    }
-
-    /// What is on screen now.
-    pub fn screen(&self) -> ScreenSnapshot {
-        let phone = self.shared.phone();
-        let tree = phone.tree();
-        let (pkg, act) = phone.focus_component();
-        ScreenSnapshot {
-            name: phone.screen_name(),
-            focus: format!("{pkg}/{act}"),
-            xml: ui::hierarchy_xml(&tree),
-            tree,
-        }
-    }
-
-    /// The do-not-disturb mode as `settings get global zen_mode` reports it (0 off,
-    /// 1 priority, 2 none, 3 alarms).
-    pub fn zen_mode(&self) -> u8 {
-        self.shared.phone().zen_mode
-    }
-
-    /// The bytes of a file in the phone's storage, if it exists.
-    pub fn file(&self, path: &str) -> Option<Vec<u8>> {
-        self.shared.phone().file(path).map(|f| f.data.clone())
-    }
-
-    /// Media files known to the gallery (registered by a media-scan broadcast).
-    pub fn gallery(&self) -> Vec<String> {
-        self.shared.phone().media.clone()
+        let _ = self.phone.shared.drops.send(());
     }
 
     /// Stops listening and closes every connection.

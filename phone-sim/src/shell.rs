@@ -9,9 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
-use crate::phone::{
-    Fault, Input, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE,
-};
+use crate::phone::{Input, Phone, ADB_KEYBOARD_IME, SCREEN_H, SCREEN_W, STOCK_IME, WECOM_PACKAGE};
 use crate::Shared;
 
 /// Output of a running command, in order, as the stream forwards it.
@@ -509,12 +507,10 @@ async fn exec(sim: &Arc<Shared>, argv: &[String], io: &mut Io<'_>) -> i32 {
             let force = args.iter().any(|a| a.starts_with('-') && a.contains('f'));
             let mut status = 0;
             for path in args.iter().filter(|a| !a.starts_with('-')) {
-                let key = Phone::norm_path(path);
-                if phone.files.remove(&key).is_none() && !force {
+                if !phone.remove_file(path) && !force {
                     io.fail(format!("rm: {path}: No such file or directory\n"));
                     status = 1;
                 }
-                phone.media.retain(|m| Phone::norm_path(m) != key);
             }
             status
         }
@@ -544,22 +540,7 @@ async fn exec(sim: &Arc<Shared>, argv: &[String], io: &mut Io<'_>) -> i32 {
             for path in paths {
                 if phone.file(path).is_some() {
                     io.say(format!("{path}\n"));
-                } else if phone.is_dir(path) {
-                    let dir = Phone::norm_path(path);
-                    let prefix = if dir == "/" {
-                        "/".to_owned()
-                    } else {
-                        format!("{dir}/")
-                    };
-                    let mut names: Vec<&str> = phone
-                        .files
-                        .keys()
-                        .map(String::as_str)
-                        .chain(phone.dirs.iter().map(String::as_str))
-                        .filter_map(|k| k.strip_prefix(prefix.as_str()))
-                        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
-                        .collect();
-                    names.sort_unstable();
+                } else if let Some(names) = phone.list_dir(path) {
                     for n in names {
                         io.say(format!("{n}\n"));
                     }
@@ -606,7 +587,7 @@ async fn exec(sim: &Arc<Shared>, argv: &[String], io: &mut Io<'_>) -> i32 {
         "input" => input(sim, &args, io),
         "am" => am(sim, &args, io),
         "monkey" => monkey(sim, &args, io),
-        "pm" => pm(&args, io),
+        "pm" => pm(sim, &args, io),
         "ime" => ime(sim, &args, io),
         "settings" => settings(sim, &args, io),
         "cmd" => cmd(sim, &args, io),
@@ -739,32 +720,22 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
     match args.first() {
         Some(&"tap") if args.len() == 3 => match nums(&args[1..3]) {
             Some(p) => {
-                phone.log_input(Input::Tap { x: p[0], y: p[1] });
-                phone.tap(p[0], p[1]);
+                phone.input(Input::Tap { x: p[0], y: p[1] });
                 0
             }
             None => usage_error(io, "tap"),
         },
         Some(&"swipe") if args.len() == 5 || args.len() == 6 => match nums(&args[1..]) {
             Some(p) => {
-                let duration = p.get(4).copied().unwrap_or(300);
-                let moved = (p[2] - p[0]).abs() + (p[3] - p[1]).abs();
-                if moved < 20 && duration >= 500 {
-                    phone.log_input(Input::LongPress { x: p[0], y: p[1] });
-                    phone.long_press(p[0], p[1]);
-                } else if moved >= 20 {
-                    let (from, to) = ((p[0], p[1]), (p[2], p[3]));
-                    phone.log_input(Input::Swipe { from, to });
-                    phone.swipe(from, to);
-                }
+                let duration = p.get(4).copied().unwrap_or(300).max(0);
+                phone.gesture((p[0], p[1]), (p[2], p[3]), duration as u64);
                 0
             }
             None => usage_error(io, "swipe"),
         },
         Some(&"text") if args.len() >= 2 => {
             let text = args[1..].join(" ").replace("%s", " ");
-            phone.log_input(Input::Text(text.clone()));
-            phone.type_text(&text);
+            phone.input(Input::Text(text));
             0
         }
         Some(&"keyevent") if args.len() >= 2 => {
@@ -777,15 +748,7 @@ fn input(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 return usage_error(io, "keyevent");
             };
             for code in codes {
-                phone.log_input(Input::Key(code));
-                match code {
-                    3 => phone.home(),
-                    4 => phone.back(),
-                    6 => phone.end_call(),
-                    66 => phone.enter(),
-                    67 => phone.delete_char(),
-                    _ => {}
-                }
+                phone.input(Input::Key(code));
             }
             0
         }
@@ -829,19 +792,23 @@ fn am(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 ));
                 return 1;
             }
+            if phone.wecom_version.is_none() {
+                io.say(format!("Starting: Intent {{ cmp={component} }}\n"));
+                io.fail(format!(
+                    "Error type 3\nError: Activity class {{{component}}} does not exist.\n"
+                ));
+                return 1;
+            }
             if args.contains(&"-S") {
-                phone.log_input(Input::ForceStop);
-                phone.force_stop();
+                phone.input(Input::ForceStop);
             }
             io.say(format!("Starting: Intent {{ cmp={component} }}\n"));
-            phone.log_input(Input::Launch);
-            phone.launch();
+            phone.start_wecom();
             0
         }
         Some(&"force-stop") => {
             if args.get(1) == Some(&WECOM_PACKAGE) {
-                phone.log_input(Input::ForceStop);
-                phone.force_stop();
+                phone.input(Input::ForceStop);
             }
             0
         }
@@ -857,33 +824,27 @@ fn am(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
                 data.map(|d| format!(" dat={d}")).unwrap_or_default(),
                 if extras { " (has extras)" } else { "" }
             ));
-            let ime_active = phone.ime_installed && phone.default_ime == ADB_KEYBOARD_IME;
             match action {
-                "ADB_INPUT_B64" if ime_active => {
-                    let decoded = extra(args, "msg").map(|m| {
+                "ADB_INPUT_B64" => {
+                    let decoded = extra(args, "msg").and_then(|m| {
                         base64::engine::general_purpose::STANDARD
                             .decode(m)
                             .ok()
                             .and_then(|b| String::from_utf8(b).ok())
                     });
-                    if let Some(Some(text)) = decoded {
-                        phone.log_input(Input::Text(text.clone()));
-                        phone.type_text(&text);
+                    if let Some(text) = decoded {
+                        phone.keyboard_type(&text);
                     }
                 }
-                "ADB_INPUT_TEXT" if ime_active => {
+                "ADB_INPUT_TEXT" => {
                     if let Some(text) = extra(args, "msg") {
-                        phone.log_input(Input::Text(text.to_owned()));
-                        phone.type_text(text);
+                        phone.keyboard_type(text);
                     }
                 }
-                "ADB_CLEAR_TEXT" if ime_active => phone.clear_text(),
+                "ADB_CLEAR_TEXT" if phone.keyboard_active() => phone.clear_text(),
                 "android.intent.action.MEDIA_SCANNER_SCAN_FILE" => {
                     if let Some(path) = data.and_then(|d| d.strip_prefix("file://")) {
-                        let key = Phone::norm_path(path);
-                        if phone.file(&key).is_some() && !phone.media.contains(&key) {
-                            phone.media.push(key);
-                        }
+                        phone.scan_media(path);
                     }
                 }
                 _ => {}
@@ -904,22 +865,25 @@ fn am(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
 
 fn monkey(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
     let package = flag_value(args, "-p");
-    if package != Some(WECOM_PACKAGE) {
+    if package != Some(WECOM_PACKAGE) || !sim.phone().start_wecom() {
         io.say("** No activities found to run, monkey aborted.\n");
         return 252;
     }
-    sim.phone().launch();
     io.say("  bash arg: -p\n  bash arg: com.tencent.wework\n  bash arg: -c\n  bash arg: android.intent.category.LAUNCHER\n  bash arg: 1\nargs: [-p, com.tencent.wework, -c, android.intent.category.LAUNCHER, 1]\nEvents injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)\n");
     0
 }
 
-fn pm(args: &[&str], io: &mut Io<'_>) -> i32 {
+fn pm(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
+    let wecom = sim.phone().wecom_version.is_some();
     let packages = [
         WECOM_PACKAGE,
         "com.android.settings",
         "com.google.android.apps.nexuslauncher",
         "com.android.adbkeyboard",
     ];
+    let packages = packages
+        .into_iter()
+        .filter(|p| wecom || *p != WECOM_PACKAGE);
     match args.first() {
         Some(&"list") if args.get(1) == Some(&"packages") => {
             let filter = args.iter().skip(2).find(|a| !a.starts_with('-'));
@@ -930,7 +894,7 @@ fn pm(args: &[&str], io: &mut Io<'_>) -> i32 {
             }
             0
         }
-        Some(&"path") if args.get(1) == Some(&WECOM_PACKAGE) => {
+        Some(&"path") if wecom && args.get(1) == Some(&WECOM_PACKAGE) => {
             io.say("package:/data/app/~~Yq2xk1/com.tencent.wework-3fNq==/base.apk\n");
             0
         }
@@ -1011,21 +975,18 @@ fn settings(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
 fn cmd(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
     match args {
         ["notification", "set_dnd", mode] => {
-            let zen = match *mode {
-                "on" | "priority" => 1,
-                "off" | "all" => 0,
-                "none" => 2,
-                "alarms" => 3,
-                _ => {
-                    io.fail(format!("Unrecognized dnd mode: {mode}\n"));
-                    return 255;
-                }
-            };
-            sim.phone().zen_mode = zen;
-            0
+            if sim.phone().set_dnd(mode) {
+                0
+            } else {
+                io.fail(format!("Unrecognized dnd mode: {mode}\n"));
+                255
+            }
         }
         // `cmd notification post [FLAGS] TAG TEXT` (Android 10+): shows a notification.
-        ["notification", "post", .., tag, text] if !tag.starts_with('-') && !text.is_empty() => 0,
+        ["notification", "post", .., tag, text] if !tag.starts_with('-') && !text.is_empty() => {
+            sim.phone().notify(tag, text);
+            0
+        }
         [service, ..] => {
             io.fail(format!("cmd: Can't find service: {service}\n"));
             20
@@ -1041,10 +1002,9 @@ fn dumpsys(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
     let phone = sim.phone();
     match args.first().copied() {
         Some("package") => {
-            if args.get(1) == Some(&WECOM_PACKAGE) {
+            if let (Some(&WECOM_PACKAGE), Some(version)) = (args.get(1), &phone.wecom_version) {
                 io.say(format!(
-                    "Packages:\n  Package [{WECOM_PACKAGE}] (5f1c2a0):\n    userId=10234\n    pkg=Package{{9b3e1d4 {WECOM_PACKAGE}}}\n    codePath=/data/app/~~Yq2xk1/com.tencent.wework-3fNq==\n    versionCode=27590 minSdk=21 targetSdk=31\n    versionName={}\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA ]\n",
-                    phone.wecom_version
+                    "Packages:\n  Package [{WECOM_PACKAGE}] (5f1c2a0):\n    userId=10234\n    pkg=Package{{9b3e1d4 {WECOM_PACKAGE}}}\n    codePath=/data/app/~~Yq2xk1/com.tencent.wework-3fNq==\n    versionCode=27590 minSdk=21 targetSdk=31\n    versionName={version}\n    flags=[ HAS_CODE ALLOW_CLEAR_USER_DATA ]\n"
                 ));
             }
             0
@@ -1104,14 +1064,10 @@ fn uiautomator(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
         .copied()
         .unwrap_or("/sdcard/window_dump.xml");
     let mut phone = sim.phone();
-    if phone
-        .take_fault(|f| matches!(f, Fault::DumpNotIdle { .. }))
-        .is_some()
-    {
+    let Some(xml) = phone.dump() else {
         io.fail("ERROR: could not get idle state.\n");
         return 0;
-    }
-    let xml = crate::ui::hierarchy_xml(&phone.tree());
+    };
     if path == "/dev/tty" || path == "/dev/stdout" {
         io.say(&xml);
     } else if let Err(e) = phone.write_file(path, xml.into_bytes(), 0o660) {
@@ -1130,7 +1086,7 @@ fn screencap(sim: &Shared, args: &[&str], io: &mut Io<'_>) -> i32 {
         return 1;
     }
     let mut phone = sim.phone();
-    let png = match crate::render::png(&phone.tree()) {
+    let png = match phone.screencap() {
         Ok(png) => png,
         Err(e) => {
             io.fail(format!("screencap: {e}\n"));

@@ -5,7 +5,8 @@
 //!
 //! [`crate::adb::AdbPhone`] implements it over ADB (through the adb server or
 //! directly over TCP); the flow engine in [`crate::flow`] is written against
-//! the trait only, so its rules are tested with a scripted phone too.
+//! the trait only, so its rules are tested on the phone simulator in process too
+//! (`device-agent/tests/flow`).
 
 pub mod ui;
 

@@ -43,9 +43,26 @@ impl Phone {
     /// What taps are tested against: a popup is modal, so only it takes taps.
     fn touch_tree(&self) -> Node {
         match &self.overlay {
-            Some(o) if self.foreground || matches!(o, Overlay::Permission) => overlay_tree(o),
+            Some(o) if self.foreground || matches!(o, Overlay::Permission) => {
+                self.as_shown(overlay_tree(o))
+            }
             _ => self.tree(),
         }
+    }
+
+    /// What a tap (or a long press) at the point lands on, as a person would name
+    /// it: the text of the view that takes it, or the first text inside it, else
+    /// its content description (see [`super::InputEvent::hit`]).
+    pub(super) fn label_at(&self, x: i32, y: i32, long: bool) -> Option<String> {
+        let root = self.touch_tree();
+        let hit = root.hit(x, y, long)?;
+        let mut text = None;
+        hit.walk(&mut |n| {
+            if text.is_none() && !n.text.is_empty() {
+                text = Some(n.text.clone());
+            }
+        });
+        text.or_else(|| (!hit.content_desc.is_empty()).then(|| hit.content_desc.clone()))
     }
 
     /// Removes the last character of the focused field (KEYCODE_DEL).

@@ -2,10 +2,15 @@
 //! scripted faults and the record of what was sent.
 //!
 //! # Layout
-//! - this file: the phone's constants, the types the simulator's users see (faults,
-//!   inputs, what was sent) and [`Phone`], the whole mutable state.
+//! - this file: the phone's constants, the types the simulator's users see (inputs,
+//!   what was sent, notifications) and [`Phone`], the whole mutable state.
+//! - `faults`: the scripted faults and popups, and when each one is due.
 //! - `state`: the screens, chats, requests and files it holds; storage, calls, faults
 //!   and records.
+//! - `system`: what Android does around the app, the calls the shell's commands and
+//!   [`crate::LocalPhone`] share: inputs dispatched and logged, starting WeCom,
+//!   typing through ADBKeyBoard, the media scanner, storage listing and removal,
+//!   notifications, do-not-disturb, screen dumps and screenshots.
 //! - `navigation`: focus, the screen stack, launching, HOME, BACK and scrolling.
 //! - `actions`: what taps, long presses, keys and typing do.
 //! - `screens`: the UI tree of every screen; `widgets`: the pieces they are drawn from.
@@ -20,10 +25,14 @@ use crate::ui::Rect;
 pub use crate::ui::Tab;
 
 mod actions;
+mod faults;
 mod navigation;
 mod screens;
 mod state;
+mod system;
 mod widgets;
+
+pub use faults::{DialogFault, DialogStyle, DialogWhen, Fault, Popup};
 
 pub(crate) use state::SimFile;
 use state::{Chat, FriendRequest, Overlay, Screen};
@@ -115,109 +124,14 @@ pub enum SentEvent {
     },
 }
 
-/// A fault scripted into the simulator, before start or at run time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// The next `times` `uiautomator dump` calls print "ERROR: could not get idle state."
-    /// and exit 0, as a real phone does on an animating screen.
-    DumpNotIdle {
-        /// How many dumps fail.
-        times: u32,
-    },
-    /// The next `times` shell commands that contain `pattern` never answer (the stream
-    /// stays open and silent until the client closes it).
-    Hang {
-        /// Substring of the command line.
-        pattern: String,
-        /// How many commands hang.
-        times: u32,
-    },
-    /// The next shell command that contains `pattern` closes the TCP connection after
-    /// sending part of its output.
-    DropConnection {
-        /// Substring of the command line.
-        pattern: String,
-    },
-    /// A risk-control dialog appears on the next screen change.
-    RiskControl {
-        /// Dialog title, e.g. "操作频繁" or "账号存在异常".
-        title: String,
-        /// Dialog body.
-        message: String,
-    },
-    /// The "发现新版本" update prompt appears on the next screen change.
-    UpdatePrompt,
-    /// A system permission dialog (photos and media) appears on the next screen change.
-    PermissionDialog,
-    /// A dialog with any title, message and buttons (a risk-control warning in other
-    /// words, a notice WeCom has not shown before), drawn as WeCom or as Android draws
-    /// it, shown at a scripted point of a flow.
-    Dialog(DialogFault),
-    /// A call from `number` starts ringing right after the next text typed that
-    /// contains `containing` ("" for any text), as when someone calls while the
-    /// agent types: the ring begins between two of the agent's commands, at a
-    /// known point of the flow.
-    RingWhenTyped {
-        /// The caller's number.
-        number: String,
-        /// What the typed text contains.
-        containing: String,
-    },
-}
-
-/// A scripted dialog: what it says, its buttons, how it is drawn and when it shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DialogFault {
-    /// The title; empty for none.
-    pub title: String,
-    /// The message.
-    pub message: String,
-    /// The buttons, left to right (确定, 我知道了, OK ...); a tap on any closes the
-    /// dialog. Empty: a dialog with no button at all.
-    pub buttons: Vec<String>,
-    /// How it is drawn.
-    pub style: DialogStyle,
-    /// When it shows.
-    pub when: DialogWhen,
-    /// Whether BACK closes it (WeCom's risk warnings are not cancelable; most
-    /// notices are).
-    pub cancelable: bool,
-}
-
-impl DialogFault {
-    /// A WeCom-drawn, cancelable dialog that shows on the next screen change.
-    pub fn new(title: &str, message: &str, buttons: &[&str]) -> Self {
-        Self {
-            title: title.to_owned(),
-            message: message.to_owned(),
-            buttons: buttons.iter().map(|b| (*b).to_owned()).collect(),
-            style: DialogStyle::InApp,
-            when: DialogWhen::NextChange,
-            cancelable: true,
+impl SentEvent {
+    /// A [`SentEvent::Message`] of `text` to `to`.
+    pub fn message(to: &str, text: &str) -> Self {
+        SentEvent::Message {
+            to: to.to_owned(),
+            text: text.to_owned(),
         }
     }
-}
-
-/// How a scripted dialog is drawn, and so how `uiautomator dump` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialogStyle {
-    /// As WeCom draws its own: a panel over the app's screen, in the app's window
-    /// (the dump shows the screen and the panel on top).
-    InApp,
-    /// As Android's `AlertDialog`: a window of its own (`android:id/alertTitle`,
-    /// `android:id/message`, `android:id/button1`...), the only window the dump shows.
-    Window,
-}
-
-/// When a scripted dialog shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DialogWhen {
-    /// On the next screen change (a launch of WeCom is one).
-    NextChange,
-    /// On the n-th screen change from now (1 is the next).
-    Change(u32),
-    /// Right after the app sends something (a message, a post, a request...).
-    AfterSend,
 }
 
 /// One input the phone received, with what was on screen when it came: the
@@ -228,6 +142,20 @@ pub struct InputEvent {
     pub input: Input,
     /// The screen's name (see [`crate::ScreenSnapshot::name`]) just before it.
     pub screen: String,
+    /// For a tap or a long press, what it landed on as a person would name it: the
+    /// text of the view that took it (or the first text inside it), else its
+    /// content description. `None` for other inputs and for touches that hit
+    /// nothing.
+    pub hit: Option<String>,
+}
+
+/// A notification an app posted (`cmd notification post TAG TEXT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The tag; a post with the same tag replaces the one shown.
+    pub tag: String,
+    /// The text.
+    pub text: String,
 }
 
 /// An input, as the shell received it.
@@ -268,7 +196,8 @@ pub enum Input {
 #[derive(Debug)]
 pub(crate) struct Phone {
     pub model: String,
-    pub wecom_version: String,
+    /// WeCom's `versionName`; `None` when it is not installed.
+    pub wecom_version: Option<String>,
     pub ime_installed: bool,
     pub default_ime: String,
     /// The layout variant of labels ([`crate::Labels`]).
@@ -297,6 +226,10 @@ pub(crate) struct Phone {
     sent: Vec<SentEvent>,
     /// Every input, oldest first.
     inputs: Vec<InputEvent>,
+    /// Every notification posted, oldest first.
+    notifications: Vec<Notification>,
+    /// What runs when a text is typed (see [`crate::LocalPhone::when_typed`]).
+    typed_hooks: Vec<state::TypedHook>,
     record: Option<PathBuf>,
     operator_name: String,
     /// The enterprise's customer tags, in the order the picker lists them.

@@ -1,10 +1,10 @@
 //! The foreground and navigation: which window has focus, the screen stack, launching
 //! and stopping the app, HOME and BACK, scrolling the chat list.
 
+use super::faults::Moment;
 use super::state::{Overlay, Screen};
 use super::{
-    DialogFault, DialogWhen, Fault, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE,
-    PERMISSION_PACKAGE, WECOM_PACKAGE,
+    Fault, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE, PERMISSION_PACKAGE, WECOM_PACKAGE,
 };
 
 use crate::ui::{Action, Tab};
@@ -102,7 +102,7 @@ impl Phone {
             None => base,
             Some(Overlay::Risk { .. }) => format!("{base}+risk_control"),
             Some(Overlay::Dialog(_)) => format!("{base}+dialog"),
-            Some(Overlay::Update) => format!("{base}+update_prompt"),
+            Some(Overlay::Update { .. }) => format!("{base}+update_prompt"),
             Some(Overlay::Permission) => format!("{base}+permission_dialog"),
             Some(Overlay::ChatMenu(_)) => format!("{base}+chat_menu"),
             Some(Overlay::ConfirmDelete(_)) => format!("{base}+confirm_delete"),
@@ -118,52 +118,34 @@ impl Phone {
         if self.overlay.is_some() || !self.foreground {
             return;
         }
-        if let Some(f) = self.take_fault(|f| {
-            matches!(
-                f,
-                Fault::RiskControl { .. }
-                    | Fault::UpdatePrompt
-                    | Fault::PermissionDialog
-                    | Fault::Dialog(DialogFault {
-                        when: DialogWhen::NextChange | DialogWhen::Change(0 | 1),
-                        ..
-                    })
-            )
-        }) {
-            self.overlay = Some(match f {
-                Fault::RiskControl { title, message } => Overlay::Risk { title, message },
-                Fault::UpdatePrompt => Overlay::Update,
-                Fault::Dialog(dialog) => Overlay::Dialog(dialog),
-                _ => Overlay::Permission,
-            });
+        let screen = self.screen_name();
+        if self.show_popup(&Moment::Change(&screen)) {
             return;
         }
         for fault in &mut self.faults {
-            if let Fault::Dialog(DialogFault {
-                when: DialogWhen::Change(n),
-                ..
-            }) = fault
-            {
-                *n = n.saturating_sub(1);
-            }
+            fault.count_down();
         }
     }
 
-    /// Called after the app sent something: a dialog scripted for that moment shows.
+    /// Called after the app sent something: a popup scripted for that moment shows.
     pub(super) fn after_send(&mut self) {
         if self.overlay.is_some() || !self.foreground {
             return;
         }
-        if let Some(Fault::Dialog(dialog)) = self.take_fault(|f| {
-            matches!(
-                f,
-                Fault::Dialog(DialogFault {
-                    when: DialogWhen::AfterSend,
-                    ..
-                })
-            )
-        }) {
-            self.overlay = Some(Overlay::Dialog(dialog));
+        self.show_popup(&Moment::Sent);
+    }
+
+    /// Shows the first popup scripted for `moment`; whether there was one.
+    fn show_popup(&mut self, moment: &Moment<'_>) -> bool {
+        match self
+            .take_fault(|f| f.due(moment))
+            .and_then(Fault::into_overlay)
+        {
+            Some(overlay) => {
+                self.overlay = Some(overlay);
+                true
+            }
+            None => false,
         }
     }
 
@@ -172,7 +154,12 @@ impl Phone {
         self.changed();
     }
 
+    /// WeCom comes to the front, started if it was not running; nothing happens
+    /// when it is not installed.
     pub fn launch(&mut self) {
+        if self.wecom_version.is_none() {
+            return;
+        }
         if !self.running {
             self.stack = vec![Screen::Main(Tab::Messages)];
         }
@@ -226,7 +213,7 @@ impl Phone {
             // WeCom's risk-control dialog is not cancelable; the others are, unless
             // a scripted dialog says otherwise.
             let cancelable = match o {
-                Overlay::Risk { .. } => false,
+                Overlay::Risk { .. } | Overlay::Update { forced: true } => false,
                 Overlay::Dialog(dialog) => dialog.cancelable,
                 _ => true,
             };
@@ -235,7 +222,7 @@ impl Phone {
             }
             return;
         }
-        if !self.foreground {
+        if !self.foreground || self.faults.contains(&Fault::BackIgnored) {
             return;
         }
         if self.focused && matches!(self.top(), Screen::Chat { .. }) {

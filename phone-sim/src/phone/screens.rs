@@ -6,8 +6,8 @@ use super::widgets::{
     back_button, clipped, entry, grid_item, remark_row, row, title_bar, value_text,
 };
 use super::{
-    DialogFault, DialogStyle, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE, PERMISSION_PACKAGE,
-    SCREEN_H, SCREEN_W, WECOM_PACKAGE,
+    DialogFault, DialogStyle, Fault, Phone, CHAT_LIST, CHAT_ROW, LAUNCHER_PACKAGE,
+    PERMISSION_PACKAGE, SCREEN_H, SCREEN_W, WECOM_PACKAGE,
 };
 
 use crate::ui::Tab;
@@ -17,9 +17,19 @@ impl Phone {
     /// The view hierarchy of what is on screen now, in the phone's layout
     /// variant of labels: dumps and taps see the same tree.
     pub fn tree(&self) -> Node {
-        let mut tree = self.drawn_tree();
+        self.as_shown(self.drawn_tree())
+    }
+
+    /// A drawn tree as the phone shows it: in its layout variant of labels,
+    /// without the views a [`Fault::MissingText`] leaves out.
+    pub(super) fn as_shown(&self, mut tree: Node) -> Node {
         if self.labels == crate::Labels::Text {
             labels_as_text(&mut tree);
+        }
+        for fault in &self.faults {
+            if let Fault::MissingText { text } = fault {
+                drop_text(&mut tree, text);
+            }
         }
         tree
     }
@@ -30,7 +40,7 @@ impl Phone {
         let mut root = if self.foreground {
             self.app_tree()
         } else {
-            launcher_tree()
+            launcher_tree(self.wecom_version.is_some())
         };
         if let Some(overlay) = &self.overlay {
             if let (true, Overlay::Dialog(dialog)) = (self.foreground, overlay) {
@@ -813,7 +823,8 @@ fn more_panel(p: &str) -> Node {
     }))
 }
 
-fn launcher_tree() -> Node {
+/// The home screen, with WeCom's icon when it is installed.
+fn launcher_tree(wecom: bool) -> Node {
     let p = LAUNCHER_PACKAGE;
     let icon = |i: i32, label: &str, action: Option<Action>| {
         let l = 40 + 250 * i;
@@ -837,7 +848,7 @@ fn launcher_tree() -> Node {
     .child(
         Node::new("android.view.View", p, Rect::new(0, 1850, SCREEN_W, 2200))
             .id("workspace")
-            .child(icon(0, "企业微信", Some(Action::LaunchWeCom)))
+            .children(wecom.then(|| icon(0, "企业微信", Some(Action::LaunchWeCom))))
             .child(icon(1, "设置", None))
             .child(icon(2, "相册", None))
             .child(icon(3, "电话", None)),
@@ -905,15 +916,18 @@ pub(super) fn overlay_tree(overlay: &Overlay) -> Node {
             message,
             vec![("dialog_confirm", "我知道了", Action::DismissOverlay)],
         ),
-        Overlay::Update => dialog(
-            p,
-            "发现新版本",
-            "企业微信有新版本可用，更新后体验更多功能",
-            vec![
-                ("dialog_cancel", "以后再说", Action::DismissOverlay),
-                ("dialog_confirm", "立即更新", Action::DismissOverlay),
-            ],
-        ),
+        Overlay::Update { forced } => {
+            let mut buttons = vec![("dialog_confirm", "立即更新", Action::DismissOverlay)];
+            if !forced {
+                buttons.insert(0, ("dialog_cancel", "以后再说", Action::DismissOverlay));
+            }
+            dialog(
+                p,
+                "发现新版本",
+                "企业微信有新版本可用，更新后体验更多功能",
+                buttons,
+            )
+        }
         Overlay::Permission => dialog(
             PERMISSION_PACKAGE,
             "要允许“企业微信”访问您设备上的照片和媒体内容吗？",
@@ -1027,6 +1041,14 @@ fn alert_dialog(fault: &DialogFault) -> Node {
         Rect::new(84, top, 996, bottom),
     )
     .child(panel)
+}
+
+/// Leaves out every view whose text is `text`, with its children.
+fn drop_text(node: &mut Node, text: &str) {
+    node.children.retain(|child| child.text != text);
+    for child in &mut node.children {
+        drop_text(child, text);
+    }
 }
 
 /// Makes every label visible text only: a description alone moves into the

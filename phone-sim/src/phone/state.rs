@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use super::{
-    now_secs, DialogFault, Fault, Input, InputEvent, Phone, SentEvent, ADB_KEYBOARD_IME, STOCK_IME,
+    now_secs, DialogFault, Fault, Input, InputEvent, Notification, Phone, SentEvent,
+    ADB_KEYBOARD_IME, STOCK_IME,
 };
 
 use crate::ui::Tab;
@@ -84,9 +85,15 @@ pub(super) enum Screen {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Overlay {
-    Risk { title: String, message: String },
+    Risk {
+        title: String,
+        message: String,
+    },
     Dialog(DialogFault),
-    Update,
+    Update {
+        /// Only "立即更新", and BACK does not close it.
+        forced: bool,
+    },
     Permission,
     ChatMenu(String),
     ConfirmDelete(String),
@@ -156,7 +163,7 @@ impl Phone {
         ];
         Self {
             model: "YoumiSim".to_owned(),
-            wecom_version: config.wecom_version.clone(),
+            wecom_version: Some(config.wecom_version.clone()),
             ime_installed: config.ime_installed,
             labels: config.labels,
             default_ime: if config.ime_installed {
@@ -216,6 +223,8 @@ impl Phone {
             faults: config.faults.clone(),
             sent: Vec::new(),
             inputs: Vec::new(),
+            notifications: Vec::new(),
+            typed_hooks: Vec::new(),
             record: config.record.clone(),
             operator_name: "小优".to_owned(),
             tags: config.tags.clone(),
@@ -302,21 +311,47 @@ impl Phone {
         self.inputs.clone()
     }
 
-    /// Logs an input, with the screen it came to.
-    pub fn log_input(&mut self, input: Input) {
+    /// Logs an input, with the screen it came to and what it hit; a call
+    /// scripted to ring, or a hook to run, when this text is typed does so now.
+    pub(super) fn log_input(&mut self, input: Input) {
         let screen = self.screen_name();
+        let hit = match input {
+            Input::Tap { x, y } => self.label_at(x, y, false),
+            Input::LongPress { x, y } => self.label_at(x, y, true),
+            _ => None,
+        };
         let typed = match &input {
             Input::Text(text) => Some(text.clone()),
             _ => None,
         };
-        self.inputs.push(InputEvent { input, screen });
+        self.inputs.push(InputEvent { input, screen, hit });
         if let Some(text) = typed {
             let rings = |f: &Fault| matches!(f, Fault::RingWhenTyped { containing, .. } if text.contains(containing.as_str()));
             if let Some(Fault::RingWhenTyped { number, .. }) = self.take_fault(rings) {
                 tracing::info!(%number, %text, "a call rings (scripted when this text was typed)");
                 self.ring(&number);
             }
+            if let Some(i) = self
+                .typed_hooks
+                .iter()
+                .position(|hook| text.contains(hook.containing.as_str()))
+            {
+                (self.typed_hooks.remove(i).run)();
+            }
         }
+    }
+
+    /// Runs `run` right after the next text typed that contains `containing`.
+    pub fn when_typed(&mut self, containing: &str, run: Box<dyn FnOnce() + Send>) {
+        self.typed_hooks.push(TypedHook {
+            containing: containing.to_owned(),
+            run,
+        });
+    }
+
+    /// Every notification posted so far, oldest first.
+    pub fn notifications(&self) -> Vec<Notification> {
+        self.notifications.clone()
     }
 
     /// A call from `number` starts ringing.
@@ -376,6 +411,22 @@ impl Phone {
             .collect();
         files.sort_by_key(|(_, file)| std::cmp::Reverse(file.seq));
         files
+    }
+}
+
+/// Something to run when a text is typed ([`Phone::when_typed`]).
+pub(super) struct TypedHook {
+    /// What the typed text contains.
+    containing: String,
+    /// What runs, once.
+    run: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for TypedHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedHook")
+            .field("containing", &self.containing)
+            .finish_non_exhaustive()
     }
 }
 
