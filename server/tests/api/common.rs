@@ -23,8 +23,13 @@ pub use youmi_tests::{Answer, TestDb, ADMIN_PASSWORD};
 /// rate limit low enough to reach in a test.
 pub fn config(db: &TestDb) -> Config {
     let mut config = youmi_tests::test_config(db);
-    config.failed_attempts_per_minute = 5;
+    low_login_limit(&mut config);
     config
+}
+
+/// Five failed logins a minute: a limit a test can reach.
+fn low_login_limit(config: &mut Config) {
+    config.failed_attempts_per_minute = 5;
 }
 
 /// The harness's logging: quiet unless `TEST_LOG` is set.
@@ -53,11 +58,12 @@ impl TestApp {
 
     /// Like [`TestApp::spawn`], with the configuration changed by `tweak`.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-        init_logging();
-        let db = TestDb::create().await;
-        let mut config = config(&db);
-        tweak(&mut config);
-        Self::start(db, config).await
+        let app = youmi_tests::TestApp::spawn_with(|config| {
+            low_login_limit(config);
+            tweak(config);
+        })
+        .await;
+        TestApp(app)
     }
 
     /// Starts a server with `config` on `db`.
