@@ -30,11 +30,19 @@ pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
 pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
 
 /// The console header's sections, in the seed's order: only those with a
-/// page (RPA助手管理, 任务 and 通知 come with theirs).
-pub const NAV: &[Section] = &[Section {
-    label: "nav.operator_accounts",
-    path: operator_accounts::pages::PATH,
-}];
+/// page (RPA助手管理 and 任务 come with theirs).
+pub const NAV: &[Section] = &[
+    Section {
+        label: "nav.operator_accounts",
+        path: operator_accounts::pages::PATH,
+        badge: None,
+    },
+    Section {
+        label: "nav.notifications",
+        path: notifications::pages::PATH,
+        badge: Some(notifications::pages::unread_badge),
+    },
+];
 
 /// Every feature's routes and pages, one line each.
 pub fn features() -> Router<AppState> {
@@ -50,6 +58,7 @@ pub fn features() -> Router<AppState> {
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(notifications::pages::router())
 }
 
 /// Every route of the server.

@@ -5,6 +5,7 @@
 //! `<target>/tmp/browser-screenshots/`).
 
 mod harness;
+mod notifications;
 
 use std::time::Duration;
 

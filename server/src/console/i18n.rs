@@ -211,6 +211,7 @@ pub const ERROR_KEYS: &[(&str, &str)] = &[
     ),
     ("wecom_user_id_taken", "error.wecom_user_id_taken"),
     ("bind_code_not_found", "error.bind_code_not_found"),
+    ("notification_not_found", "error.notification_not_found"),
     ("storage_unavailable", "error.storage_unavailable"),
     ("route_not_found", "error.not_found"),
     ("internal", "error.internal"),

@@ -37,13 +37,18 @@ pub struct Ctx {
     pub path: String,
     /// The header's sections.
     pub nav: &'static [Section],
+    /// The sections' badges that are not 0, by the section's path.
+    pub badges: Vec<(&'static str, u64)>,
 }
 
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Ctx {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let mut ctx = Ctx {
             lang: Lang::of(&parts.headers),
             user: parts
                 .extensions
@@ -63,8 +68,28 @@ impl FromRequestParts<AppState> for Ctx {
                 .extensions
                 .get::<Arc<Console>>()
                 .map_or(&[], |console| console.nav),
-        })
+            badges: Vec::new(),
+        };
+        if ctx.user.is_some() {
+            ctx.badges = badges(ctx.nav, state).await;
+        }
+        Ok(ctx)
     }
+}
+
+/// The counts of the sections that have a badge; a count that cannot be
+/// read is left out (the page still shows), and logged.
+async fn badges(nav: &'static [Section], state: &AppState) -> Vec<(&'static str, u64)> {
+    let mut counts = Vec::new();
+    for section in nav {
+        let Some(badge) = section.badge else { continue };
+        match badge(&state.db).await {
+            Ok(0) => {}
+            Ok(count) => counts.push((section.path, count)),
+            Err(error) => tracing::warn!(%error, section = section.path, "a badge count failed"),
+        }
+    }
+    counts
 }
 
 impl Ctx {
@@ -76,7 +101,16 @@ impl Ctx {
             csrf: String::new(),
             path: "/".to_owned(),
             nav: &[],
+            badges: Vec::new(),
         }
+    }
+
+    /// The badge of `section`, if it shows one.
+    pub fn badge(&self, section: &Section) -> Option<u64> {
+        self.badges
+            .iter()
+            .find(|(path, _)| *path == section.path)
+            .map(|(_, count)| *count)
     }
 
     /// The page language's catalogue.

@@ -23,7 +23,8 @@ pub struct Pager {
 }
 
 impl Pager {
-    /// The links of `page`, read for `request`, on the list at `base`.
+    /// The links of `page`, read for `request`, on the list at `base` (which
+    /// may carry the list's filter as a query).
     pub fn new<T>(base: &str, request: &PageRequest, page: &Page<T>) -> Pager {
         let limit = if i64::from(request.limit) == DEFAULT_PAGE {
             String::new()
@@ -36,10 +37,11 @@ impl Pager {
                 .flatten()
                 .filter(|part| !part.is_empty())
                 .collect();
+            let joint = if base.contains('?') { '&' } else { '?' };
             if query.is_empty() {
                 base.to_owned()
             } else {
-                format!("{base}?{}", query.join("&"))
+                format!("{base}{joint}{}", query.join("&"))
             }
         };
         Pager {
@@ -85,6 +87,10 @@ mod tests {
                 first: Some("/x?limit=2".to_owned()),
                 next: Some("/x?limit=2&cursor=7".to_owned()),
             }
+        );
+        assert_eq!(
+            Pager::new("/x?unread=true", &small, &page).next,
+            Some("/x?unread=true&limit=2&cursor=7".to_owned())
         );
         assert!(request(PageQuery {
             limit: Some(0),

@@ -3,6 +3,7 @@
 //! warning. The scheduler writes them in the same commit as what caused them;
 //! this feature lists them and marks them read.
 
+pub mod pages;
 pub mod store;
 
 use axum::extract::State;
@@ -58,8 +59,14 @@ async fn mark_read(
             Some(ids)
         }
     };
-    let now = now_ms();
-    let marked = store::mark_read(&state.db, ids.as_deref(), now).await?;
-    tracing::info!(marked, "notifications marked read");
+    let marked = mark(&state, ids.as_deref()).await?;
     Ok(Json(MarkedRead { marked }))
+}
+
+/// Marks `ids` (or, with `None`, every notification) read; how many were
+/// unread. The API and the page both mark through here.
+pub async fn mark(state: &AppState, ids: Option<&[i64]>) -> Result<u64, ApiError> {
+    let marked = store::mark_read(&state.db, ids, now_ms()).await?;
+    tracing::info!(marked, "notifications marked read");
+    Ok(marked)
 }

@@ -55,14 +55,19 @@ pub async fn list(
         .iter()
         .map(notification)
         .collect::<Result<Vec<_>, _>>()?;
+    Ok(NotificationPage {
+        unread: unread(db).await?,
+        page: page.page(notifications, |n| n.id),
+    })
+}
+
+/// How many notifications are unread.
+pub async fn unread(db: &Db) -> Result<u64, sqlx::Error> {
     let unread: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM notifications WHERE read_at_ms IS NULL")
             .fetch_one(&db.read)
             .await?;
-    Ok(NotificationPage {
-        unread: unread.max(0) as u64,
-        page: page.page(notifications, |n| n.id),
-    })
+    Ok(unread.max(0) as u64)
 }
 
 /// Marks the given notifications (or, with `None`, every one) read; returns
@@ -93,4 +98,11 @@ pub async fn mark_read(db: &Db, ids: Option<&[i64]>, now_ms: i64) -> Result<u64,
         }
     };
     Ok(done.rows_affected())
+}
+
+/// One notification.
+pub async fn get(db: &Db, id: i64) -> Result<Option<Notification>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM notifications WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(&db.read).await?;
+    row.as_ref().map(notification).transpose()
 }

@@ -201,3 +201,27 @@ pub async fn update(
     tx.commit().await?;
     Ok(account)
 }
+
+/// The names of the accounts `ids` that exist, by id: for pages that show
+/// other features' rows with their account's name.
+pub async fn names(
+    db: &Db,
+    ids: &[OperatorAccountId],
+) -> Result<Vec<(OperatorAccountId, String)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT id, name FROM operator_accounts WHERE id IN ({placeholders})");
+    let mut statement = sqlx::query(&sql);
+    for id in ids {
+        statement = statement.bind(*id);
+    }
+    let rows = statement.fetch_all(&db.read).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("name")?)))
+        .collect()
+}
