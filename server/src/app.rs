@@ -30,11 +30,16 @@ pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
 pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
 
 /// The console header's sections, in the seed's order: only those with a
-/// page (RPA助手管理 and 任务 come with theirs).
+/// page (RPA助手管理 comes with its own).
 pub const NAV: &[Section] = &[
     Section {
         label: "nav.operator_accounts",
         path: operator_accounts::pages::PATH,
+        badge: None,
+    },
+    Section {
+        label: "nav.tasks",
+        path: tasks::pages::PATH,
         badge: None,
     },
     Section {
@@ -58,6 +63,7 @@ pub fn features() -> Router<AppState> {
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(tasks::pages::router())
         .merge(notifications::pages::router())
 }
 

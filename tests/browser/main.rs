@@ -6,6 +6,7 @@
 
 mod harness;
 mod notifications;
+mod tasks;
 
 use std::time::Duration;
 

@@ -121,6 +121,13 @@ pub struct TaskQuery {
     /// Only tasks of this kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<TaskKind>,
+    /// Only tasks submitted at or after this time, Unix milliseconds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::wide_int::option_text"
+    )]
+    pub created_after: Option<i64>,
     /// The page: `limit` and `cursor`.
     #[serde(flatten)]
     pub page: PageQuery,

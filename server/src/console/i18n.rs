@@ -212,6 +212,8 @@ pub const ERROR_KEYS: &[(&str, &str)] = &[
     ("wecom_user_id_taken", "error.wecom_user_id_taken"),
     ("bind_code_not_found", "error.bind_code_not_found"),
     ("notification_not_found", "error.notification_not_found"),
+    ("task_not_found", "error.task_not_found"),
+    ("invalid_filter", "error.invalid_filter"),
     ("storage_unavailable", "error.storage_unavailable"),
     ("route_not_found", "error.not_found"),
     ("internal", "error.internal"),

@@ -90,6 +90,9 @@ pub async fn list(db: &Db, query: &TaskQuery, page: PageRequest) -> Result<TaskP
     if query.kind.is_some() {
         conditions.push(format!("kind = {}", placeholder()));
     }
+    if query.created_after.is_some() {
+        conditions.push(format!("created_at_ms >= {}", placeholder()));
+    }
     if page.cursor.is_some() {
         conditions.push(format!("id < {}", placeholder()));
     }
@@ -111,6 +114,9 @@ pub async fn list(db: &Db, query: &TaskQuery, page: PageRequest) -> Result<TaskP
     }
     if let Some(kind) = query.kind {
         statement = statement.bind(kind.as_str());
+    }
+    if let Some(after) = query.created_after {
+        statement = statement.bind(after);
     }
     if let Some(cursor) = page.cursor {
         statement = statement.bind(cursor);

@@ -302,3 +302,34 @@ async fn a_batch_of_100_000_tasks_is_taken_whole() {
     assert_eq!(view["operator_account_id"], accounts[1]);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn lists_keep_only_tasks_submitted_after_a_time() {
+    let app = TestApp::spawn().await;
+    let account = app.account("recent").await;
+    let submitted = app.post("/api/v1/tasks", message(account, "x")).await;
+    let id = submitted.expect(201)["id"].as_i64().unwrap();
+    let created = app.get(&format!("/api/v1/tasks/{id}")).await.expect(200)["created_at_ms"]
+        .as_i64()
+        .unwrap();
+    let ids = |body: &Value| -> Vec<i64> {
+        body["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|task| task["id"].as_i64().unwrap())
+            .collect()
+    };
+    let at = app
+        .get(&format!("/api/v1/tasks?created_after={created}"))
+        .await;
+    assert_eq!(ids(at.expect(200)), vec![id], "at the time itself: kept");
+    let after = app
+        .get(&format!("/api/v1/tasks?created_after={}", created + 1))
+        .await;
+    assert!(ids(after.expect(200)).is_empty());
+    app.get("/api/v1/tasks?created_after=yesterday")
+        .await
+        .expect_error(400, "bad_query");
+    app.finish().await;
+}
