@@ -18,7 +18,7 @@ use crate::http::guard::{guard, Guard};
 use crate::http::{json_errors, method_not_allowed, unknown_route, BODY_LIMIT};
 use crate::prometheus::count_responses;
 use crate::{
-    agent_bind, auth, bind_codes, console, devices, gateway, health, notifications,
+    agent_bind, auth, bind_codes, console, device_logs, devices, gateway, health, notifications,
     operator_accounts, tasks, AppState,
 };
 
@@ -31,10 +31,16 @@ pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
 
 /// The console header's sections, in the seed's order: only those with a
 /// page (RPA助手管理, 任务 and 通知 come with theirs).
-pub const NAV: &[Section] = &[Section {
-    label: "nav.operator_accounts",
-    path: operator_accounts::pages::PATH,
-}];
+pub const NAV: &[Section] = &[
+    Section {
+        label: "nav.operator_accounts",
+        path: operator_accounts::pages::PATH,
+    },
+    Section {
+        label: "nav.device_logs",
+        path: device_logs::pages::PATH,
+    },
+];
 
 /// Every feature's routes and pages, one line each.
 pub fn features() -> Router<AppState> {
@@ -47,9 +53,11 @@ pub fn features() -> Router<AppState> {
         .merge(gateway::router())
         .merge(tasks::router())
         .merge(devices::router())
+        .merge(device_logs::router())
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(device_logs::pages::router())
 }
 
 /// Every route of the server.

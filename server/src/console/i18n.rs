@@ -212,6 +212,9 @@ pub const ERROR_KEYS: &[(&str, &str)] = &[
     ("wecom_user_id_taken", "error.wecom_user_id_taken"),
     ("bind_code_not_found", "error.bind_code_not_found"),
     ("storage_unavailable", "error.storage_unavailable"),
+    ("device_not_found", "error.device_not_found"),
+    ("empty_selection", "error.pick_device"),
+    ("device_log_not_found", "error.device_log_not_found"),
     ("route_not_found", "error.not_found"),
     ("internal", "error.internal"),
 ];
