@@ -86,7 +86,9 @@ pub async fn request_uploads(
                 |id| known.contains(id.as_str()),
             )?;
             let mut seen = HashSet::new();
-            ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
+            ids.into_iter()
+                .filter(|id| seen.insert(id.clone()))
+                .collect()
         }
     };
     let asked: Vec<(String, String)> = selected
@@ -157,7 +159,12 @@ pub fn note_reports(db: &Db, device_id: &str, messages: &[AgentMessage]) {
         else {
             continue;
         };
-        tracing::warn!(device_id, request_id, error, "the agent could not upload its logs");
+        tracing::warn!(
+            device_id,
+            request_id,
+            error,
+            "the agent could not upload its logs"
+        );
         let (db, device_id, request_id, error) = (
             db.clone(),
             device_id.to_owned(),
@@ -210,7 +217,10 @@ pub async fn download(state: &AppState, id: i64) -> Result<Response, ApiError> {
     let body = Body::from_stream(chunks(file));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
     headers.insert(header::CONTENT_DISPOSITION, disposition);
     if let Some(size) = entry.log.size_bytes {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));

@@ -105,7 +105,10 @@ async fn receive(
         Err(cut) => {
             let _ = tokio::fs::remove_file(&path).await;
             let (error, reason) = match cut {
-                Cut::TooLarge => (too_large(), "the upload was larger than the server takes".to_owned()),
+                Cut::TooLarge => (
+                    too_large(),
+                    "the upload was larger than the server takes".to_owned(),
+                ),
                 Cut::Failed(reason) => (
                     ApiError::bad_request("log_upload_failed", None, reason.clone()),
                     reason,
@@ -120,7 +123,8 @@ async fn receive(
 
 /// Writes the body to `path` chunk by chunk, counting; stops past the cap.
 async fn save(body: Body, path: &std::path::Path) -> Result<u64, Cut> {
-    let failed = |what: &str, error: &dyn std::fmt::Display| Cut::Failed(format!("{what}: {error}"));
+    let failed =
+        |what: &str, error: &dyn std::fmt::Display| Cut::Failed(format!("{what}: {error}"));
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir)
             .await
