@@ -174,6 +174,9 @@ impl Server {
         operator_accounts::store::fill_wecom_keys(&db)
             .await
             .context("cannot fill the case-folded keys of wecom_user_id")?;
+        device_logs::clean_up_interrupted(&db, &config.data_dir)
+            .await
+            .context("cannot clean up the log uploads a stop cut off")?;
         auth::bootstrap_admin(&db, config.admin_password.as_deref())
             .await
             .context("cannot create the first admin")?;

@@ -58,6 +58,15 @@ pub fn file_path(data_dir: &FsPath, id: i64) -> PathBuf {
     data_dir.join(LOG_DIR).join(format!("{id}.tar.gz"))
 }
 
+/// At start: the uploads that a stop cut off fail, and their partial files go.
+pub async fn clean_up_interrupted(db: &Db, data_dir: &FsPath) -> Result<(), sqlx::Error> {
+    for id in store::fail_interrupted(db).await? {
+        tracing::warn!(id, "a log upload was cut off by the server's stop");
+        let _ = tokio::fs::remove_file(file_path(data_dir, id)).await;
+    }
+    Ok(())
+}
+
 /// Asks the agents of the selected devices to upload their logs: each
 /// online device gets a request (stored first, then sent), each offline one
 /// is reported `offline`; an unknown id fails the whole request (404) and

@@ -142,6 +142,19 @@ pub async fn uploaded(db: &Db, id: i64, size: u64, now_ms: i64) -> Result<(), sq
     Ok(())
 }
 
+/// Fails the uploads that were arriving when the server stopped (their files
+/// are partial) and returns their ids.
+#[tracing::instrument(skip_all)]
+pub async fn fail_interrupted(db: &Db) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE device_logs SET state = 'failed', \
+         error = 'the server stopped during the upload' \
+         WHERE state = 'uploading' RETURNING id",
+    )
+    .fetch_all(&db.write)
+    .await
+}
+
 /// The upload of `id` failed on the server's side (too large, cut off).
 #[tracing::instrument(skip_all)]
 pub async fn failed(db: &Db, id: i64, error: &str) -> Result<(), sqlx::Error> {

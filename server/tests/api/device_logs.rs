@@ -270,3 +270,33 @@ async fn an_agents_failure_report_is_kept() {
     assert_eq!(entry["error"], "cannot pack the logs: disk full");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn an_upload_cut_off_by_a_stop_fails_and_its_part_goes() {
+    let app = TestApp::spawn().await;
+    let (device_id, _token, mut agent) = agent(&app, "cut").await;
+    request(&app, &device_id, &mut agent).await;
+    let listed = app.get("/api/v1/device-logs").await;
+    let id = listed.expect(200)["device_logs"][0]["id"].as_i64().unwrap();
+    let part = log_file(&app, id);
+    let db = app.stop().await;
+    // As a crash mid-upload leaves it: claimed, half written.
+    let store = youmi_server::db::Db::open(db.url()).await.unwrap();
+    sqlx::query("UPDATE device_logs SET state = 'uploading' WHERE id = $1")
+        .bind(id)
+        .execute(&store.write)
+        .await
+        .unwrap();
+    store.close().await;
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::fs::write(&part, b"half an archive").unwrap();
+
+    let config = crate::common::config(&db);
+    let app = TestApp::start(db, config).await;
+    let listed = app.get("/api/v1/device-logs").await;
+    let entry = listed.expect(200)["device_logs"][0].clone();
+    assert_eq!(entry["state"], "failed");
+    assert_eq!(entry["error"], "the server stopped during the upload");
+    assert!(!part.exists(), "the partial file is removed");
+    app.finish().await;
+}
