@@ -48,7 +48,8 @@ use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
-    AgentMessage, AgentSettings, CallStatus, OperatorAccountId, SettingsPatch, TaskId, TaskKind,
+    AgentMessage, AgentSettings, CallStatus, OperatorAccountId, ServerMessage, SettingsPatch,
+    TaskId, TaskKind,
 };
 
 pub use clock::{Clock, SystemClock, TokioClock};
@@ -452,6 +453,17 @@ impl Controller {
     /// What the scheduler knows about every device.
     pub async fn devices(&self) -> Result<Vec<DeviceStatus>, ControllerError> {
         self.call(|reply| scheduler::Command::Devices { reply })
+            .await
+    }
+
+    /// Sends each frame to its device if it is online (as the device list
+    /// says), and answers, in order, which went out. For one-off requests
+    /// that change no scheduling state, such as `upload_logs`.
+    pub async fn send_frames(
+        &self,
+        frames: Vec<(String, ServerMessage)>,
+    ) -> Result<Vec<bool>, ControllerError> {
+        self.call(|reply| scheduler::Command::SendFrames { frames, reply })
             .await
     }
 

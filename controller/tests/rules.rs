@@ -681,6 +681,31 @@ async fn settings_are_pushed_to_the_agent() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn one_off_frames_reach_online_devices_only() {
+    let (controller, _store) = start(snapshot(&[("d1", 1), ("d2", 2)]), config());
+    let mut phone = online(&controller, "d1", 1).await;
+    let frame = |request_id: &str| ServerMessage::UploadLogs {
+        request_id: request_id.into(),
+        url: format!("http://server/agent/v1/logs/{request_id}"),
+    };
+    let sent = controller
+        .send_frames(vec![
+            ("d1".into(), frame("r1")),
+            ("d2".into(), frame("r2")),
+            ("nope".into(), frame("r3")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        sent,
+        vec![true, false, false],
+        "d2 never connected; nope is unknown"
+    );
+    assert_eq!(phone.recv().await, frame("r1"));
+    assert!(phone.nothing_more().await, "one frame each, nothing else");
+}
+
+#[tokio::test(start_paused = true)]
 async fn silent_devices_go_offline_after_90_seconds() {
     let (controller, _store) = start(snapshot(&[("d1", 1)]), config());
     let phone = online(&controller, "d1", 1).await;

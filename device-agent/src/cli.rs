@@ -16,11 +16,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use youmi_protocol::DeviceInfo;
 
 use crate::adb::{AdbConfig, AdbPhone, DEFAULT_SERVER};
 use crate::fleet::{self, FleetOptions, PhoneAgent, PhoneAgentConfig};
+use crate::logs::{self, FileLayer, LogLimits};
 use crate::phone::Phone;
 use crate::{
     bind, fsutil, qr, Agent, AgentHandle, AgentOptions, Credentials, Executor, SimulatedPhone,
@@ -35,6 +38,17 @@ struct Cli {
     /// Write logs as JSON lines (for log collectors) instead of text.
     #[arg(long, global = true, env = "YOUMI_AGENT_LOG_JSON")]
     log_json: bool,
+
+    /// `run` and `fleet` also write their log to `logs/agent.log` in the
+    /// state directory (in fleet mode, each phone's to its own state
+    /// directory), which `upload_logs` sends to the server: the file is
+    /// rotated at this many bytes.
+    #[arg(long, global = true, env = "YOUMI_AGENT_LOG_MAX_BYTES", default_value_t = LogLimits::default().max_bytes, value_parser = clap::value_parser!(u64).range(1024..))]
+    log_max_bytes: u64,
+
+    /// How many log files are kept in all (the current one and older ones).
+    #[arg(long, global = true, env = "YOUMI_AGENT_LOG_FILES", default_value_t = LogLimits::default().keep, value_parser = parse_keep)]
+    log_files: usize,
 
     #[command(subcommand)]
     command: Command,
@@ -316,6 +330,13 @@ struct SimArgs {
     sim_record: Option<PathBuf>,
 }
 
+fn parse_keep(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(keep) if (1..=100).contains(&keep) => Ok(keep),
+        _ => Err(format!("must be a number from 1 to 100, not {value}")),
+    }
+}
+
 fn parse_rate(value: &str) -> Result<f64, String> {
     let rate: f64 = value
         .parse()
@@ -331,7 +352,33 @@ fn parse_rate(value: &str) -> Result<f64, String> {
 /// command. Errors are printed to stderr and give a non-zero exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_json);
+    let limits = LogLimits {
+        max_bytes: cli.log_max_bytes,
+        keep: cli.log_files,
+    };
+    let file = match &cli.command {
+        Command::Bind(_) => None,
+        Command::Run(args) => FileLayer::open(&logs::log_dir(&args.state.state_dir), limits)
+            .map(Some)
+            .unwrap_or_else(|error| {
+                eprintln!("youmi-agent: warning: no log file: {error}");
+                None
+            }),
+        Command::Fleet(args) => {
+            let fleet_dir = args.fleet_dir.clone();
+            FileLayer::open(&logs::log_dir(&args.fleet_dir), limits)
+                .map(|layer| {
+                    Some(layer.with_phones(Box::new(move |serial| {
+                        logs::log_dir(&fleet::phone_state_dir(&fleet_dir, serial))
+                    })))
+                })
+                .unwrap_or_else(|error| {
+                    eprintln!("youmi-agent: warning: no log file: {error}");
+                    None
+                })
+        }
+    };
+    init_tracing(cli.log_json, file);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -358,17 +405,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr, so that stdout carries only what `bind` prints.
-fn init_tracing(json: bool) {
+/// Logs go to stderr, so that stdout carries only what `bind` prints, and
+/// to the log file when there is one.
+fn init_tracing(json: bool, file: Option<FileLayer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter).with(file);
     if json {
-        builder.json().init();
+        registry.with(stderr.json()).init();
     } else {
-        builder.init();
+        registry.with(stderr).init();
     }
 }
 

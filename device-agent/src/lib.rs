@@ -38,6 +38,9 @@
 //!   agent's state, decides what runs when and applies the delivery rules.
 //! - `connection` (private): the WebSocket connection, heartbeats, and the
 //!   reconnect backoff.
+//! - [`logs`]: the agent's own log, a size-capped rotating file per agent
+//!   (per phone in fleet mode), and its upload on `upload_logs` as a
+//!   `.tar.gz` with the evidence of failed steps.
 //! - [`qr`]: reading the server address and bind code from a bind QR image
 //!   (a PNG, a screenshot or a photo of a screen), for `bind --qr`.
 //! - [`cli`]: the `youmi-agent` command line (`bind`, `run`, `fleet`).
@@ -55,6 +58,7 @@ pub mod flow;
 mod fsutil;
 mod future;
 pub mod journal;
+pub mod logs;
 pub mod media;
 pub mod phone;
 pub mod qr;

@@ -740,24 +740,31 @@ async fn bad_frames_are_ignored_and_settings_apply() {
 }
 
 #[tokio::test]
-async fn log_upload_and_update_are_answered_as_not_supported() {
+async fn a_failed_log_upload_is_reported_and_update_is_not_supported() {
     init_logs();
     let mut server = FakeServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let agent = spawn_agent(&server, dir.path(), &phone(ms(10)));
     let mut conn = server.next_conn().await;
     conn.handshake(plain_settings()).await;
+    // Nothing listens there: the upload fails, and the server is told why.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/logs", closed.local_addr().unwrap());
+    drop(closed);
     conn.send(&ServerMessage::UploadLogs {
         request_id: "r1".to_owned(),
-        url: "http://example.invalid/logs".to_owned(),
+        url,
     });
-    assert_eq!(
-        conn.recv().await,
+    match conn.recv().await {
         AgentMessage::LogsUploaded {
-            request_id: "r1".to_owned(),
-            error: Some("not supported by this agent".to_owned())
+            request_id,
+            error: Some(error),
+        } => {
+            assert_eq!(request_id, "r1");
+            assert!(error.starts_with("cannot send the logs"), "{error}");
         }
-    );
+        other => panic!("expected a failed logs_uploaded, got {other:?}"),
+    }
     conn.send(&ServerMessage::Update {
         version: "9.9.9".to_owned(),
         url: "http://example.invalid/agent".to_owned(),

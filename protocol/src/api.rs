@@ -10,10 +10,11 @@
 //! - [`error`]: the error body of every failed request.
 //! - [`page`]: the one page type of every list ([`Page`], [`Listed`]).
 //! - One module per feature: [`auth`], [`operator_accounts`], [`bind_codes`],
-//!   [`tasks`], [`devices`], [`notifications`], [`health`].
+//!   [`tasks`], [`devices`], [`device_logs`], [`notifications`], [`health`].
 
 pub mod auth;
 pub mod bind_codes;
+pub mod device_logs;
 pub mod devices;
 pub mod error;
 pub mod health;
@@ -24,6 +25,7 @@ pub mod tasks;
 
 pub use auth::*;
 pub use bind_codes::*;
+pub use device_logs::*;
 pub use devices::*;
 pub use error::*;
 pub use health::*;

@@ -122,6 +122,8 @@ fn every_example_in_the_protocol_doc_parses_as_its_type() {
             "device_selection" => check::<api::DeviceSelection>(tag, json),
             "update_settings" => check::<api::UpdateSettings>(tag, json),
             "affected" => check::<api::Affected>(tag, json),
+            "logs_requested" => check::<api::LogsRequested>(tag, json),
+            "device_log_page" => check::<api::DeviceLogPage>(tag, json),
             "notification_page" => check::<api::NotificationPage>(tag, json),
             "mark_read" => check::<api::MarkRead>(tag, json),
             "marked_read" => check::<api::MarkedRead>(tag, json),

@@ -18,7 +18,7 @@ use crate::http::guard::{guard, Guard};
 use crate::http::{json_errors, method_not_allowed, unknown_route, BODY_LIMIT};
 use crate::prometheus::count_responses;
 use crate::{
-    agent_bind, auth, bind_codes, console, devices, gateway, health, notifications,
+    agent_bind, auth, bind_codes, console, device_logs, devices, gateway, health, notifications,
     operator_accounts, tasks, AppState,
 };
 
@@ -35,6 +35,11 @@ pub const NAV: &[Section] = &[
     Section {
         label: "nav.operator_accounts",
         path: operator_accounts::pages::PATH,
+        badge: None,
+    },
+    Section {
+        label: "nav.device_logs",
+        path: device_logs::pages::PATH,
         badge: None,
     },
     Section {
@@ -60,9 +65,11 @@ pub fn features() -> Router<AppState> {
         .merge(gateway::router())
         .merge(tasks::router())
         .merge(devices::router())
+        .merge(device_logs::router())
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(device_logs::pages::router())
         .merge(tasks::pages::router())
         .merge(notifications::pages::router())
 }

@@ -21,7 +21,7 @@
 //! - [`app`]: every feature's router and pages mounted behind the kit's layers.
 //! - One module per feature, each with its router and handlers in `mod.rs`
 //!   and its SQL in `store.rs`, built with the kit: [`auth`], [`operator_accounts`],
-//!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`],
+//!   [`bind_codes`], [`agent_bind`], [`gateway`], [`tasks`], [`devices`], [`device_logs`],
 //!   [`notifications`].
 //! - [`health`]: `/health/live`, `/health/ready`, and the guard that refuses
 //!   writes while storage fails.
@@ -48,6 +48,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod device_logs;
 pub mod devices;
 pub mod gateway;
 pub mod health;
@@ -62,6 +63,7 @@ pub mod tasks;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +95,8 @@ pub struct Settings {
     pub bind_code_ttl_ms: i64,
     /// How long a login session lasts.
     pub session_ttl_ms: i64,
+    /// Where uploaded files live (the agents' logs under `device-logs/`).
+    pub data_dir: PathBuf,
 }
 
 /// What every handler shares; cheap to clone.
@@ -170,6 +174,9 @@ impl Server {
         operator_accounts::store::fill_wecom_keys(&db)
             .await
             .context("cannot fill the case-folded keys of wecom_user_id")?;
+        device_logs::clean_up_interrupted(&db, &config.data_dir)
+            .await
+            .context("cannot clean up the log uploads a stop cut off")?;
         auth::bootstrap_admin(&db, config.admin_password.as_deref())
             .await
             .context("cannot create the first admin")?;
@@ -231,6 +238,7 @@ impl Server {
                 public_url,
                 bind_code_ttl_ms: secs_to_ms(config.bind_code_ttl_secs),
                 session_ttl_ms: secs_to_ms(config.session_ttl_hours.saturating_mul(3_600)),
+                data_dir: config.data_dir.clone(),
             }),
             bind_limiter: Arc::new(RateLimiter::new(config.failed_attempts_per_minute)),
             login_limiter: Arc::new(RateLimiter::new(config.failed_attempts_per_minute)),

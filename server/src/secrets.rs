@@ -42,6 +42,15 @@ pub fn device_id() -> String {
     )
 }
 
+/// A new log request id: `log_` and 20 lowercase letters and digits, so
+/// that no agent can guess another's.
+pub fn log_request_id() -> String {
+    format!(
+        "log_{}",
+        string_from(b"abcdefghijklmnopqrstuvwxyz0123456789", 20)
+    )
+}
+
 /// A password for the first admin when none was configured.
 pub fn password() -> String {
     string_from(

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use reqwest::redirect::Policy;
 use reqwest::StatusCode;
-use youmi_protocol::api::{OperatorAccount, OperatorAccountList};
-use youmi_tests::{eventually, expect_json, TestApp};
+use youmi_agent::logs::{self, archive, LogLimits, RotatingFile};
+use youmi_protocol::api::{DeviceLogState, OperatorAccount, OperatorAccountList};
+use youmi_tests::{eventually, expect_json, AgentSpec, TestApp};
 
 use crate::harness::{Browser, WAIT};
 
@@ -337,6 +338,75 @@ async fn the_console_switches_to_english_and_back() {
     browser.click("a.lang[hreflang=zh-CN]").await;
     browser.wait_text("h1", "运营号").await;
     browser.wait_location("/operator-accounts").await;
+    browser.close().await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn logs_are_requested_from_the_page_and_downloaded() {
+    let app = TestApp::spawn().await;
+    let Some(browser) = Browser::start(&app, "device-logs").await else {
+        return;
+    };
+    let account = app.create_account().await;
+    let agent = app.bind_agent_with(account.id, AgentSpec::default()).await;
+    let device_id = agent.device_id().to_owned();
+    let mut log = RotatingFile::open(&logs::log_dir(&agent.state_dir), LogLimits::default())
+        .expect("the agent's log");
+    log.append(b"a line the admin wants to read\n").unwrap();
+
+    browser.goto("/device-logs").await;
+    browser.log_in().await;
+    browser.wait_location("/device-logs").await;
+    browser.screenshot("empty").await;
+    // No device picked: the reason next to the field, nothing asked.
+    browser.click("#request-logs").await;
+    browser.wait_text("#request-error", "请选择设备").await;
+    assert!(app.device_logs(&device_id).await.items.is_empty());
+
+    browser
+        .find("#request-device")
+        .await
+        .select_by_value(&device_id)
+        .await
+        .expect("pick the device");
+    browser.click("#request-logs").await;
+    browser.wait_location("/device-logs?notice=requested").await;
+    let entry = eventually("the upload", WAIT, || async {
+        let page = app.device_logs(&device_id).await;
+        page.items
+            .into_iter()
+            .find(|l| l.state == DeviceLogState::Uploaded)
+    })
+    .await;
+    browser.goto("/device-logs").await;
+    let link = format!("#log-{} [data-action=download]", entry.id);
+    browser.find(&link).await;
+    assert!(browser
+        .text(&format!("#log-{}", entry.id))
+        .await
+        .contains(&account.name));
+    browser.screenshot("uploaded").await;
+
+    // The download link gives the archive, as a download, to the session.
+    let href = browser
+        .script(&format!(
+            "return document.querySelector('{link}').getAttribute('href');"
+        ))
+        .await;
+    let href = href.as_str().expect("the link's href").to_owned();
+    let fetched = browser
+        .script(&format!(
+            "return fetch('{href}').then(async r => [r.status, r.headers.get('content-disposition'), (await r.arrayBuffer()).byteLength]);"
+        ))
+        .await;
+    assert_eq!(fetched[0], 200);
+    assert!(fetched[1].as_str().unwrap().starts_with("attachment;"));
+    assert_eq!(fetched[2].as_u64(), entry.size_bytes);
+    let (_, bytes) = app.download_log(entry.id).await;
+    let files = archive::read(&bytes).expect("a .tar.gz");
+    assert!(files.iter().any(|(name, content)| name == "logs/agent.log"
+        && String::from_utf8_lossy(content).contains("a line the admin wants to read")));
     browser.close().await;
     app.shutdown().await;
 }

@@ -115,6 +115,43 @@ async fn sigterm_lets_the_running_task_finish() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_process_logs_to_its_state_dir_and_uploads_that_log() {
+    let app = TestApp::spawn().await;
+    let (_, state_dir, record, credentials) = bound_process_agent(&app).await;
+    let _process = agent_run(Path::new(AGENT_EXE), &state_dir, &record, 20);
+    let device_id = credentials.device_id.clone();
+    app.wait_device(
+        &device_id,
+        "the agent online",
+        Duration::from_secs(20),
+        |d| d.online,
+    )
+    .await;
+    let log_id = app.request_logs(&[&device_id]).await.devices[0]
+        .log_id
+        .expect("the online agent was asked");
+    youmi_tests::api::eventually("the upload", Duration::from_secs(20), || async {
+        let page = app.device_logs(&device_id).await;
+        page.items
+            .into_iter()
+            .find(|l| l.id == log_id && l.state == youmi_protocol::api::DeviceLogState::Uploaded)
+    })
+    .await;
+    let (_, bytes) = app.download_log(log_id).await;
+    let files = youmi_agent::logs::archive::read(&bytes).expect("a .tar.gz");
+    let (_, log) = files
+        .iter()
+        .find(|(name, _)| name == "logs/agent.log")
+        .expect("the agent's log is in the archive");
+    let log = String::from_utf8_lossy(log);
+    assert!(
+        log.contains("starting") && log.contains(&device_id),
+        "the binary's own lines: {log}"
+    );
+    assert!(state_dir.join("logs").join("agent.log").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_agent_stops_with_an_error() {
     let app = TestApp::spawn().await;
     let (account, state_dir, record, credentials) = bound_process_agent(&app).await;

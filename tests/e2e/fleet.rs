@@ -15,11 +15,11 @@ use futures_util::future::join_all;
 use serde_json::json;
 use youmi_agent::fleet;
 use youmi_phone_sim::{Fault, SentEvent, SimConfig, SimHandle, Simulator};
-use youmi_protocol::api::SubmitTask;
+use youmi_protocol::api::{DeviceLogState, SubmitTask};
 use youmi_protocol::{OperatorAccountId, TaskId, TaskKind, TaskState};
 use youmi_tests::phones::{adb_on_path, AdbServer};
 use youmi_tests::process::ChildGuard;
-use youmi_tests::TestApp;
+use youmi_tests::{eventually, TestApp};
 
 use crate::AGENT_EXE;
 
@@ -254,6 +254,32 @@ async fn one_fleet_process_drives_fifty_phones_and_follows_the_hub() {
     for phone in &phones {
         assert_eq!(messages(phone), vec![text_for(phone, 1)]);
     }
+
+    // Each phone's log is its own: an upload from one phone holds its lines,
+    // not another's.
+    let (first, second) = (&phones[0], &phones[1]);
+    let log_id = app.request_logs(&[&first.device_id]).await.devices[0]
+        .log_id
+        .expect("an online phone is asked");
+    eventually("the fleet phone's upload", DEADLINE, || async {
+        let page = app.device_logs(&first.device_id).await;
+        page.items
+            .into_iter()
+            .find(|l| l.id == log_id && l.state == DeviceLogState::Uploaded)
+    })
+    .await;
+    let (_, bytes) = app.download_log(log_id).await;
+    let files = youmi_agent::logs::archive::read(&bytes).expect("a .tar.gz");
+    let (_, log) = files
+        .iter()
+        .find(|(name, _)| name == "logs/agent.log")
+        .expect("the phone's log is in the archive");
+    let log = String::from_utf8_lossy(log);
+    assert!(log.contains(&first.serial), "its own lines: {log}");
+    assert!(
+        !log.contains(&second.serial),
+        "no other phone's lines: {log}"
+    );
 
     // Unplugged: offline, and its next task waits.
     let unplugged = &phones[1];

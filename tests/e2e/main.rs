@@ -23,6 +23,8 @@
 //! - `flow_constructs`: scrolling to a chat below the fold; a flow file that
 //!   branches on the screen, picks with `nth` and `inside`, stops on several
 //!   `fail_on`s and computes text.
+//! - `logs`: log upload: an in-process agent packs its log and evidence and
+//!   uploads them; admins list and download the archive.
 //! - `media`: pictures under bare ids reach the album; each task sees only its own.
 //! - `metrics`: `/metrics` on its own listener, off by default, and what it
 //!   counts.
@@ -55,6 +57,7 @@ mod flow_constructs;
 mod fuzz;
 mod launch;
 mod layouts;
+mod logs;
 mod media;
 mod metrics;
 mod pause;

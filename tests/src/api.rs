@@ -11,9 +11,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use youmi_protocol::api::{
-    Affected, BindCode, CancelResult, CancelTasks, CreateOperatorAccount, DeviceList, DeviceView,
-    ErrorBody, ErrorDetail, LoginRequest, LoginResponse, OperatorAccount, SubmitBatch, SubmitTask,
-    SubmittedBatch, SubmittedTask, TaskPage, TaskView,
+    Affected, BindCode, CancelResult, CancelTasks, CreateOperatorAccount, DeviceList,
+    DeviceLogPage, DeviceSelection, DeviceView, ErrorBody, ErrorDetail, LoginRequest,
+    LoginResponse, LogsRequested, OperatorAccount, SubmitBatch, SubmitTask, SubmittedBatch,
+    SubmittedTask, TaskPage, TaskView,
 };
 use youmi_protocol::{BindRequest, BindResponse, OperatorAccountId, TaskId, TaskState};
 
@@ -400,6 +401,40 @@ impl Api {
     pub async fn devices(&self) -> Vec<DeviceView> {
         let list: DeviceList = expect_json(self.get("/api/v1/devices").await, StatusCode::OK).await;
         list.items
+    }
+
+    /// `POST /api/v1/devices/upload-logs` for these devices.
+    pub async fn request_logs(&self, device_ids: &[&str]) -> LogsRequested {
+        let selection = DeviceSelection {
+            device_ids: device_ids.iter().map(|id| (*id).to_owned()).collect(),
+            all: false,
+        };
+        expect_json(
+            self.post_json("/api/v1/devices/upload-logs", &selection)
+                .await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/device-logs?device_id=`: the first page of a device's logs.
+    pub async fn device_logs(&self, device_id: &str) -> DeviceLogPage {
+        let path = format!("/api/v1/device-logs?device_id={device_id}");
+        expect_json(self.get(&path).await, StatusCode::OK).await
+    }
+
+    /// `GET /api/v1/device-logs/{id}/file`: its `Content-Disposition` and bytes.
+    pub async fn download_log(&self, id: i64) -> (String, Vec<u8>) {
+        let response = self.get(&format!("/api/v1/device-logs/{id}/file")).await;
+        assert_eq!(response.status(), StatusCode::OK, "download of log {id}");
+        let disposition = response
+            .headers()
+            .get(reqwest::header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.bytes().await.expect("the log's bytes").to_vec();
+        (disposition, bytes)
     }
 
     /// One device from the device list; panics if it is not listed.

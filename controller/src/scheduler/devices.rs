@@ -249,6 +249,32 @@ impl<C: Clock> Scheduler<C> {
         self.send_to(device_id, ServerMessage::Settings { settings });
     }
 
+    /// Whether a device is connected, greeted and heard from lately: the
+    /// device list's "online", and who a one-off frame may go to.
+    fn is_online(&self, device: &Device, now: i64) -> bool {
+        device.connection.as_ref().is_some_and(|c| c.greeted) && self.is_fresh(device, now)
+    }
+
+    /// Sends each frame to its device if that device is online, and answers,
+    /// in order, which went out (a one-off request such as `upload_logs`,
+    /// which an offline phone would never see).
+    pub(super) fn send_frames(&mut self, frames: Vec<(String, ServerMessage)>) -> Vec<bool> {
+        let now = self.now();
+        frames
+            .into_iter()
+            .map(|(device_id, frame)| {
+                let online = self
+                    .devices
+                    .get(&device_id)
+                    .is_some_and(|device| self.is_online(device, now));
+                if online {
+                    self.send_to(&device_id, frame);
+                }
+                online
+            })
+            .collect()
+    }
+
     /// What the scheduler knows about every device, ordered by id.
     pub(super) fn device_statuses(&self) -> Vec<DeviceStatus> {
         let now = self.now();
@@ -257,8 +283,7 @@ impl<C: Clock> Scheduler<C> {
             .iter()
             .map(|(id, d)| {
                 let queue = self.queues.get(&d.account);
-                let online =
-                    d.connection.as_ref().is_some_and(|c| c.greeted) && self.is_fresh(d, now);
+                let online = self.is_online(d, now);
                 DeviceStatus {
                     device_id: id.clone(),
                     operator_account_id: d.account,

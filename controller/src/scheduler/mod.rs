@@ -115,6 +115,11 @@ pub(crate) enum Command {
     Devices {
         reply: oneshot::Sender<Vec<DeviceStatus>>,
     },
+    /// One frame to each of these devices, if online; answers which went out.
+    SendFrames {
+        frames: Vec<(String, ServerMessage)>,
+        reply: oneshot::Sender<Vec<bool>>,
+    },
     /// Which of these accounts exist, and whether each is disabled.
     Accounts {
         ids: Vec<OperatorAccountId>,
@@ -487,6 +492,10 @@ impl<C: Clock> Scheduler<C> {
             }
             Command::Devices { reply } => {
                 let _ = reply.send(self.device_statuses());
+            }
+            Command::SendFrames { frames, reply } => {
+                let sent = self.send_frames(frames);
+                self.reply(reply, sent);
             }
             Command::Accounts { ids, reply } => {
                 let _ = reply.send(self.known_accounts(ids));

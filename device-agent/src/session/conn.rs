@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::handle::Command;
 use super::{now_ms, Core, HaltReason, TaskGuard};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinError;
 use tokio::time::{self, Instant};
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 use youmi_protocol::{AgentMessage, ServerMessage, UpdateState};
 
 use crate::connection::{self, ConnEvent, ConnectionEnd, Outbound};
@@ -18,8 +19,6 @@ use crate::journal::JournalError;
 
 /// At shutdown, how long the connection may take to close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// What to answer `upload_logs` with until log upload is built.
-const LOGS_NOT_SUPPORTED: &str = "not supported by this agent";
 /// What to answer `update` with until self-update is built.
 const UPDATE_NOT_SUPPORTED: &str = "self-update is not supported by this agent";
 
@@ -32,6 +31,38 @@ pub(super) struct Conn {
 }
 
 impl Core {
+    /// Uploads the logs in a task of its own, which a running task never
+    /// waits for; its end comes back to the loop as a command, which answers
+    /// the server with `logs_uploaded`.
+    fn upload_logs(&mut self, request_id: String, url: String) {
+        info!(%request_id, "the server asked for the logs; uploading them");
+        let logs = self.logs.clone();
+        let commands = self.commands_tx.clone();
+        let upload = async move {
+            let sources = crate::logs::sources(&logs.state_dir);
+            let result =
+                crate::logs::upload::upload(&logs.client, &url, &logs.token, sources).await;
+            let error = match result {
+                Ok(summary) => {
+                    info!(
+                        %request_id,
+                        bytes = summary.bytes,
+                        files = summary.included.len(),
+                        left_out = summary.left_out.len(),
+                        "logs uploaded"
+                    );
+                    None
+                }
+                Err(error) => {
+                    warn!(%request_id, %error, "the logs could not be uploaded");
+                    Some(error.to_string())
+                }
+            };
+            let _ = commands.send(Command::LogsUploaded { request_id, error });
+        };
+        tokio::spawn(upload.in_current_span());
+    }
+
     pub(super) async fn on_event(&mut self, event: ConnEvent) -> Result<(), JournalError> {
         match event {
             ConnEvent::Connected { conn, out, hello } => {
@@ -152,13 +183,7 @@ impl Core {
                 info!(?settings, "new settings");
                 self.settings = settings;
             }
-            ServerMessage::UploadLogs { request_id, url } => {
-                warn!(%request_id, %url, "the server asked for the logs; {LOGS_NOT_SUPPORTED}");
-                self.send(AgentMessage::LogsUploaded {
-                    request_id,
-                    error: Some(LOGS_NOT_SUPPORTED.to_owned()),
-                });
-            }
+            ServerMessage::UploadLogs { request_id, url } => self.upload_logs(request_id, url),
             ServerMessage::Update { version, .. } => {
                 warn!(%version, "the server asked for an update; {UPDATE_NOT_SUPPORTED}");
                 self.send(AgentMessage::UpdateStatus {

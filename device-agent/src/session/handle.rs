@@ -18,6 +18,11 @@ pub(super) enum Command {
     Pause(String),
     Resume(String),
     Shutdown,
+    /// A log upload ended: answer the server's `upload_logs`.
+    LogsUploaded {
+        request_id: String,
+        error: Option<String>,
+    },
 }
 
 /// Watches and steers a running agent. Cloning it is cheap; dropping every

@@ -249,7 +249,14 @@ impl Agent {
             backoff_max: options.backoff_max,
             phone_state: connection::PhoneState(Arc::clone(&executor)),
         };
+        let logs = LogUploads {
+            state_dir: options.state_dir.clone(),
+            token: credentials.token.clone(),
+            client: reqwest::Client::new(),
+        };
         let core = Core {
+            logs,
+            commands_tx: commands_tx.clone(),
             device_id: credentials.device_id,
             device: options.device,
             executor,
@@ -314,6 +321,17 @@ impl<T> std::future::Future for TaskGuard<T> {
 }
 
 /// The agent's loop and all of its state.
+/// What the agent's log uploads need.
+#[derive(Clone)]
+struct LogUploads {
+    /// The state directory, whose `logs/` and `evidence/` go up.
+    state_dir: PathBuf,
+    /// The device token the upload carries.
+    token: String,
+    /// Reused across uploads.
+    client: reqwest::Client,
+}
+
 struct Core {
     /// For logs.
     device_id: String,
@@ -364,6 +382,10 @@ struct Core {
     /// that a restarted task goes on counting, and a late event of an old
     /// connection is not taken for one of the new.
     connection_numbers: Arc<AtomicU64>,
+    /// What a log upload needs: where the logs are, the token, a client.
+    logs: LogUploads,
+    /// To the loop itself, for the end of a log upload.
+    commands_tx: mpsc::UnboundedSender<Command>,
     /// The phone's own do-not-disturb state, while a restore of it failed: the
     /// next task restores it (and keeps it as the state to restore to), so a
     /// dropped connection cannot leave the phone in do-not-disturb for good.

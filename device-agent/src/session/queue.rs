@@ -216,6 +216,9 @@ impl Core {
         match command {
             Command::Pause(reason) => self.set_paused(true, &reason, true),
             Command::Resume(reason) => self.set_paused(false, &reason, true),
+            Command::LogsUploaded { request_id, error } => {
+                self.send(AgentMessage::LogsUploaded { request_id, error });
+            }
             Command::Shutdown => {
                 if !self.shutting_down {
                     info!("shutting down: nothing new starts; a running task finishes");

@@ -215,6 +215,9 @@ pub const ERROR_KEYS: &[(&str, &str)] = &[
     ("task_not_found", "error.task_not_found"),
     ("invalid_filter", "error.invalid_filter"),
     ("storage_unavailable", "error.storage_unavailable"),
+    ("device_not_found", "error.device_not_found"),
+    ("empty_selection", "error.pick_device"),
+    ("device_log_not_found", "error.device_log_not_found"),
     ("route_not_found", "error.not_found"),
     ("internal", "error.internal"),
 ];

@@ -28,7 +28,7 @@ use youmi_protocol::{AgentMessage, ServerMessage, MAX_FRAME_BYTES};
 
 use crate::http::error::ApiError;
 use crate::http::extract::{bearer_token, token_hash};
-use crate::AppState;
+use crate::{device_logs, AppState};
 
 use self::store::TokenDevice;
 
@@ -315,6 +315,7 @@ async fn serve_connection(
                     None => break,
                 }
             }
+            device_logs::note_reports(&state.db, &device_id, &pending);
             if !pending.is_empty()
                 && controller
                     .agent_messages(device_id.clone(), connection, pending)

@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod bind;
 mod console;
+mod device_logs;
 mod devices;
 mod errors;
 mod gateway;
