@@ -162,6 +162,8 @@ pub struct DeviceStatus {
     pub resume_at_ms: Option<i64>,
     /// The task on the phone (dispatched or running).
     pub current_task_id: Option<TaskId>,
+    /// That task's kind.
+    pub current_task_kind: Option<TaskKind>,
     /// When the agent was last heard from.
     pub last_seen_ms: Option<i64>,
     /// Battery level from the last heartbeat.
@@ -224,6 +226,8 @@ pub struct Controller {
     /// How the store is doing. Weak, so that the writer dropping it (it
     /// stopped) is seen as a stop.
     storage: Weak<storage::StorageSignals>,
+    /// The device-state change feed ([`Controller::device_changes`]).
+    changes: watch::Receiver<u64>,
 }
 
 impl Controller {
@@ -241,15 +245,17 @@ impl Controller {
         let storage = Arc::downgrade(&signals);
         // The scheduler and the writer register their metrics as they start.
         let recorder = config.metrics.clone();
+        let (changed, changes) = watch::channel(0);
         metrics::with_recorder(recorder.as_ref(), || {
             scheduler::Scheduler::start(
-                snapshot, store, clock, config, &commands, receiver, signals,
+                snapshot, store, clock, config, &commands, receiver, signals, changed,
             )
         });
         Controller {
             commands,
             failure,
             storage,
+            changes,
         }
     }
 
@@ -453,6 +459,15 @@ impl Controller {
     pub async fn devices(&self) -> Result<Vec<DeviceStatus>, ControllerError> {
         self.call(|reply| scheduler::Command::Devices { reply })
             .await
+    }
+
+    /// The device-state change feed: its value grows after every turn of the
+    /// scheduler that may have changed a device's state (a connection, a
+    /// frame, a binding, a pause or resume, settings, a cancel, a task
+    /// dispatched or finished, a timer). A watch coalesces a burst into one
+    /// wake-up; [`Controller::devices`] then says what the state is.
+    pub fn device_changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
     }
 
     /// Resolves when the scheduler stopped on a store failure, with the reason.

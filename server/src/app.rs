@@ -30,11 +30,17 @@ pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
 pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
 
 /// The console header's sections, in the seed's order: only those with a
-/// page (RPA助手管理, 任务 and 通知 come with theirs).
-pub const NAV: &[Section] = &[Section {
-    label: "nav.operator_accounts",
-    path: operator_accounts::pages::PATH,
-}];
+/// page (任务 and 通知 come with theirs).
+pub const NAV: &[Section] = &[
+    Section {
+        label: "nav.operator_accounts",
+        path: operator_accounts::pages::PATH,
+    },
+    Section {
+        label: "nav.devices",
+        path: devices::pages::PATH,
+    },
+];
 
 /// Every feature's routes and pages, one line each.
 pub fn features() -> Router<AppState> {
@@ -50,6 +56,7 @@ pub fn features() -> Router<AppState> {
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(devices::pages::router())
 }
 
 /// Every route of the server.

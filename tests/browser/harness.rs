@@ -163,6 +163,24 @@ impl Browser {
         .await;
     }
 
+    /// Waits until the text of `css` contains `text`, and returns it.
+    pub async fn wait_contains(&self, css: &str, text: &str) -> String {
+        eventually(&format!("{css} to contain {text:?}"), WAIT, || async move {
+            let found = self.client.find(Locator::Css(css)).await.ok()?;
+            let shown = found.text().await.ok()?;
+            shown.contains(text).then_some(shown)
+        })
+        .await
+    }
+
+    /// Makes the window `width` by `height` (for a wide page's screenshots).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
     /// The current value of the form control `css`.
     pub async fn value(&self, css: &str) -> String {
         self.find(css)

@@ -4,6 +4,7 @@
 //! and saves a screenshot of each page it visits (printed paths, under
 //! `<target>/tmp/browser-screenshots/`).
 
+mod devices;
 mod harness;
 
 use std::time::Duration;

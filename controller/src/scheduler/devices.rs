@@ -257,6 +257,9 @@ impl<C: Clock> Scheduler<C> {
             .iter()
             .map(|(id, d)| {
                 let queue = self.queues.get(&d.account);
+                let current_task_id = queue
+                    .and_then(|q| q.in_flight)
+                    .filter(|&t| self.owns(id, t));
                 let online =
                     d.connection.as_ref().is_some_and(|c| c.greeted) && self.is_fresh(d, now);
                 DeviceStatus {
@@ -266,9 +269,10 @@ impl<C: Clock> Scheduler<C> {
                     paused: d.paused,
                     pause_reason: d.pause_reason.clone(),
                     resume_at_ms: d.resume_at,
-                    current_task_id: queue
-                        .and_then(|q| q.in_flight)
-                        .filter(|&t| self.owns(id, t)),
+                    current_task_id,
+                    current_task_kind: current_task_id
+                        .and_then(|t| self.tasks.get(&t))
+                        .map(|task| task.kind),
                     last_seen_ms: d.last_seen,
                     battery: d.battery,
                     call: d.call,

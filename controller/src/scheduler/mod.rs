@@ -39,7 +39,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
     AgentMessage, AgentSettings, CallStatus, OperatorAccountId, ServerMessage, SettingsPatch,
@@ -247,6 +247,10 @@ pub(crate) struct Scheduler<C: Clock> {
     batch: Batch,
     /// The handles of the scheduler's metrics.
     metrics: Arc<Metrics>,
+    /// The change feed: bumped after a turn that may have changed a device.
+    changed: watch::Sender<u64>,
+    /// Whether this turn may have changed a device.
+    dirty: bool,
 }
 
 /// Commands handled in one turn at most, so that timers and commits keep up.
@@ -261,6 +265,7 @@ impl<C: Clock> Scheduler<C> {
         commands: &mpsc::Sender<Command>,
         receiver: mpsc::Receiver<Command>,
         signals: Arc<StorageSignals>,
+        changed: watch::Sender<u64>,
     ) {
         let store = Arc::new(store);
         let lookup_store = store.clone();
@@ -282,6 +287,8 @@ impl<C: Clock> Scheduler<C> {
             next_task_id: snapshot.next_task_id.max(1),
             batch: Batch::default(),
             metrics: Metrics::register(),
+            changed,
+            dirty: false,
         };
         scheduler.restore(snapshot);
         tokio::spawn(async move {
@@ -397,7 +404,17 @@ impl<C: Clock> Scheduler<C> {
                     Err(_) => break,
                 }
             }
+            if self
+                .timers
+                .first()
+                .is_some_and(|(due, _)| *due <= self.now())
+            {
+                self.dirty = true;
+            }
             self.fire_timers();
+            if std::mem::take(&mut self.dirty) {
+                self.changed.send_modify(|turns| *turns += 1);
+            }
             if self.hand_over().await.is_err() {
                 break;
             }
@@ -429,6 +446,10 @@ impl<C: Clock> Scheduler<C> {
     }
 
     fn handle(&mut self, command: Command) {
+        // Questions change nothing; every other command may.
+        if !matches!(command, Command::Devices { .. } | Command::Accounts { .. }) {
+            self.dirty = true;
+        }
         match command {
             Command::Submit {
                 tasks,

@@ -212,6 +212,12 @@ pub const ERROR_KEYS: &[(&str, &str)] = &[
     ("wecom_user_id_taken", "error.wecom_user_id_taken"),
     ("bind_code_not_found", "error.bind_code_not_found"),
     ("storage_unavailable", "error.storage_unavailable"),
+    ("empty_selection", "error.empty_selection"),
+    ("device_not_found", "error.device_not_found"),
+    ("empty_patch", "error.empty_patch"),
+    ("invalid_setting", "error.invalid_setting"),
+    ("empty_filter", "error.empty_filter"),
+    ("invalid_filter", "error.invalid_filter"),
     ("route_not_found", "error.not_found"),
     ("internal", "error.internal"),
 ];

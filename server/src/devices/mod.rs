@@ -1,6 +1,12 @@
 //! The device API: the list of bound phones with their live state, pause,
-//! resume, and pushing agent settings.
+//! resume, and pushing agent settings; and the console's RPA助手管理 page
+//! ([`pages`]) on the same logic.
 
+pub mod actions;
+pub mod batch;
+pub mod feed;
+pub mod listing;
+pub mod pages;
 pub mod store;
 
 use std::collections::HashMap;
@@ -17,6 +23,7 @@ use crate::http::extract::{AuthUser, Json};
 use crate::http::select::Selection;
 use crate::AppState;
 
+use self::actions::Action;
 use self::store::StoredDevice;
 
 /// The pause reason the device list shows for a pause from the API.
@@ -118,12 +125,9 @@ async fn pause(
     Json(selection): Json<DeviceSelection>,
 ) -> Result<Json<Affected>, ApiError> {
     let target = target(selection.device_ids, selection.all)?;
-    let affected = state
-        .controller
-        .pause(target, ADMIN_PAUSE_REASON.to_owned())
-        .await?;
-    tracing::info!(affected, "queues paused");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, Action::Pause).await?;
+    tracing::info!(affected = answer.affected, "queues paused");
+    Ok(Json(answer))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -133,9 +137,9 @@ async fn resume(
     Json(selection): Json<DeviceSelection>,
 ) -> Result<Json<Affected>, ApiError> {
     let target = target(selection.device_ids, selection.all)?;
-    let affected = state.controller.resume(target).await?;
-    tracing::info!(affected, "queues resumed");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, Action::Resume).await?;
+    tracing::info!(affected = answer.affected, "queues resumed");
+    Ok(Json(answer))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -144,20 +148,11 @@ async fn settings(
     user: AuthUser,
     Json(request): Json<UpdateSettings>,
 ) -> Result<Json<Affected>, ApiError> {
-    if request.settings.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_patch",
-            Some("settings"),
-            "settings must change at least one key",
-        ));
-    }
+    let action = Action::settings(request.settings)?;
     let target = target(request.device_ids, request.all)?;
-    let affected = state
-        .controller
-        .update_settings(target, request.settings)
-        .await?;
-    tracing::info!(affected, "settings pushed");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, action).await?;
+    tracing::info!(affected = answer.affected, "settings pushed");
+    Ok(Json(answer))
 }
 
 #[cfg(test)]

@@ -64,3 +64,35 @@ pub async fn list(db: &Db) -> Result<Vec<StoredDevice>, sqlx::Error> {
     .map(stored_device)
     .collect()
 }
+
+/// A bound device with its account's name: a row of the devices page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedDevice {
+    /// The stored device.
+    pub device: StoredDevice,
+    /// The name of the account it serves.
+    pub account_name: String,
+}
+
+/// Every bound, unrevoked device with its account's name, in one query
+/// (the devices page filters, sorts and pages these with the live state).
+#[tracing::instrument(skip_all)]
+pub async fn listed(db: &Db) -> Result<Vec<ListedDevice>, sqlx::Error> {
+    sqlx::query(
+        "SELECT d.id, d.operator_account_id, d.serial, d.model, d.android_version, \
+         d.agent_version, d.settings, d.queue_paused, d.pause_reason, d.resume_at_ms, \
+         d.last_seen_ms, d.bound_at_ms, a.name AS account_name \
+         FROM devices d JOIN operator_accounts a ON a.id = d.operator_account_id \
+         WHERE d.revoked_at_ms IS NULL ORDER BY d.bound_at_ms, d.id",
+    )
+    .fetch_all(&db.read)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(ListedDevice {
+            device: stored_device(row)?,
+            account_name: row.try_get("account_name")?,
+        })
+    })
+    .collect()
+}

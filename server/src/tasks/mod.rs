@@ -261,6 +261,16 @@ async fn cancel(
     user: AuthUser,
     Json(request): Json<CancelTasks>,
 ) -> Result<Json<CancelResult>, ApiError> {
+    Ok(Json(cancel_tasks(&state, request).await?))
+}
+
+/// Cancels the tasks `request` names, after checking it (every filter given
+/// non-empty and naming things that exist): the one logic of
+/// `POST /api/v1/tasks/cancel` and the console's 清除任务.
+pub async fn cancel_tasks(
+    state: &AppState,
+    request: CancelTasks,
+) -> Result<CancelResult, ApiError> {
     let task_ids = non_empty(request.task_ids, "task_ids")?;
     let account_ids = non_empty(request.operator_account_ids, "operator_account_ids")?;
     let device_ids = non_empty(request.device_ids, "device_ids")?;
@@ -323,7 +333,7 @@ async fn cancel(
         cancelling = result.cancelling,
         "tasks cancelled"
     );
-    Ok(Json(result))
+    Ok(result)
 }
 
 #[cfg(test)]
