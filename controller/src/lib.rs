@@ -172,6 +172,12 @@ pub struct DeviceStatus {
     pub call: Option<CallStatus>,
     /// Tasks waiting in the account's queue (ready or delayed).
     pub queued_tasks: u64,
+    /// The installed WeCom's version, as the heartbeats last said.
+    pub wecom_version: Option<String>,
+    /// Whether the screen is on, as the heartbeats last said.
+    pub screen_on: Option<bool>,
+    /// Whether do-not-disturb is on, as the heartbeats last said.
+    pub dnd: Option<bool>,
     /// Its agent settings.
     pub settings: AgentSettings,
 }

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use youmi_protocol::agent::error_code;
 use youmi_protocol::{OperatorAccountId, ServerMessage, SettingsPatch, TaskId, TaskState};
 
-use super::{Device, Scheduler, TimerKey};
+use super::{Device, Report, Scheduler, TimerKey};
 use crate::clock::Clock;
 use crate::store::{Change, DeviceRecord};
 use crate::{ControllerError, DeviceStatus, DeviceTarget};
@@ -38,6 +38,7 @@ impl<C: Clock> Scheduler<C> {
                 last_seen: record.last_seen_ms,
                 battery: None,
                 call: None,
+                report: Report::default(),
                 connection: None,
             },
         );
@@ -277,6 +278,9 @@ impl<C: Clock> Scheduler<C> {
                     battery: d.battery,
                     call: d.call,
                     queued_tasks: queue.map_or(0, |q| (q.ready.len() + q.delayed.len()) as u64),
+                    wecom_version: d.report.wecom_version.clone(),
+                    screen_on: d.report.screen_on,
+                    dnd: d.report.dnd,
                     settings: d.settings,
                 }
             })

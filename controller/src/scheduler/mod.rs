@@ -206,6 +206,15 @@ struct Connection {
     online: Option<Online>,
 }
 
+/// What a device's heartbeats report beside the battery and calls (each
+/// kept until a heartbeat says otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Report {
+    wecom_version: Option<String>,
+    screen_on: Option<bool>,
+    dnd: Option<bool>,
+}
+
 /// A bound device.
 struct Device {
     account: OperatorAccountId,
@@ -217,6 +226,9 @@ struct Device {
     battery: Option<u8>,
     /// The call state of the last heartbeat; `None` when it did not say.
     call: Option<CallStatus>,
+    /// What the heartbeats last reported of WeCom, the screen and
+    /// do-not-disturb.
+    report: Report,
     connection: Option<Connection>,
 }
 

@@ -45,6 +45,16 @@ pub struct DeviceView {
     pub settings: AgentSettings,
     /// When the phone was bound.
     pub bound_at_ms: i64,
+    /// The installed WeCom's version, as the heartbeats last said (absent:
+    /// never reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom_version: Option<String>,
+    /// Whether the screen is on, as the heartbeats last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_on: Option<bool>,
+    /// Whether do-not-disturb is on, as the heartbeats last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnd: Option<bool>,
 }
 
 impl Listed for DeviceView {

@@ -140,6 +140,9 @@ mod tests {
             call: None,
             queued_tasks: 0,
             settings: AgentSettings::default(),
+            wecom_version: None,
+            screen_on: None,
+            dnd: None,
         }
     }
 

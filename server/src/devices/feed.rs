@@ -152,6 +152,7 @@ mod tests {
                 queued,
                 last_seen_ms: Some(seen),
                 battery: None,
+                report: Default::default(),
             },
         )
     }

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use youmi_controller::DeviceStatus;
 use youmi_protocol::api::PageQuery;
-use youmi_protocol::{OperatorAccountId, TaskId, TaskKind};
+use youmi_protocol::{TaskId, TaskKind};
 
 use crate::console::paging;
 use crate::console::session::percent_encode;
 use crate::http::error::ApiError;
 
-use super::store::{ListedDevice, StoredDevice};
+use super::store::{ListedDevice, Reported, StoredDevice};
 
 /// The page's query string, as typed (a form sends empty fields).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -26,7 +26,7 @@ pub struct ListQuery {
     /// `1` paused only, `0` running only.
     #[serde(default)]
     pub paused: String,
-    /// An operator account's id.
+    /// An operator account: its id, or a part of its name.
     #[serde(default)]
     pub account: String,
     /// An agent version, exactly.
@@ -51,8 +51,9 @@ pub struct Filter {
     pub online: Option<bool>,
     /// Paused or running only.
     pub paused: Option<bool>,
-    /// One account's device only.
-    pub account: Option<OperatorAccountId>,
+    /// The devices of accounts whose id is this, or whose name holds it
+    /// (in any letter case); kept lowercase.
+    pub account: Option<String>,
     /// This agent version only.
     pub version: Option<String>,
 }
@@ -95,6 +96,9 @@ impl SortKey {
     }
 }
 
+/// The longest text the account filter takes (an account name's limit).
+pub const MAX_ACCOUNT_FILTER: usize = 64;
+
 /// A checked query: the filter, the order, the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
@@ -133,18 +137,14 @@ impl Listing {
         })?;
         let account = match query.account.trim() {
             "" => None,
-            text => Some(
-                text.parse::<OperatorAccountId>()
-                    .ok()
-                    .filter(|id| *id >= 1)
-                    .ok_or_else(|| {
-                        ApiError::unprocessable(
-                            "invalid_filter",
-                            Some("account"),
-                            "account must be an operator account id",
-                        )
-                    })?,
-            ),
+            text if text.chars().count() > MAX_ACCOUNT_FILTER => {
+                return Err(ApiError::unprocessable(
+                    "invalid_filter",
+                    Some("account"),
+                    format!("account must be at most {MAX_ACCOUNT_FILTER} characters"),
+                ))
+            }
+            text => Some(text.to_lowercase()),
         };
         let sort = match query.sort.as_str() {
             "" => SortKey::default(),
@@ -185,7 +185,10 @@ impl Listing {
         [
             filter.online.map(|v| format!("online={}", bit(v))),
             filter.paused.map(|v| format!("paused={}", bit(v))),
-            filter.account.map(|id| format!("account={id}")),
+            filter
+                .account
+                .as_ref()
+                .map(|a| format!("account={}", percent_encode(a))),
             filter
                 .version
                 .as_ref()
@@ -246,6 +249,8 @@ pub struct Live {
     pub last_seen_ms: Option<i64>,
     /// Battery level.
     pub battery: Option<u8>,
+    /// WeCom's version, the screen and do-not-disturb, as last reported.
+    pub report: Reported,
 }
 
 impl Live {
@@ -263,6 +268,11 @@ impl Live {
             queued: status.queued_tasks,
             last_seen_ms: status.last_seen_ms,
             battery: status.battery,
+            report: Reported {
+                wecom_version: status.wecom_version.clone(),
+                screen_on: status.screen_on,
+                dnd: status.dnd,
+            },
         }
     }
 
@@ -278,6 +288,7 @@ impl Live {
             queued: 0,
             last_seen_ms: device.last_seen_ms,
             battery: None,
+            report: device.report.clone(),
         }
     }
 
@@ -292,6 +303,8 @@ impl Live {
                 live.task,
                 live.queued,
                 live.battery,
+                live.report.screen_on,
+                live.report.dnd,
             )
         };
         shown(self) != shown(before)
@@ -335,9 +348,14 @@ pub fn matching(
         .filter(|row| {
             filter.online.is_none_or(|online| row.live.online == online)
                 && filter.paused.is_none_or(|paused| row.live.paused == paused)
-                && filter
-                    .account
-                    .is_none_or(|id| row.listed.device.operator_account_id == id)
+                && filter.account.as_ref().is_none_or(|text| {
+                    row.listed.device.operator_account_id.to_string() == *text
+                        || row
+                            .listed
+                            .account_name
+                            .to_lowercase()
+                            .contains(text.as_str())
+                })
                 && filter
                     .version
                     .as_ref()
@@ -387,7 +405,7 @@ pub fn page(
 
 #[cfg(test)]
 mod tests {
-    use youmi_protocol::{AgentSettings, DeviceInfo};
+    use youmi_protocol::{AgentSettings, DeviceInfo, OperatorAccountId};
 
     use super::*;
 
@@ -408,6 +426,7 @@ mod tests {
                 resume_at_ms: None,
                 last_seen_ms: None,
                 bound_at_ms: 1,
+                report: Reported::default(),
             },
             account_name: name.to_owned(),
         }
@@ -430,6 +449,9 @@ mod tests {
                 call: None,
                 queued_tasks: queued,
                 settings: AgentSettings::default(),
+                wecom_version: None,
+                screen_on: None,
+                dnd: None,
             },
         )
     }
@@ -487,9 +509,11 @@ mod tests {
             (vec!["a"], 3, 3)
         );
         assert!(run("page=9").rows.is_empty());
+        assert_eq!(ids(&run("account=BO")), ["c"]);
+        let long = format!("account={}", "x".repeat(65));
         for bad in [
             "online=yes",
-            "account=x",
+            long.as_str(),
             "sort=colour",
             "limit=0",
             "page=0",

@@ -78,6 +78,9 @@ pub fn view(stored: StoredDevice, live: Option<DeviceStatus>) -> DeviceView {
             queued_tasks: live.queued_tasks,
             settings: live.settings,
             bound_at_ms: stored.bound_at_ms,
+            wecom_version: live.wecom_version.or(stored.report.wecom_version),
+            screen_on: live.screen_on.or(stored.report.screen_on),
+            dnd: live.dnd.or(stored.report.dnd),
         },
         None => DeviceView {
             device_id: stored.device_id,
@@ -94,6 +97,9 @@ pub fn view(stored: StoredDevice, live: Option<DeviceStatus>) -> DeviceView {
             queued_tasks: 0,
             settings: stored.settings,
             bound_at_ms: stored.bound_at_ms,
+            wecom_version: stored.report.wecom_version,
+            screen_on: stored.report.screen_on,
+            dnd: stored.report.dnd,
         },
     }
 }

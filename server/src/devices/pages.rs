@@ -84,8 +84,6 @@ struct ListTemplate {
     ctx: Ctx,
     listing: Listing,
     page: ListPage,
-    /// The accounts that have a device, for the filter (id, name).
-    accounts: Vec<(i64, String)>,
     /// The agent versions in the fleet, for the filter.
     versions: Vec<String>,
 }
@@ -155,7 +153,7 @@ impl ListTemplate {
         match field {
             "online" => bit(filter.online),
             "paused" => bit(filter.paused),
-            "account" => filter.account.map_or(String::new(), |id| id.to_string()),
+            "account" => filter.account.clone().unwrap_or_default(),
             _ => filter.version.clone().unwrap_or_default(),
         }
     }
@@ -173,7 +171,7 @@ async fn list(
     let live = batch::live(&state)
         .await
         .map_err(|error| ctx.fail(&error))?;
-    let (accounts, versions) = choices(&stored);
+    let versions = versions(&stored);
     let page = listing::page(stored, live, &listing);
     Ok(html(
         StatusCode::OK,
@@ -181,19 +179,13 @@ async fn list(
             ctx,
             listing,
             page,
-            accounts,
             versions,
         },
     ))
 }
 
-/// The filter's choices: the accounts with a device and the versions seen.
-fn choices(stored: &[ListedDevice]) -> (Vec<(i64, String)>, Vec<String>) {
-    let mut accounts: Vec<(i64, String)> = stored
-        .iter()
-        .map(|d| (d.device.operator_account_id, d.account_name.clone()))
-        .collect();
-    accounts.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+/// The agent versions in the fleet, for the filter's choices.
+fn versions(stored: &[ListedDevice]) -> Vec<String> {
     let mut versions: Vec<String> = stored
         .iter()
         .map(|d| d.device.info.agent_version.clone())
@@ -201,7 +193,7 @@ fn choices(stored: &[ListedDevice]) -> (Vec<(i64, String)>, Vec<String>) {
         .collect();
     versions.sort();
     versions.dedup();
-    (accounts, versions)
+    versions
 }
 
 /// The confirmation of a batch: what it does, to how many phones, and the

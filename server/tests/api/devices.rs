@@ -245,3 +245,59 @@ async fn actions_answer_what_they_came_to_on_each_device() {
     assert!(by_kind.get("devices").is_none());
     app.finish().await;
 }
+
+#[tokio::test]
+async fn what_heartbeats_report_is_listed_and_kept_after_a_restart() {
+    let app = TestApp::spawn().await;
+    let account = app.account("reports").await;
+    let (device_id, mut agent) = app.connected_agent(account).await;
+    let listed = |answer: &serde_json::Value| answer["devices"][0].clone();
+    let device = listed(app.get("/api/v1/devices").await.expect(200));
+    assert!(device.get("wecom_version").is_none(), "{device}");
+    assert!(device.get("dnd").is_none(), "{device}");
+    agent
+        .send(&youmi_protocol::AgentMessage::Heartbeat {
+            battery: Some(77),
+            charging: None,
+            screen_on: Some(true),
+            foreground_app: None,
+            call: None,
+            wecom_version: Some("4.1.22".into()),
+            dnd: Some(false),
+        })
+        .await;
+    let device = youmi_tests::eventually(
+        "the heartbeat's report in the list",
+        crate::common::FRAME_WAIT,
+        || async {
+            let device = listed(app.get("/api/v1/devices").await.expect(200));
+            (device["wecom_version"] == "4.1.22").then_some(device)
+        },
+    )
+    .await;
+    assert_eq!(device["device_id"], device_id.as_str());
+    assert_eq!(
+        (
+            &device["wecom_version"],
+            &device["screen_on"],
+            &device["dnd"]
+        ),
+        (&json!("4.1.22"), &json!(true), &json!(false))
+    );
+    // Stored with the device: a restarted server still shows them.
+    drop(agent);
+    let db = app.stop().await;
+    let config = crate::common::config(&db);
+    let app = TestApp::start(db, config).await;
+    let device = listed(app.get("/api/v1/devices").await.expect(200));
+    assert_eq!(device["online"], false);
+    assert_eq!(
+        (
+            &device["wecom_version"],
+            &device["screen_on"],
+            &device["dnd"]
+        ),
+        (&json!("4.1.22"), &json!(true), &json!(false))
+    );
+    app.finish().await;
+}
