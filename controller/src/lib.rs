@@ -251,10 +251,9 @@ impl Controller {
         let storage = Arc::downgrade(&signals);
         // The scheduler and the writer register their metrics as they start.
         let recorder = config.metrics.clone();
-        let (changed, changes) = watch::channel(0);
-        metrics::with_recorder(recorder.as_ref(), || {
+        let changes = metrics::with_recorder(recorder.as_ref(), || {
             scheduler::Scheduler::start(
-                snapshot, store, clock, config, &commands, receiver, signals, changed,
+                snapshot, store, clock, config, &commands, receiver, signals,
             )
         });
         Controller {

@@ -277,8 +277,7 @@ impl<C: Clock> Scheduler<C> {
         commands: &mpsc::Sender<Command>,
         receiver: mpsc::Receiver<Command>,
         signals: Arc<StorageSignals>,
-        changed: watch::Sender<u64>,
-    ) {
+    ) -> watch::Receiver<u64> {
         let store = Arc::new(store);
         let lookup_store = store.clone();
         let lookup: OwnerLookup = Arc::new(move |id| {
@@ -286,6 +285,7 @@ impl<C: Clock> Scheduler<C> {
             Box::pin(async move { store.task_owner(id).await })
         });
         let writer = Writer::start(store, signals, config.writer_thread);
+        let (changed, changes) = watch::channel(0);
         let mut scheduler = Scheduler {
             clock,
             config,
@@ -307,6 +307,7 @@ impl<C: Clock> Scheduler<C> {
             scheduler.run(receiver).await;
             tracing::debug!("scheduler stopped");
         });
+        changes
     }
 
     fn now(&self) -> i64 {
