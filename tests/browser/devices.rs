@@ -39,10 +39,21 @@ async fn states(app: &TestApp, account: i64, kind: TaskKind) -> Vec<TaskState> {
         .collect()
 }
 
-/// Posts the batch form's `action` and confirms it: the results panel.
+/// Posts the batch form's `action`: its confirmation shows `count`.
 async fn run_batch(browser: &Browser, action: &str, count: &str) {
     browser.click(&format!("#batch-{action}")).await;
     browser.wait_contains("#batch-count", count).await;
+}
+
+/// Confirms the batch shown; the results say it was done on `device`.
+async fn confirm_done(browser: &Browser, device: &str) {
+    browser.click("#batch-confirm-button").await;
+    browser
+        .wait_contains(
+            &format!("#batch-results tr[data-device='{device}']"),
+            "已完成",
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -116,13 +127,7 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
     assert_eq!(browser.text("#selected-count").await, "1");
     run_batch(&browser, "pause", "1 台设备").await;
     browser.screenshot("pause-confirm").await;
-    browser.click("#batch-confirm-button").await;
-    browser
-        .wait_contains(
-            &format!("#batch-results tr[data-device='{device}']"),
-            "已完成",
-        )
-        .await;
+    confirm_done(&browser, &device).await;
     browser
         .wait_contains(&format!("{row} [data-cell=queue]"), "已暂停")
         .await;
@@ -212,13 +217,7 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
         .script("document.getElementById('set-volume_key_toggle').value = '1'; return true;")
         .await;
     browser.screenshot("settings-confirm").await;
-    browser.click("#batch-confirm-button").await;
-    browser
-        .wait_contains(
-            &format!("#batch-results tr[data-device='{device}']"),
-            "已完成",
-        )
-        .await;
+    confirm_done(&browser, &device).await;
     eventually("the agent to get the settings", WAIT, || async {
         let settings = agent.handle.status().settings;
         (settings.auto_resume_after_min.minutes() == 5 && settings.volume_key_toggle).then_some(())

@@ -5,8 +5,6 @@
 //! already so is `unchanged`; an online one is `done`; an offline one is
 //! `offline` (stored; its agent gets it when it connects again).
 
-use std::collections::HashMap;
-
 use youmi_controller::{DeviceStatus, DeviceTarget};
 use youmi_protocol::api::{Affected, DeviceOutcome, Outcome};
 use youmi_protocol::SettingsPatch;
@@ -59,13 +57,7 @@ pub async fn run(
     target: DeviceTarget,
     action: Action,
 ) -> Result<Affected, ApiError> {
-    let before: HashMap<String, DeviceStatus> = state
-        .controller
-        .devices()
-        .await?
-        .into_iter()
-        .map(|status| (status.device_id.clone(), status))
-        .collect();
+    let before = super::live(state).await?;
     let mut ids = match &target {
         DeviceTarget::All => before.keys().cloned().collect(),
         DeviceTarget::Ids(ids) => {
@@ -121,29 +113,12 @@ pub fn outcome(action: &Action, status: &DeviceStatus) -> DeviceOutcome {
 
 #[cfg(test)]
 mod tests {
-    use youmi_protocol::{AgentSettings, AutoResume};
+    use youmi_protocol::AutoResume;
 
     use super::*;
 
     fn status(online: bool, paused: bool) -> DeviceStatus {
-        DeviceStatus {
-            device_id: "dev_a".into(),
-            operator_account_id: 1,
-            online,
-            paused,
-            pause_reason: None,
-            resume_at_ms: None,
-            current_task_id: None,
-            current_task_kind: None,
-            last_seen_ms: None,
-            battery: None,
-            call: None,
-            queued_tasks: 0,
-            settings: AgentSettings::default(),
-            wecom_version: None,
-            screen_on: None,
-            dnd: None,
-        }
+        super::super::tests::status("dev_a", online, paused)
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use youmi_controller::{DeviceStatus, DeviceTarget};
+use youmi_controller::DeviceTarget;
 use youmi_protocol::api::{CancelTasks, DeviceOutcome, Outcome};
 use youmi_protocol::{AutoResume, SettingsPatch, TaskKind};
 
@@ -23,6 +23,7 @@ use crate::{tasks, AppState};
 
 use super::actions::{self, Action};
 use super::listing::{self, ListQuery, Listing};
+use super::live;
 use super::store::{self, ListedDevice};
 
 /// The batch actions, in the toolbar's order.
@@ -287,17 +288,6 @@ pub async fn phones(state: &AppState, scope: &Scope) -> Result<Phones, ApiError>
         .map(|d| (d.device.device_id.clone(), d))
         .collect();
     Ok(Phones { ids, listed })
-}
-
-/// The scheduler's view of every device, by id.
-pub async fn live(state: &AppState) -> Result<HashMap<String, DeviceStatus>, ApiError> {
-    Ok(state
-        .controller
-        .devices()
-        .await?
-        .into_iter()
-        .map(|status| (status.device_id.clone(), status))
-        .collect())
 }
 
 /// What a batch came to on one phone.

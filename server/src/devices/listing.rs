@@ -436,22 +436,8 @@ mod tests {
         (
             id.to_owned(),
             DeviceStatus {
-                device_id: id.to_owned(),
-                operator_account_id: 1,
-                online,
-                paused,
-                pause_reason: None,
-                resume_at_ms: None,
-                current_task_id: None,
-                current_task_kind: None,
-                last_seen_ms: None,
-                battery: None,
-                call: None,
                 queued_tasks: queued,
-                settings: AgentSettings::default(),
-                wecom_version: None,
-                screen_on: None,
-                dnd: None,
+                ..super::super::tests::status(id, online, paused)
             },
         )
     }

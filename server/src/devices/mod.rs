@@ -104,16 +104,21 @@ pub fn view(stored: StoredDevice, live: Option<DeviceStatus>) -> DeviceView {
     }
 }
 
-#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
-async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
-    let stored = store::list(&state.db).await?;
-    let mut live: HashMap<String, DeviceStatus> = state
+/// What the scheduler knows of every device now, by id.
+pub async fn live(state: &AppState) -> Result<HashMap<String, DeviceStatus>, ApiError> {
+    Ok(state
         .controller
         .devices()
         .await?
         .into_iter()
         .map(|status| (status.device_id.clone(), status))
-        .collect();
+        .collect())
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
+    let stored = store::list(&state.db).await?;
+    let mut live = live(&state).await?;
     let devices = stored
         .into_iter()
         .map(|device| {
@@ -162,8 +167,33 @@ async fn settings(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use youmi_protocol::AgentSettings;
+
     use super::*;
+
+    /// A device as the scheduler knows it, with nothing reported: the
+    /// fixture of this feature's unit tests.
+    pub(crate) fn status(id: &str, online: bool, paused: bool) -> DeviceStatus {
+        DeviceStatus {
+            device_id: id.to_owned(),
+            operator_account_id: 1,
+            online,
+            paused,
+            pause_reason: None,
+            resume_at_ms: None,
+            current_task_id: None,
+            current_task_kind: None,
+            last_seen_ms: None,
+            battery: None,
+            call: None,
+            queued_tasks: 0,
+            settings: AgentSettings::default(),
+            wecom_version: None,
+            screen_on: None,
+            dnd: None,
+        }
+    }
 
     #[test]
     fn selections() {

@@ -168,7 +168,7 @@ async fn list(
     let stored = store::listed(&state.db)
         .await
         .map_err(|error| ctx.fail(&error.into()))?;
-    let live = batch::live(&state)
+    let live = super::live(&state)
         .await
         .map_err(|error| ctx.fail(&error))?;
     let versions = versions(&stored);
