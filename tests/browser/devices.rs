@@ -64,12 +64,7 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
     };
     browser.resize(1480, 1000).await;
     let account = app.create_account().await;
-    browser.goto("/operator-accounts").await;
-    browser.log_in().await;
-    browser
-        .click(&format!("#account-{} [data-action=bind-code]", account.id))
-        .await;
-    let code = browser.text("#bind-code-value").await;
+    let code = browser.bind_code(account.id).await;
 
     // The page open, its feed connected, no phone yet.
     browser.click("nav.sections a[href='/devices']").await;
@@ -244,6 +239,14 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
     browser
         .wait_text(&format!("{row} [data-cell=online]"), "离线")
         .await;
+    // The same page in English.
+    browser.click("a.lang[hreflang=en]").await;
+    browser.wait_text("h1", "Device agents").await;
+    assert_eq!(
+        browser.text(&format!("{row} [data-cell=queue]")).await,
+        "Running"
+    );
+    browser.screenshot("english").await;
     browser.close().await;
     app.shutdown().await;
 }

@@ -233,6 +233,16 @@ impl Browser {
         .await;
     }
 
+    /// Opens 运营号, logs in, and makes a bind code for account `id` with
+    /// its button (创建设备绑定码): the code the panel shows.
+    pub async fn bind_code(&self, id: i64) -> String {
+        self.goto("/operator-accounts").await;
+        self.log_in().await;
+        self.click(&format!("#account-{id} [data-action=bind-code]"))
+            .await;
+        self.text("#bind-code-value").await
+    }
+
     /// Saves what the browser shows as `<test>-<name>.png` and prints where.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
