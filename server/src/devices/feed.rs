@@ -7,7 +7,8 @@
 //! its last event, rendered in the page's language, as one `devices` event.
 //! Bursts are coalesced: at most one event per [`COALESCE`], so at most one
 //! update per row per 250 ms. A device the page has no row for (just bound)
-//! makes the page fetch its rows again.
+//! makes the page fetch its rows again. The stream ends when the server
+//! shuts down.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -58,6 +59,8 @@ struct Feed {
     state: AppState,
     ctx: Ctx,
     changes: watch::Receiver<u64>,
+    /// True once the server shuts down: the stream ends.
+    stopping: watch::Receiver<bool>,
     /// What the page was last told of each device.
     shown: HashMap<String, Live>,
     /// Whether an event was sent (the next waits [`COALESCE`] first).
@@ -98,10 +101,12 @@ pub async fn events(
     let mut changes = state.controller.device_changes();
     changes.borrow_and_update();
     let shown = now(&state).await.unwrap_or_default();
+    let stopping = state.gateway.shutdown_signal();
     let start = Feed {
         state,
         ctx,
         changes,
+        stopping,
         shown,
         sent: false,
     };
@@ -110,7 +115,10 @@ pub async fn events(
             if feed.sent {
                 tokio::time::sleep(COALESCE).await;
             }
-            feed.changes.changed().await.ok()?;
+            tokio::select! {
+                changed = feed.changes.changed() => changed.ok()?,
+                _ = feed.stopping.wait_for(|stop| *stop) => return None,
+            }
             feed.changes.borrow_and_update();
             let current = now(&feed.state).await?;
             let rows = changed(&feed.shown, &current);
