@@ -252,7 +252,7 @@ pub struct Phones {
 /// `empty_selection`.
 pub async fn phones(state: &AppState, scope: &Scope) -> Result<Phones, ApiError> {
     let stored = store::listed(&state.db).await?;
-    let ids = match scope {
+    let ids: Vec<String> = match scope {
         Scope::Selected(ids) => {
             let known: std::collections::HashSet<&str> =
                 stored.iter().map(|d| d.device.device_id.as_str()).collect();
@@ -263,9 +263,8 @@ pub async fn phones(state: &AppState, scope: &Scope) -> Result<Phones, ApiError>
                 ids.clone(),
                 |id| known.contains(id.as_str()),
             )?;
-            let mut ids = ids.clone();
-            ids.dedup();
-            ids
+            let mut seen = std::collections::HashSet::new();
+            ids.iter().filter(|id| seen.insert(*id)).cloned().collect()
         }
         Scope::Filter(query) => {
             let listing = Listing::new(query)?;
