@@ -323,6 +323,8 @@ fn heartbeat() -> AgentMessage {
         screen_on: Some(true),
         foreground_app: None,
         call: None,
+        wecom_version: Some("4.1.22".to_owned()),
+        dnd: Some(false),
     }
 }
 

@@ -177,3 +177,10 @@ pub fn mass_send_task(index: usize, operator_account_id: OperatorAccountId) -> S
         not_after: None,
     }
 }
+
+impl ApiClient {
+    /// The typed client underneath (its HTTP client, base URL and token).
+    pub fn api(&self) -> &Api {
+        &self.api
+    }
+}

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use crate::scenarios::devices_page::DevicesPageArgs;
 use crate::scenarios::dispatch::DispatchArgs;
 use crate::scenarios::fanout::FanoutArgs;
 use crate::scenarios::idle::IdleArgs;
@@ -44,6 +45,9 @@ pub enum Command {
     Idle(IdleArgs),
     /// One mass-send batch in one API call: submit time, first assign, drain.
     Fanout(FanoutArgs),
+    /// Server time of the console's devices page at 5,000 devices, against
+    /// the API's JSON device list.
+    DevicesPage(DevicesPageArgs),
     /// A youmi-server for a scenario (started by the scenarios themselves).
     #[command(name = "__server", hide = true)]
     Server(ServerChildArgs),
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
             Command::Dispatch(args) => crate::scenarios::dispatch::run(args).await?,
             Command::Idle(args) => crate::scenarios::idle::run(args).await?,
             Command::Fanout(args) => crate::scenarios::fanout::run(args).await?,
+            Command::DevicesPage(args) => crate::scenarios::devices_page::run(args).await?,
             Command::Server(args) => return crate::server_child::run(args).await,
             Command::RawServer => return crate::raw::run().await,
         };

@@ -122,6 +122,30 @@ fn fanout_submits_one_batch_and_drains_it() {
 }
 
 #[test]
+fn devices_page_times_the_console_page_against_the_json_list() {
+    let json = figures(&[
+        "devices-page",
+        "--devices",
+        "30",
+        "--online",
+        "10",
+        "--repeat",
+        "3",
+    ]);
+    assert_eq!(json["scenario"], "devices-page");
+    assert_eq!(
+        (json["devices"].clone(), json["online"].clone()),
+        (30.into(), 10.into())
+    );
+    let baseline = positive(&json, "json_list_ms");
+    for page in ["page_ms", "filtered_page_ms", "last_page_ms"] {
+        let took = positive(&json, page);
+        let ratio = positive(&json, &format!("{page}_vs_json"));
+        assert!((ratio - took / baseline).abs() <= 0.05 * ratio, "{json}");
+    }
+}
+
+#[test]
 fn bad_options_are_refused_before_anything_starts() {
     let output = Command::new(env!("CARGO_BIN_EXE_youmi-bench"))
         .args(["dispatch", "--database", "sqlite://bench.db"])

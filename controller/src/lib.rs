@@ -163,6 +163,8 @@ pub struct DeviceStatus {
     pub resume_at_ms: Option<i64>,
     /// The task on the phone (dispatched or running).
     pub current_task_id: Option<TaskId>,
+    /// That task's kind.
+    pub current_task_kind: Option<TaskKind>,
     /// When the agent was last heard from.
     pub last_seen_ms: Option<i64>,
     /// Battery level from the last heartbeat.
@@ -171,6 +173,12 @@ pub struct DeviceStatus {
     pub call: Option<CallStatus>,
     /// Tasks waiting in the account's queue (ready or delayed).
     pub queued_tasks: u64,
+    /// The installed WeCom's version, as the heartbeats last said.
+    pub wecom_version: Option<String>,
+    /// Whether the screen is on, as the heartbeats last said.
+    pub screen_on: Option<bool>,
+    /// Whether do-not-disturb is on, as the heartbeats last said.
+    pub dnd: Option<bool>,
     /// Its agent settings.
     pub settings: AgentSettings,
 }
@@ -225,6 +233,8 @@ pub struct Controller {
     /// How the store is doing. Weak, so that the writer dropping it (it
     /// stopped) is seen as a stop.
     storage: Weak<storage::StorageSignals>,
+    /// The device-state change feed ([`Controller::device_changes`]).
+    changes: watch::Receiver<u64>,
 }
 
 impl Controller {
@@ -242,7 +252,7 @@ impl Controller {
         let storage = Arc::downgrade(&signals);
         // The scheduler and the writer register their metrics as they start.
         let recorder = config.metrics.clone();
-        metrics::with_recorder(recorder.as_ref(), || {
+        let changes = metrics::with_recorder(recorder.as_ref(), || {
             scheduler::Scheduler::start(
                 snapshot, store, clock, config, &commands, receiver, signals,
             )
@@ -251,6 +261,7 @@ impl Controller {
             commands,
             failure,
             storage,
+            changes,
         }
     }
 
@@ -465,6 +476,15 @@ impl Controller {
     ) -> Result<Vec<bool>, ControllerError> {
         self.call(|reply| scheduler::Command::SendFrames { frames, reply })
             .await
+    }
+
+    /// The device-state change feed: its value grows after every turn of the
+    /// scheduler that may have changed a device's state (a connection, a
+    /// frame, a binding, a pause or resume, settings, a cancel, a task
+    /// dispatched or finished, a timer). A watch coalesces a burst into one
+    /// wake-up; [`Controller::devices`] then says what the state is.
+    pub fn device_changes(&self) -> watch::Receiver<u64> {
+        self.changes.clone()
     }
 
     /// Resolves when the scheduler stopped on a store failure, with the reason.

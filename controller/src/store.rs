@@ -195,6 +195,18 @@ pub enum Change {
         /// When.
         at_ms: i64,
     },
+    /// A heartbeat reported the phone differently from before (WeCom's
+    /// version, the screen, do-not-disturb); kept for the device list.
+    DeviceReported {
+        /// The device.
+        device_id: String,
+        /// The installed WeCom's version.
+        wecom_version: Option<String>,
+        /// Whether the screen is on.
+        screen_on: Option<bool>,
+        /// Whether do-not-disturb is on.
+        dnd: Option<bool>,
+    },
     /// A device said hello or went away; what it reported is kept for the device list.
     DeviceSeen {
         /// The device.

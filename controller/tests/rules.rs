@@ -282,6 +282,8 @@ fn heartbeat() -> AgentMessage {
         screen_on: None,
         foreground_app: None,
         call: None,
+        wecom_version: None,
+        dnd: None,
     }
 }
 
@@ -719,6 +721,8 @@ async fn silent_devices_go_offline_after_90_seconds() {
                 screen_on: None,
                 foreground_app: None,
                 call: None,
+                wecom_version: None,
+                dnd: None,
             },
         )
         .await;
@@ -743,6 +747,8 @@ async fn the_call_state_of_the_last_heartbeat_is_shown_and_an_old_one_is_not_kep
         screen_on: None,
         foreground_app: None,
         call,
+        wecom_version: None,
+        dnd: None,
     };
     assert_eq!(controller.devices().await.unwrap()[0].call, None);
     phone
@@ -760,6 +766,71 @@ async fn the_call_state_of_the_last_heartbeat_is_shown_and_an_old_one_is_not_kep
     assert_eq!(status.call, None);
     assert_eq!(status.battery, Some(70), "the battery is kept");
     assert!(status.online);
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_heartbeats_report_is_kept_stored_when_it_changes_and_moves_the_change_feed() {
+    let (controller, store) = start(snapshot(&[("d1", 1)]), config());
+    let mut changes = controller.device_changes();
+    changes.borrow_and_update();
+    let phone = online(&controller, "d1", 1).await;
+    assert!(changes.has_changed().unwrap(), "a connection is a change");
+    changes.borrow_and_update();
+    let beat = |wecom_version: Option<&str>, dnd: Option<bool>| AgentMessage::Heartbeat {
+        battery: None,
+        charging: None,
+        screen_on: Some(true),
+        foreground_app: None,
+        call: None,
+        wecom_version: wecom_version.map(str::to_owned),
+        dnd,
+    };
+    for _ in 0..3 {
+        phone
+            .send(&controller, beat(Some("4.1.22"), Some(false)))
+            .await;
+        settle().await;
+    }
+    // A heartbeat that says nothing of them keeps what was said.
+    phone.send(&controller, beat(None, None)).await;
+    settle().await;
+    let status = &controller.devices().await.unwrap()[0];
+    assert_eq!(
+        (
+            status.wecom_version.as_deref(),
+            status.screen_on,
+            status.dnd
+        ),
+        (Some("4.1.22"), Some(true), Some(false))
+    );
+    assert!(changes.has_changed().unwrap(), "heartbeats are changes");
+    changes.borrow_and_update();
+    // Asking changes nothing.
+    controller.devices().await.unwrap();
+    settle().await;
+    assert!(!changes.has_changed().unwrap());
+    phone
+        .send(&controller, beat(Some("4.1.23"), Some(true)))
+        .await;
+    settle().await;
+    let reported: Vec<(Option<String>, Option<bool>)> = store
+        .changes()
+        .iter()
+        .filter_map(|change| match change {
+            Change::DeviceReported {
+                wecom_version, dnd, ..
+            } => Some((wecom_version.clone(), *dnd)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reported,
+        [
+            (Some("4.1.22".to_owned()), Some(false)),
+            (Some("4.1.23".to_owned()), Some(true))
+        ],
+        "stored once per change, not per heartbeat"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -415,6 +415,8 @@ async fn serve(
                     screen_on: status.screen_on,
                     foreground_app: status.foreground_app,
                     call: status.call,
+                    wecom_version: status.wecom_version,
+                    dnd: status.dnd,
                 };
                 // The ping makes a live server answer (a pong) even when it
                 // has nothing to say, which keeps `last_heard` fresh.

@@ -77,6 +77,8 @@ async fn hello_comes_first_then_welcome_connects_and_heartbeats_flow() {
             screen_on,
             foreground_app,
             call,
+            wecom_version: None,
+            dnd: None,
         } => {
             assert_eq!((battery, charging, screen_on), (None, None, None));
             assert!(foreground_app.is_none());

@@ -149,6 +149,8 @@ async fn the_phone_side_settings_follow_the_server() {
                 screen_on,
                 foreground_app,
                 call,
+                wecom_version,
+                dnd,
             } = conn.recv_any().await
             {
                 if battery == Some(42) {
@@ -156,6 +158,9 @@ async fn the_phone_side_settings_follow_the_server() {
                     assert_eq!(screen_on, Some(true));
                     assert!(foreground_app.is_some());
                     assert_eq!(call, Some(CallStatus::Idle));
+                    // What the devices page shows beside it.
+                    assert!(wecom_version.is_some_and(|v| !v.is_empty()));
+                    assert_eq!(dnd, Some(false));
                     return;
                 }
             }

@@ -178,6 +178,13 @@ pub enum AgentMessage {
         /// agent older than the field, or a phone whose calls it cannot read).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         call: Option<CallStatus>,
+        /// The installed WeCom's version (`4.1.22`). Absent: not known (an
+        /// agent older than the field, or WeCom not installed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wecom_version: Option<String>,
+        /// Whether the phone's do-not-disturb mode is on. Absent: not known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dnd: Option<bool>,
     },
     /// Something the agent saw on the phone, for the CRM.
     Event {
@@ -245,8 +252,13 @@ impl AgentMessage {
             AgentMessage::Progress { step, .. } => check("step", step),
             AgentMessage::Finished(report) => report.check_text(""),
             AgentMessage::QueueChanged { reason, .. } => check("reason", reason),
-            AgentMessage::Heartbeat { foreground_app, .. } => {
-                check("foreground_app", foreground_app.as_deref().unwrap_or(""))
+            AgentMessage::Heartbeat {
+                foreground_app,
+                wecom_version,
+                ..
+            } => {
+                check("foreground_app", foreground_app.as_deref().unwrap_or(""))?;
+                check("wecom_version", wecom_version.as_deref().unwrap_or(""))
             }
             AgentMessage::Event { kind, data } => {
                 check("kind", kind)?;

@@ -96,6 +96,8 @@ fn agent_messages_round_trip() {
             screen_on: Some(true),
             foreground_app: Some("x".into()),
             call: Some(CallStatus::Ringing),
+            wecom_version: None,
+            dnd: None,
         },
         "heartbeat",
     );
@@ -106,6 +108,8 @@ fn agent_messages_round_trip() {
             screen_on: None,
             foreground_app: None,
             call: None,
+            wecom_version: None,
+            dnd: None,
         },
         "heartbeat",
     );
@@ -146,6 +150,8 @@ fn heartbeats_carry_the_call_state_but_never_a_number() {
             screen_on: None,
             foreground_app: None,
             call: Some(status),
+            wecom_version: None,
+            dnd: None,
         };
         let value = serde_json::to_value(&beat).unwrap();
         assert_eq!(
@@ -166,6 +172,8 @@ fn heartbeats_carry_the_call_state_but_never_a_number() {
             screen_on: Some(true),
             foreground_app: None,
             call: None,
+            wecom_version: None,
+            dnd: None,
         }
     );
     let text = serde_json::to_string(&old).unwrap();
@@ -352,4 +360,33 @@ fn assign_frames_from_payload_text_match_the_message() {
         other => panic!("not an assign: {other:?}"),
     }
     assert!(assign_frame(1, TaskKind::SendMessage, 1, None, "{not json").is_err());
+}
+
+#[test]
+fn heartbeats_carry_wecom_version_and_dnd_when_known() {
+    let beat = AgentMessage::Heartbeat {
+        battery: None,
+        charging: None,
+        screen_on: Some(false),
+        foreground_app: None,
+        call: None,
+        wecom_version: Some("4.1.22".into()),
+        dnd: Some(true),
+    };
+    let value = serde_json::to_value(&beat).unwrap();
+    assert_eq!(
+        value,
+        json!({"type": "heartbeat", "screen_on": false, "wecom_version": "4.1.22", "dnd": true})
+    );
+    assert_eq!(serde_json::from_value::<AgentMessage>(value).unwrap(), beat);
+    // An agent older than the fields sends neither: not known.
+    let old: AgentMessage = serde_json::from_str(r#"{"type": "heartbeat", "battery": 9}"#).unwrap();
+    assert!(matches!(
+        old,
+        AgentMessage::Heartbeat {
+            wecom_version: None,
+            dnd: None,
+            ..
+        }
+    ));
 }

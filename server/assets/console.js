@@ -5,7 +5,11 @@
  *   arrived, so the browser's clock does not matter);
  * - [data-close] buttons;
  * - an htmx request that failed shows the error page's message in #flash;
- * - focus moves to a panel htmx just put in place. */
+ * - focus moves to a panel htmx just put in place;
+ * - the devices page: ticking rows, "how long ago" times kept current, and
+ *   its live feed (one EventSource per open page; the rows it names get
+ *   their live cells replaced, a device it names without a row brings the
+ *   rows again). */
 (function () {
   "use strict";
 
@@ -21,7 +25,7 @@
   }
 
   function localTimes(root) {
-    fresh(root, "time[datetime]").forEach(function (el) {
+    fresh(root, "time[datetime]:not([data-relative])").forEach(function (el) {
       var date = new Date(el.getAttribute("datetime"));
       if (!isNaN(date)) {
         el.textContent = date.toLocaleString(document.documentElement.lang, {
@@ -64,7 +68,76 @@
     }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    enhance(document);
+    devicesPage();
+  });
+
+  /* "12 s ago", in the page's language, counted on from the server's text. */
+  function relativeTimes() {
+    if (!window.Intl || !Intl.RelativeTimeFormat) return;
+    var format = new Intl.RelativeTimeFormat(document.documentElement.lang, { numeric: "auto" });
+    document.querySelectorAll("time[data-relative]").forEach(function (el) {
+      var secs = Math.round((new Date(el.getAttribute("datetime")) - Date.now()) / 1000);
+      if (isNaN(secs)) return;
+      var abs = Math.abs(secs);
+      el.textContent = abs < 60 ? format.format(secs, "second")
+        : abs < 3600 ? format.format(Math.round(secs / 60), "minute")
+        : abs < 86400 ? format.format(Math.round(secs / 3600), "hour")
+        : format.format(Math.round(secs / 86400), "day");
+      el.title = el.getAttribute("datetime");
+    });
+  }
+
+  function devicesPage() {
+    var page = document.getElementById("devices-page");
+    if (!page) return;
+    function boxes() {
+      return Array.prototype.slice.call(document.querySelectorAll("input[name=device_ids][form=batch-form]"));
+    }
+    function countTicked() {
+      var count = document.getElementById("selected-count");
+      if (count) count.textContent = boxes().filter(function (box) { return box.checked; }).length;
+    }
+    document.addEventListener("change", function (event) {
+      if (event.target.id === "select-all") {
+        boxes().forEach(function (box) { box.checked = event.target.checked; });
+      }
+      if (event.target.name === "device_ids" || event.target.id === "select-all") {
+        var selected = document.getElementById("scope-selected");
+        if (selected) selected.checked = true;
+        countTicked();
+      }
+    });
+    setInterval(relativeTimes, 5000);
+    var refreshing = false;
+    function refreshRows() {
+      if (refreshing || !window.htmx) return;
+      refreshing = true;
+      htmx.ajax("GET", location.pathname + location.search, {
+        target: "#devices-content", select: "#devices-content", swap: "outerHTML"
+      }).then(function () { refreshing = false; countTicked(); }, function () { refreshing = false; });
+    }
+    var source = new EventSource(page.getAttribute("data-feed"));
+    source.addEventListener("open", function () { page.setAttribute("data-live", "on"); });
+    source.addEventListener("error", function () { page.setAttribute("data-live", "off"); });
+    source.addEventListener("devices", function (event) {
+      var rows = new DOMParser().parseFromString(event.data, "text/html").querySelectorAll("tr[data-device]");
+      var unknown = false;
+      Array.prototype.forEach.call(rows, function (update) {
+        var row = document.getElementById("device-" + update.getAttribute("data-device"));
+        if (!row) { unknown = true; return; }
+        Array.prototype.forEach.call(update.querySelectorAll("td[data-cell]"), function (cell) {
+          var old = row.querySelector("td[data-cell='" + cell.getAttribute("data-cell") + "']");
+          if (old) { old.replaceWith(cell); enhance(cell); }
+        });
+        row.classList.remove("updated");
+        void row.offsetWidth;
+        row.classList.add("updated");
+      });
+      if (unknown) refreshRows();
+    });
+  }
 
   /* New content from htmx (a row, a panel): enhance it, and move the focus
    * to a panel's heading so that keyboard and screen reader users land there. */

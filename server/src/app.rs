@@ -30,11 +30,16 @@ pub const PUBLIC: &[(Method, &str)] = &[(Method::POST, "/api/v1/auth/login")];
 pub const CONSOLE_PUBLIC: &[(Method, &str)] = console::PUBLIC;
 
 /// The console header's sections, in the seed's order: only those with a
-/// page (RPA助手管理 comes with its own).
+/// page.
 pub const NAV: &[Section] = &[
     Section {
         label: "nav.operator_accounts",
         path: operator_accounts::pages::PATH,
+        badge: None,
+    },
+    Section {
+        label: "nav.devices",
+        path: devices::pages::PATH,
         badge: None,
     },
     Section {
@@ -69,6 +74,7 @@ pub fn features() -> Router<AppState> {
         .merge(notifications::router())
         .merge(console::router())
         .merge(operator_accounts::pages::router())
+        .merge(devices::pages::router())
         .merge(device_logs::pages::router())
         .merge(tasks::pages::router())
         .merge(notifications::pages::router())

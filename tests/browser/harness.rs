@@ -163,6 +163,24 @@ impl Browser {
         .await;
     }
 
+    /// Waits until the text of `css` contains `text`, and returns it.
+    pub async fn wait_contains(&self, css: &str, text: &str) -> String {
+        eventually(&format!("{css} to contain {text:?}"), WAIT, || async move {
+            let found = self.client.find(Locator::Css(css)).await.ok()?;
+            let shown = found.text().await.ok()?;
+            shown.contains(text).then_some(shown)
+        })
+        .await
+    }
+
+    /// Makes the window `width` by `height` (for a wide page's screenshots).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("resize the window");
+    }
+
     /// The current value of the form control `css`.
     pub async fn value(&self, css: &str) -> String {
         self.find(css)
@@ -213,6 +231,16 @@ impl Browser {
             (!self.location().await.starts_with("/login")).then_some(())
         })
         .await;
+    }
+
+    /// Opens 运营号, logs in, and makes a bind code for account `id` with
+    /// its button (创建设备绑定码): the code the panel shows.
+    pub async fn bind_code(&self, id: i64) -> String {
+        self.goto("/operator-accounts").await;
+        self.log_in().await;
+        self.click(&format!("#account-{id} [data-action=bind-code]"))
+            .await;
+        self.text("#bind-code-value").await
     }
 
     /// Saves what the browser shows as `<test>-<name>.png` and prints where.

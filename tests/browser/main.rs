@@ -4,6 +4,7 @@
 //! and saves a screenshot of each page it visits (printed paths, under
 //! `<target>/tmp/browser-screenshots/`).
 
+mod devices;
 mod harness;
 mod notifications;
 mod tasks;
@@ -205,12 +206,7 @@ async fn a_bind_code_shows_its_code_qr_and_countdown_and_binds_a_phone() {
         return;
     };
     let account = app.create_account().await;
-    browser.goto("/operator-accounts").await;
-    browser.log_in().await;
-    browser
-        .click(&format!("#account-{} [data-action=bind-code]", account.id))
-        .await;
-    let code = browser.text("#bind-code-value").await;
+    let code = browser.bind_code(account.id).await;
     assert_eq!(code.len(), 10, "{code}");
     // The QR is the API's PNG, loaded.
     eventually("the QR image to load", WAIT, || async {

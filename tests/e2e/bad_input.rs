@@ -79,6 +79,8 @@ async fn a_frame_over_one_mebibyte_is_refused() {
         screen_on: None,
         foreground_app: Some("x".repeat(youmi_protocol::MAX_FRAME_BYTES + 1024)),
         call: None,
+        wecom_version: None,
+        dnd: None,
     };
     let text = serde_json::to_string(&huge).expect("serialize");
     if agent.try_send_text(text).await {

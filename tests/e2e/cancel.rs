@@ -31,7 +31,8 @@ async fn a_queued_task_is_cancelled_at_once_and_never_assigned() {
         result,
         CancelResult {
             cancelled: 1,
-            cancelling: 0
+            cancelling: 0,
+            devices: Vec::new(),
         }
     );
     // No waiting: the answer means it is done.
@@ -52,7 +53,8 @@ async fn a_queued_task_is_cancelled_at_once_and_never_assigned() {
         again,
         CancelResult {
             cancelled: 0,
-            cancelling: 0
+            cancelling: 0,
+            devices: Vec::new(),
         }
     );
     assert_eq!(app.task(doomed.id).await.state, TaskState::Cancelled);
@@ -81,7 +83,8 @@ async fn a_running_task_is_stopped_on_the_phone() {
         result,
         CancelResult {
             cancelled: 0,
-            cancelling: 1
+            cancelling: 1,
+            devices: Vec::new(),
         }
     );
     let view = app

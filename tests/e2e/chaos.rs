@@ -488,6 +488,8 @@ async fn run_raw_agent(
                             screen_on: Some(true),
                             foreground_app: None,
                             call: None,
+                            wecom_version: None,
+                            dnd: None,
                         }))
                         .await
                 }

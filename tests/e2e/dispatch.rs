@@ -275,6 +275,8 @@ async fn frames_that_arrive_in_one_write_are_each_handled_in_order() {
                 screen_on: None,
                 foreground_app: None,
                 call: None,
+                wecom_version: None,
+                dnd: None,
             }),
         ])
         .await;

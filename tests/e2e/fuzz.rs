@@ -211,6 +211,8 @@ fn agent_message() -> impl Strategy<Value = AgentMessage> {
                     screen_on: None,
                     foreground_app,
                     call: None,
+                    wecom_version: None,
+                    dnd: None,
                 }
             ),
         (text(), json_value()).prop_map(|(kind, data)| AgentMessage::Event { kind, data }),

@@ -106,7 +106,8 @@ async fn metrics_count_agents_tasks_and_responses() {
         cancelled,
         CancelResult {
             cancelled: 1,
-            cancelling: 0
+            cancelling: 0,
+            devices: Vec::new(),
         }
     );
 

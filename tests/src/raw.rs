@@ -349,6 +349,8 @@ impl RawAgent {
             screen_on: Some(true),
             foreground_app: Some("com.tencent.wework".to_owned()),
             call: None,
+            wecom_version: None,
+            dnd: None,
         })
         .await;
     }

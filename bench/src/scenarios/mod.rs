@@ -6,7 +6,10 @@
 //!   bare endpoint's rate.
 //! - [`idle`]: server memory per idle connection.
 //! - [`fanout`]: one huge batch: submit time, first assign, drain.
+//! - [`devices_page`]: the console's devices page at 5,000 devices, against
+//!   the API's JSON device list.
 
+pub mod devices_page;
 pub mod dispatch;
 pub mod fanout;
 pub mod idle;
@@ -88,6 +91,8 @@ pub struct Harness {
     pub server: ChildProcess,
     /// The admin's client.
     pub api: ApiClient,
+    /// The admin's password (for the console's login form).
+    password: String,
 }
 
 impl Harness {
@@ -99,11 +104,12 @@ impl Harness {
             .context("cannot create a temporary directory")?;
         let database = BenchDatabase::create(common.database.as_deref(), dir.path()).await?;
         match Self::start_server(&dir, &database).await {
-            Ok((server, api)) => Ok(Harness {
+            Ok((server, api, password)) => Ok(Harness {
                 _dir: dir,
                 database: Some(database),
                 server,
                 api,
+                password,
             }),
             Err(error) => {
                 if let Err(cleanup) = database.remove().await {
@@ -117,7 +123,7 @@ impl Harness {
     async fn start_server(
         dir: &TempDir,
         database: &BenchDatabase,
-    ) -> anyhow::Result<(ChildProcess, ApiClient)> {
+    ) -> anyhow::Result<(ChildProcess, ApiClient, String)> {
         let password: String = rand::thread_rng()
             .sample_iter(&Alphanumeric)
             .take(24)
@@ -139,7 +145,12 @@ impl Harness {
         )
         .await?;
         let api = ApiClient::login(&format!("http://{}", server.addr()), &password).await?;
-        Ok((server, api))
+        Ok((server, api, password))
+    }
+
+    /// The admin's password.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     /// The database kind, for the report.

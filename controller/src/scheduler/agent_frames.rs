@@ -14,7 +14,7 @@ use youmi_protocol::{
     AgentMessage, DeviceInfo, FinishedReport, Outcome, ServerMessage, TaskError, TaskId, TaskState,
 };
 
-use super::{Command, Connection, Scheduler};
+use super::{Command, Connection, Report, Scheduler};
 use crate::clock::Clock;
 use crate::sink::DeviceSink;
 use crate::store::{Change, StoreError, TaskOwner};
@@ -142,13 +142,35 @@ impl<C: Clock> Scheduler<C> {
                 };
                 self.set_paused(device_id, paused, Some(reason), false);
             }
-            AgentMessage::Heartbeat { battery, call, .. } => {
+            AgentMessage::Heartbeat {
+                battery,
+                call,
+                screen_on,
+                wecom_version,
+                dnd,
+                ..
+            } => {
                 if let Some(device) = self.devices.get_mut(device_id) {
                     device.battery = battery.or(device.battery);
                     // Unlike the battery, an old call state is not kept: a
                     // call that rang a heartbeat ago may be over.
                     device.call = call;
+                    let report = Report {
+                        wecom_version: wecom_version.or(device.report.wecom_version.clone()),
+                        screen_on: screen_on.or(device.report.screen_on),
+                        dnd: dnd.or(device.report.dnd),
+                    };
+                    let changed = report != device.report;
+                    device.report = report.clone();
                     let account = device.account;
+                    if changed {
+                        self.change(Change::DeviceReported {
+                            device_id: device_id.to_owned(),
+                            wecom_version: report.wecom_version,
+                            screen_on: report.screen_on,
+                            dnd: report.dnd,
+                        });
+                    }
                     // A device that was silent long enough to be held back is
                     // back; its queue may move again.
                     self.try_dispatch(account);

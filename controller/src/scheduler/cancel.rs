@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::HashSet;
 
-use youmi_protocol::api::CancelResult;
+use youmi_protocol::api::{CancelResult, DeviceCancelled};
 use youmi_protocol::{OperatorAccountId, ServerMessage, TaskId, TaskState};
 
 use super::Scheduler;
@@ -48,10 +48,19 @@ impl<C: Clock> Scheduler<C> {
                 .collect(),
             (None, None, None) => self.tasks.keys().copied().collect(),
         };
-        let mut result = CancelResult {
-            cancelled: 0,
-            cancelling: 0,
-        };
+        let mut result = CancelResult::default();
+        // With a device filter, each named device's counts, by id.
+        let mut per_device: Vec<DeviceCancelled> = filter
+            .device_ids
+            .iter()
+            .flatten()
+            .map(|id| DeviceCancelled {
+                device_id: id.clone(),
+                cancelled: 0,
+                cancelling: 0,
+            })
+            .collect();
+        per_device.sort_by(|a, b| a.device_id.cmp(&b.device_id));
         // Accounts whose task on the phone ended here: their queues move on.
         let mut touched = HashSet::new();
         for id in candidates {
@@ -74,6 +83,35 @@ impl<C: Clock> Scheduler<C> {
                 continue;
             }
             let account_of = task.account;
+            let counts = task
+                .device
+                .as_ref()
+                .filter(|d| {
+                    filter
+                        .device_ids
+                        .as_ref()
+                        .is_some_and(|ids| ids.contains(*d))
+                })
+                .or_else(|| {
+                    filter.device_ids.iter().flatten().find(|id| {
+                        self.devices
+                            .get(*id)
+                            .is_some_and(|d| d.account == account_of)
+                    })
+                })
+                .and_then(|device| {
+                    per_device
+                        .binary_search_by(|c| c.device_id.as_str().cmp(device))
+                        .ok()
+                });
+            if let Some(index) = counts {
+                let count = &mut per_device[index];
+                if matches!(task.state, TaskState::Queued | TaskState::Dispatched) {
+                    count.cancelled += 1;
+                } else {
+                    count.cancelling += 1;
+                }
+            }
             match task.state {
                 TaskState::Queued => {
                     let key_ready = (Reverse(task.priority), id);
@@ -124,6 +162,7 @@ impl<C: Clock> Scheduler<C> {
         for account in touched {
             self.try_dispatch(account);
         }
+        result.devices = per_device;
         result
     }
 }

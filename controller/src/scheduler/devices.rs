@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use youmi_protocol::agent::error_code;
 use youmi_protocol::{OperatorAccountId, ServerMessage, SettingsPatch, TaskId, TaskState};
 
-use super::{Device, Scheduler, TimerKey};
+use super::{Device, Report, Scheduler, TimerKey};
 use crate::clock::Clock;
 use crate::store::{Change, DeviceRecord};
 use crate::{ControllerError, DeviceStatus, DeviceTarget};
@@ -38,6 +38,7 @@ impl<C: Clock> Scheduler<C> {
                 last_seen: record.last_seen_ms,
                 battery: None,
                 call: None,
+                report: Report::default(),
                 connection: None,
             },
         );
@@ -283,6 +284,9 @@ impl<C: Clock> Scheduler<C> {
             .iter()
             .map(|(id, d)| {
                 let queue = self.queues.get(&d.account);
+                let current_task_id = queue
+                    .and_then(|q| q.in_flight)
+                    .filter(|&t| self.owns(id, t));
                 let online = self.is_online(d, now);
                 DeviceStatus {
                     device_id: id.clone(),
@@ -291,13 +295,17 @@ impl<C: Clock> Scheduler<C> {
                     paused: d.paused,
                     pause_reason: d.pause_reason.clone(),
                     resume_at_ms: d.resume_at,
-                    current_task_id: queue
-                        .and_then(|q| q.in_flight)
-                        .filter(|&t| self.owns(id, t)),
+                    current_task_id,
+                    current_task_kind: current_task_id
+                        .and_then(|t| self.tasks.get(&t))
+                        .map(|task| task.kind),
                     last_seen_ms: d.last_seen,
                     battery: d.battery,
                     call: d.call,
                     queued_tasks: queue.map_or(0, |q| (q.ready.len() + q.delayed.len()) as u64),
+                    wecom_version: d.report.wecom_version.clone(),
+                    screen_on: d.report.screen_on,
+                    dnd: d.report.dnd,
                     settings: d.settings,
                 }
             })

@@ -39,7 +39,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use youmi_protocol::api::CancelResult;
 use youmi_protocol::{
     AgentMessage, AgentSettings, CallStatus, OperatorAccountId, ServerMessage, SettingsPatch,
@@ -211,6 +211,15 @@ struct Connection {
     online: Option<Online>,
 }
 
+/// What a device's heartbeats report beside the battery and calls (each
+/// kept until a heartbeat says otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Report {
+    wecom_version: Option<String>,
+    screen_on: Option<bool>,
+    dnd: Option<bool>,
+}
+
 /// A bound device.
 struct Device {
     account: OperatorAccountId,
@@ -222,6 +231,9 @@ struct Device {
     battery: Option<u8>,
     /// The call state of the last heartbeat; `None` when it did not say.
     call: Option<CallStatus>,
+    /// What the heartbeats last reported of WeCom, the screen and
+    /// do-not-disturb.
+    report: Report,
     connection: Option<Connection>,
 }
 
@@ -252,6 +264,10 @@ pub(crate) struct Scheduler<C: Clock> {
     batch: Batch,
     /// The handles of the scheduler's metrics.
     metrics: Arc<Metrics>,
+    /// The change feed: bumped after a turn that may have changed a device.
+    changed: watch::Sender<u64>,
+    /// Whether this turn may have changed a device.
+    dirty: bool,
 }
 
 /// Commands handled in one turn at most, so that timers and commits keep up.
@@ -266,7 +282,7 @@ impl<C: Clock> Scheduler<C> {
         commands: &mpsc::Sender<Command>,
         receiver: mpsc::Receiver<Command>,
         signals: Arc<StorageSignals>,
-    ) {
+    ) -> watch::Receiver<u64> {
         let store = Arc::new(store);
         let lookup_store = store.clone();
         let lookup: OwnerLookup = Arc::new(move |id| {
@@ -274,6 +290,7 @@ impl<C: Clock> Scheduler<C> {
             Box::pin(async move { store.task_owner(id).await })
         });
         let writer = Writer::start(store, signals, config.writer_thread);
+        let (changed, changes) = watch::channel(0);
         let mut scheduler = Scheduler {
             clock,
             config,
@@ -287,12 +304,15 @@ impl<C: Clock> Scheduler<C> {
             next_task_id: snapshot.next_task_id.max(1),
             batch: Batch::default(),
             metrics: Metrics::register(),
+            changed,
+            dirty: false,
         };
         scheduler.restore(snapshot);
         tokio::spawn(async move {
             scheduler.run(receiver).await;
             tracing::debug!("scheduler stopped");
         });
+        changes
     }
 
     fn now(&self) -> i64 {
@@ -402,7 +422,17 @@ impl<C: Clock> Scheduler<C> {
                     Err(_) => break,
                 }
             }
+            if self
+                .timers
+                .first()
+                .is_some_and(|(due, _)| *due <= self.now())
+            {
+                self.dirty = true;
+            }
             self.fire_timers();
+            if std::mem::take(&mut self.dirty) {
+                self.changed.send_modify(|turns| *turns += 1);
+            }
             if self.hand_over().await.is_err() {
                 break;
             }
@@ -434,6 +464,10 @@ impl<C: Clock> Scheduler<C> {
     }
 
     fn handle(&mut self, command: Command) {
+        // Questions change nothing; every other command may.
+        if !matches!(command, Command::Devices { .. } | Command::Accounts { .. }) {
+            self.dirty = true;
+        }
         match command {
             Command::Submit {
                 tasks,

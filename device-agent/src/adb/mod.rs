@@ -652,6 +652,9 @@ impl AdbPhone {
             // The call state is the agent's to keep (`crate::calls`), read
             // with the phone's other commands in mind.
             call: None,
+            // The flow executor reads these through the phone's own calls.
+            wecom_version: None,
+            dnd: None,
         })
     }
 }

@@ -394,6 +394,9 @@ impl Executor for FlowExecutor {
                     .await
                     .map(|state| status_of(&state)),
             };
+            // What the devices page shows beside the phone's own state.
+            status.wecom_version = self.phone.app_version(WECOM_PACKAGE).await.ok().flatten();
+            status.dnd = self.phone.do_not_disturb().await.ok();
             status
         })
     }

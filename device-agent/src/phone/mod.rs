@@ -76,6 +76,10 @@ pub struct PhoneStatus {
     pub foreground_app: Option<String>,
     /// Whether a call rings or is under way (see [`crate::calls`]).
     pub call: Option<youmi_protocol::CallStatus>,
+    /// The installed WeCom's version (the flow executor fills it in).
+    pub wecom_version: Option<String>,
+    /// Whether do-not-disturb is on (the flow executor fills it in).
+    pub dnd: Option<bool>,
 }
 
 /// The telephony state.

@@ -45,6 +45,16 @@ pub struct DeviceView {
     pub settings: AgentSettings,
     /// When the phone was bound.
     pub bound_at_ms: i64,
+    /// The installed WeCom's version, as the heartbeats last said (absent:
+    /// never reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wecom_version: Option<String>,
+    /// Whether the screen is on, as the heartbeats last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen_on: Option<bool>,
+    /// Whether do-not-disturb is on, as the heartbeats last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dnd: Option<bool>,
 }
 
 impl Listed for DeviceView {
@@ -82,8 +92,40 @@ pub struct UpdateSettings {
 }
 
 /// Answer of the device admin actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Affected {
     /// How many devices the action reached.
     pub affected: u64,
+    /// What the action came to on each device it named (every bound device
+    /// for `all`), by device id. Absent from answers of servers that
+    /// predate it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceOutcome>,
+}
+
+/// What an admin action came to on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceOutcome {
+    /// The device.
+    pub device_id: String,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Why, for `unchanged` and `refused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// How an admin action went on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Done, and the phone (online) was told.
+    Done,
+    /// Done on the server; the phone is offline and is told when it
+    /// connects again.
+    Offline,
+    /// Nothing to do: it was so already (`reason` says how).
+    Unchanged,
+    /// The action does not apply to this phone (`reason` says why).
+    Refused,
 }

@@ -160,10 +160,25 @@ pub struct CancelTasks {
 }
 
 /// `POST /api/v1/tasks/cancel` answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelResult {
     /// Tasks that were waiting and are now cancelled.
     pub cancelled: u64,
     /// Tasks on a phone that were told to stop; their `finished` says how they ended.
+    pub cancelling: u64,
+    /// With a `device_ids` filter: the counts of each device named, by
+    /// device id (absent without that filter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceCancelled>,
+}
+
+/// The tasks of one device that a cancel ended or asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCancelled {
+    /// The device.
+    pub device_id: String,
+    /// Its waiting tasks now cancelled.
+    pub cancelled: u64,
+    /// Its running task told to stop (0 or 1).
     pub cancelling: u64,
 }

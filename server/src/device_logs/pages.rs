@@ -119,13 +119,7 @@ async fn render(
         Some(id) => format!("{PATH}?device_id={id}"),
         None => PATH.to_owned(),
     };
-    let mut pager = Pager::new(&base, &request, &page);
-    if device.is_some() {
-        // The pager starts its query with `?`; the filter already did.
-        for link in [&mut pager.first, &mut pager.next].into_iter().flatten() {
-            *link = link.replacen(&format!("{base}?"), &format!("{base}&"), 1);
-        }
-    }
+    let pager = Pager::new(&base, &request, &page);
     let notice = match query.notice.as_deref() {
         Some("requested") => Some(("success", ctx.t("logs.requested"))),
         Some("offline") => Some(("warning", ctx.t("logs.offline"))),
@@ -135,7 +129,12 @@ async fn render(
         StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
         other => other,
     });
-    let error = error.map(|error| ctx.catalogue().api_error(error));
+    // This form picks one device: no device is "pick one", not the batch
+    // pages' "tick some".
+    let error = error.map(|error| match error.code() {
+        "empty_selection" => ctx.t("error.pick_device").to_owned(),
+        _ => ctx.catalogue().api_error(error),
+    });
     Ok(html(
         status,
         &ListPage {

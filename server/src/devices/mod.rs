@@ -1,6 +1,12 @@
 //! The device API: the list of bound phones with their live state, pause,
-//! resume, and pushing agent settings.
+//! resume, and pushing agent settings; and the console's RPA助手管理 page
+//! ([`pages`]) on the same logic.
 
+pub mod actions;
+pub mod batch;
+pub mod feed;
+pub mod listing;
+pub mod pages;
 pub mod store;
 
 use std::collections::HashMap;
@@ -17,6 +23,7 @@ use crate::http::extract::{AuthUser, Json};
 use crate::http::select::Selection;
 use crate::AppState;
 
+use self::actions::Action;
 use self::store::StoredDevice;
 
 /// The pause reason the device list shows for a pause from the API.
@@ -71,6 +78,9 @@ pub fn view(stored: StoredDevice, live: Option<DeviceStatus>) -> DeviceView {
             queued_tasks: live.queued_tasks,
             settings: live.settings,
             bound_at_ms: stored.bound_at_ms,
+            wecom_version: live.wecom_version.or(stored.report.wecom_version),
+            screen_on: live.screen_on.or(stored.report.screen_on),
+            dnd: live.dnd.or(stored.report.dnd),
         },
         None => DeviceView {
             device_id: stored.device_id,
@@ -87,20 +97,28 @@ pub fn view(stored: StoredDevice, live: Option<DeviceStatus>) -> DeviceView {
             queued_tasks: 0,
             settings: stored.settings,
             bound_at_ms: stored.bound_at_ms,
+            wecom_version: stored.report.wecom_version,
+            screen_on: stored.report.screen_on,
+            dnd: stored.report.dnd,
         },
     }
 }
 
-#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
-async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
-    let stored = store::list(&state.db).await?;
-    let mut live: HashMap<String, DeviceStatus> = state
+/// What the scheduler knows of every device now, by id.
+pub async fn live(state: &AppState) -> Result<HashMap<String, DeviceStatus>, ApiError> {
+    Ok(state
         .controller
         .devices()
         .await?
         .into_iter()
         .map(|status| (status.device_id.clone(), status))
-        .collect();
+        .collect())
+}
+
+#[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
+async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<DeviceList>, ApiError> {
+    let stored = store::list(&state.db).await?;
+    let mut live = live(&state).await?;
     let devices = stored
         .into_iter()
         .map(|device| {
@@ -118,12 +136,9 @@ async fn pause(
     Json(selection): Json<DeviceSelection>,
 ) -> Result<Json<Affected>, ApiError> {
     let target = target(selection.device_ids, selection.all)?;
-    let affected = state
-        .controller
-        .pause(target, ADMIN_PAUSE_REASON.to_owned())
-        .await?;
-    tracing::info!(affected, "queues paused");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, Action::Pause).await?;
+    tracing::info!(affected = answer.affected, "queues paused");
+    Ok(Json(answer))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -133,9 +148,9 @@ async fn resume(
     Json(selection): Json<DeviceSelection>,
 ) -> Result<Json<Affected>, ApiError> {
     let target = target(selection.device_ids, selection.all)?;
-    let affected = state.controller.resume(target).await?;
-    tracing::info!(affected, "queues resumed");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, Action::Resume).await?;
+    tracing::info!(affected = answer.affected, "queues resumed");
+    Ok(Json(answer))
 }
 
 #[tracing::instrument(skip_all, fields(employee_id = user.employee.id))]
@@ -144,25 +159,41 @@ async fn settings(
     user: AuthUser,
     Json(request): Json<UpdateSettings>,
 ) -> Result<Json<Affected>, ApiError> {
-    if request.settings.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_patch",
-            Some("settings"),
-            "settings must change at least one key",
-        ));
-    }
+    let action = Action::settings(request.settings)?;
     let target = target(request.device_ids, request.all)?;
-    let affected = state
-        .controller
-        .update_settings(target, request.settings)
-        .await?;
-    tracing::info!(affected, "settings pushed");
-    Ok(Json(Affected { affected }))
+    let answer = actions::run(&state, target, action).await?;
+    tracing::info!(affected = answer.affected, "settings pushed");
+    Ok(Json(answer))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use youmi_protocol::AgentSettings;
+
     use super::*;
+
+    /// A device as the scheduler knows it, with nothing reported: the
+    /// fixture of this feature's unit tests.
+    pub(crate) fn status(id: &str, online: bool, paused: bool) -> DeviceStatus {
+        DeviceStatus {
+            device_id: id.to_owned(),
+            operator_account_id: 1,
+            online,
+            paused,
+            pause_reason: None,
+            resume_at_ms: None,
+            current_task_id: None,
+            current_task_kind: None,
+            last_seen_ms: None,
+            battery: None,
+            call: None,
+            queued_tasks: 0,
+            settings: AgentSettings::default(),
+            wecom_version: None,
+            screen_on: None,
+            dnd: None,
+        }
+    }
 
     #[test]
     fn selections() {

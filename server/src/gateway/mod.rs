@@ -86,6 +86,14 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The server's shutdown signal (true once it shuts down), for other
+    /// long-lived answers (the console's live feed) to end with it.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+}
+
 /// Routes of this feature.
 pub fn router() -> Router<AppState> {
     Router::new().route("/agent/v1/ws", get(upgrade))

@@ -164,6 +164,18 @@ async fn apply_device_change(
                     .map_err(|error| sqlx::Error::Encode(Box::new(error)))?,
             )
             .bind(device_id.as_str()),
+        Change::DeviceReported {
+            device_id,
+            wecom_version,
+            screen_on,
+            dnd,
+        } => sqlx::query(
+            "UPDATE devices SET wecom_version = $1, screen_on = $2, dnd = $3 WHERE id = $4",
+        )
+        .bind(wecom_version.as_deref().map(storable))
+        .bind(screen_on.map(i64::from))
+        .bind(dnd.map(i64::from))
+        .bind(device_id.as_str()),
         Change::DeviceSeen {
             device_id,
             at_ms,

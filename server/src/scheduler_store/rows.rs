@@ -173,6 +173,7 @@ pub(super) fn fold(changes: &[Change]) -> Result<Folded<'_>, sqlx::Error> {
             Change::QueuePaused { .. }
             | Change::SettingsChanged { .. }
             | Change::DeviceSeen { .. }
+            | Change::DeviceReported { .. }
             | Change::Notified { .. } => folded.devices.push(change),
         }
     }

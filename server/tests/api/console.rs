@@ -124,3 +124,41 @@ async fn assets_are_served_from_hashed_urls_with_a_long_cache() {
     assert_eq!(stale.status().as_u16(), 404);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn the_devices_feed_sends_changed_rows_and_ends_with_the_server() {
+    let app = TestApp::spawn().await;
+    let session = form_login(&app).await;
+    let cookie = session.split(';').next().unwrap().to_owned();
+    // Without a session the feed is a page like any other: to the login.
+    let refused = client()
+        .get(app.url("/devices/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 303);
+    let mut feed = client()
+        .get(app.url("/devices/events"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(feed.status().as_u16(), 200);
+    assert_eq!(feed.headers()[CONTENT_TYPE], "text/event-stream");
+    // A phone comes online: one event names it, with its live cells.
+    let account = app.account("live").await;
+    let (device_id, _agent) = app.connected_agent(account).await;
+    let mut text = String::new();
+    while !text.contains(&device_id) {
+        let chunk = feed.chunk().await.unwrap().expect("the feed goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: devices"), "{text}");
+    assert!(text.contains("data-cell=\"online\""), "{text}");
+    // The server stops: the stream ends instead of holding the shutdown.
+    let db = app.stop().await;
+    while let Some(chunk) = feed.chunk().await.unwrap_or(None) {
+        assert!(!chunk.is_empty());
+    }
+    db.remove().await;
+}

@@ -223,6 +223,8 @@ async fn a_silent_connection_is_closed_and_frames_keep_one_open() {
         screen_on: None,
         foreground_app: None,
         call: None,
+        wecom_version: None,
+        dnd: None,
     };
     // Three idle periods, with a frame every third of one.
     for _ in 0..9 {
