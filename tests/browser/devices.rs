@@ -105,7 +105,14 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
     browser
         .wait_text(&format!("{row} [data-cell=online]"), "在线")
         .await;
-    assert!(browser.text(&row).await.contains("R58N123ABC"));
+    // The serial is the bind's until the agent's hello names its own (the
+    // in-process agent says its device id); the row shows whichever the
+    // list read.
+    let row_text = browser.text(&row).await;
+    assert!(
+        row_text.contains("R58N123ABC") || row_text.contains(&device),
+        "{row_text}"
+    );
     assert!(browser.text(&row).await.contains(&account.name));
     assert_eq!(
         browser.script("return window.notReloaded === true;").await,
@@ -235,10 +242,28 @@ async fn a_phone_binds_comes_online_live_and_batches_pause_clear_and_configure_i
         .wait_text(&format!("{row} [data-cell=queued]"), "0")
         .await;
     browser.screenshot("resumed").await;
+
+    // 上传日志: the phone is asked and its upload is recorded.
+    run_batch(&browser, "upload_logs", "1 台设备").await;
+    confirm_done(&browser, &device).await;
+    eventually("the log upload to be recorded", WAIT, || async {
+        (!app.device_logs(&device).await.items.is_empty()).then_some(())
+    })
+    .await;
     agent.handle.shutdown().await;
     browser
         .wait_text(&format!("{row} [data-cell=online]"), "离线")
         .await;
+    // Offline, it is not asked, and the result says why.
+    run_batch(&browser, "upload_logs", "1 台设备").await;
+    browser.click("#batch-confirm-button").await;
+    browser
+        .wait_contains(
+            &format!("#batch-results tr[data-device='{device}']"),
+            "设备离线，未请求上传",
+        )
+        .await;
+    assert_eq!(app.device_logs(&device).await.items.len(), 1);
     // The same page in English.
     browser.click("a.lang[hreflang=en]").await;
     browser.wait_text("h1", "Device agents").await;

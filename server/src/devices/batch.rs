@@ -14,12 +14,14 @@
 use std::collections::HashMap;
 
 use youmi_controller::DeviceTarget;
-use youmi_protocol::api::{CancelTasks, DeviceOutcome, Outcome};
+use youmi_protocol::api::{
+    CancelTasks, DeviceOutcome, DeviceSelection, LogRequestOutcome, Outcome,
+};
 use youmi_protocol::{AutoResume, SettingsPatch, TaskKind};
 
 use crate::http::error::ApiError;
 use crate::http::select::all_found;
-use crate::{tasks, AppState};
+use crate::{device_logs, tasks, AppState};
 
 use super::actions::{self, Action};
 use super::listing::{self, ListQuery, Listing};
@@ -37,16 +39,19 @@ pub enum BatchKind {
     Cancel,
     /// 应用设置.
     Settings,
+    /// 上传日志: each online phone uploads its logs (`device_logs`).
+    UploadLogs,
 }
 
 impl BatchKind {
     /// Every action: its name in the form, its label's key, and whether it
     /// is the kind of action a button shows in red.
-    pub const ALL: [(BatchKind, &'static str, &'static str); 4] = [
+    pub const ALL: [(BatchKind, &'static str, &'static str); 5] = [
         (BatchKind::Resume, "resume", "batch.resume"),
         (BatchKind::Pause, "pause", "batch.pause"),
         (BatchKind::Cancel, "cancel", "batch.cancel"),
         (BatchKind::Settings, "settings", "batch.settings"),
+        (BatchKind::UploadLogs, "upload_logs", "batch.upload_logs"),
     ];
 
     /// The action named `name` in a form.
@@ -318,12 +323,39 @@ pub async fn execute(
     state: &AppState,
     form: &BatchForm,
     ids: Vec<String>,
+    employee_id: i64,
 ) -> Result<Vec<PhoneResult>, ApiError> {
     let simple = |action: Action| async {
         let answer = actions::run(state, DeviceTarget::Ids(ids.clone()), action).await?;
         Ok::<_, ApiError>(answer.devices.into_iter().map(PhoneResult::from).collect())
     };
     match form.kind {
+        BatchKind::UploadLogs => {
+            let selection = DeviceSelection {
+                device_ids: ids,
+                all: false,
+            };
+            let answer = device_logs::request_uploads(state, selection, employee_id).await?;
+            Ok(answer
+                .devices
+                .into_iter()
+                .map(|device| {
+                    // An offline phone is not asked later: nothing waits for it.
+                    let (outcome, reason) = match device.result {
+                        LogRequestOutcome::Requested => (Outcome::Done, None),
+                        LogRequestOutcome::Offline => {
+                            (Outcome::Refused, Some("offline_not_asked".to_owned()))
+                        }
+                    };
+                    PhoneResult {
+                        device_id: device.device_id,
+                        outcome,
+                        reason,
+                        cancelled: None,
+                    }
+                })
+                .collect())
+        }
         BatchKind::Pause => simple(Action::Pause).await,
         BatchKind::Resume => simple(Action::Resume).await,
         BatchKind::Settings => simple(Action::settings(form.patch()?)?).await,

@@ -17,6 +17,7 @@ use youmi_protocol::{AutoResume, TaskKind};
 
 use crate::console::page::{html, is_htmx, Ctx, PageError};
 use crate::db::now_ms;
+use crate::http::extract::AuthUser;
 use crate::AppState;
 
 use super::batch::{self, BatchForm, BatchKind, PhoneResult, Scope, KIND_GROUPS, SWITCHES};
@@ -274,6 +275,7 @@ impl Results {
             Some("already_running") => Some("batch.already_running"),
             Some("same_settings") => Some("batch.same_settings"),
             Some("no_tasks") => Some("batch.no_tasks"),
+            Some("offline_not_asked") => Some("batch.offline_not_asked"),
             _ => None,
         };
         match (reason, result.cancelled, result.outcome) {
@@ -301,6 +303,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 /// post gets the same panels as whole pages.
 async fn batch_post(
     State(state): State<AppState>,
+    user: AuthUser,
     headers: HeaderMap,
     ctx: Ctx,
     Form(pairs): Form<Vec<(String, String)>>,
@@ -318,7 +321,7 @@ async fn batch_post(
         };
         return Ok(panel_or_page(&headers, ctx, panel));
     }
-    let results = batch::execute(&state, &form, phones.ids)
+    let results = batch::execute(&state, &form, phones.ids, user.employee.id)
         .await
         .map_err(|error| ctx.fail(&error))?;
     let results = results
